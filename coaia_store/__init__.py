@@ -1,0 +1,36 @@
+"""coaia-store: durable, multi-process storage for structural tension charts and their knowledge graph."""
+
+from .config import StoreConfig
+from .errors import (
+    CoaiaError,
+    ConfigError,
+    ConflictError,
+    InvalidContextError,
+    InvalidInputError,
+    LocationError,
+    NotFoundError,
+    ReadOnlyError,
+    RecordTooLargeError,
+    StorageError,
+    StoreBusyError,
+)
+from .store import Store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CoaiaError",
+    "ConfigError",
+    "ConflictError",
+    "InvalidContextError",
+    "InvalidInputError",
+    "LocationError",
+    "NotFoundError",
+    "ReadOnlyError",
+    "RecordTooLargeError",
+    "StorageError",
+    "Store",
+    "StoreBusyError",
+    "StoreConfig",
+    "__version__",
+]

@@ -1,0 +1,140 @@
+"""The ``coaia-store`` command: look at a ``.coaia`` directory from a terminal.
+
+Each command is a thin shell over one :class:`~coaia_store.Store` method. Exit codes:
+0 success, 1 an error (one readable line on stderr), 2 bad usage, 3 ``status`` found a
+degraded store.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+from . import __version__
+from .errors import CoaiaError
+from .store import Store
+
+EXIT_ERROR, EXIT_DEGRADED = 1, 3
+
+app = typer.Typer(
+    name="coaia-store",
+    help="Durable storage for structural tension charts and their knowledge graph, kept in a .coaia/ directory.\n\n"
+    "Example: coaia-store --dir ~/project/.coaia status",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_out = Console()
+_err = Console(stderr=True)
+
+
+class _Options:
+    directory: str | None = None
+    debug: bool = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"coaia-store {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    directory: Annotated[
+        str | None,
+        typer.Option("--dir", help="The .coaia directory to use (else COAIA_DIR, CLAUDE_PROJECT_DIR/.coaia, "
+                     "the nearest .coaia above the working directory, or ~/.coaia).", show_default=False),
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    _Options.directory, _Options.debug = directory, debug
+
+
+def _store() -> Store:
+    return Store(_Options.directory)
+
+
+def _emit_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
+    data = value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) else value
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of a table.")]
+
+
+@app.command()
+def status(as_json: JsonFlag = False) -> None:
+    """Which .coaia directory is used and why, each context's counts and health.
+
+    Example: coaia-store status --json
+    """
+    report = _store().status()
+    if as_json:
+        _emit_json(report)
+    else:
+        _out.print(f"[bold]{report.directory}[/bold]  ({report.reason})")
+        _out.print(_contexts_table(report.contexts))
+        for problem in report.problems:
+            _out.print(f"[yellow]! {problem}[/yellow]")
+        _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
+    if report.degraded:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+@app.command()
+def contexts(as_json: JsonFlag = False) -> None:
+    """List the contexts (one JSONL file each) with counts, sizes and last change.
+
+    Example: coaia-store contexts
+    """
+    infos = _store().list_contexts()
+    if as_json:
+        _emit_json([i.model_dump(mode="json", by_alias=True) for i in infos])
+    else:
+        _out.print(_contexts_table(infos))
+
+
+@app.command()
+def compact(
+    context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
+    as_json: JsonFlag = False,
+) -> None:
+    """Rewrite a context's file to its current state; the old file is kept in .coaia/history/.
+
+    Example: coaia-store compact --context work
+    """
+    done = _store().compact(context)
+    if as_json:
+        _emit_json({"context": context, "compacted": done})
+    elif done:
+        _out.print(f"compacted context {context!r}")
+    else:
+        _err.print(f"context {context!r} was not compacted: it has no file yet, or damaged lines that need a repair first")
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _contexts_table(infos: list[Any]) -> Table:
+    table = Table("context", "file", "entities", "relations", "bytes", "last change", "health")
+    for info in infos:
+        health = "[red]degraded[/red]" if info.degraded else ("ok" if info.checksummed else "ok (not yet migrated)")
+        table.add_row(info.name, info.file, str(info.entities), str(info.relations), str(info.bytes),
+                      info.lastModified or "-", health)
+    return table
+
+
+def main() -> None:
+    try:
+        app()
+    except CoaiaError as exc:
+        if _Options.debug:
+            raise
+        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)

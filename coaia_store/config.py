@@ -1,0 +1,90 @@
+"""``.coaia/config.json``: every field optional, each with a default that suits most people.
+
+Keys that start with ``_`` or ``$`` are comments and are ignored, so the file can explain
+itself. Any other unknown key is an error, so a typo never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError
+from .storage.journal import JournalSettings
+
+CONFIG_FILE = "config.json"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_comments(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if not (isinstance(k, str) and k[:1] in "_$")}
+        return data
+
+
+class CompactionConfig(_Section):
+    garbageRatio: float = Field(0.5, gt=0, le=1, description="Compact when this share of records is superseded.")
+    minBytes: int = Field(1 << 20, ge=0, description="Never compact a file smaller than this.")
+
+
+class BackupConfig(_Section):
+    dailyKeep: int = Field(7, ge=1, le=3650, description="Daily backups kept (by count and by days, whichever keeps more).")
+    weeklyKeep: int = Field(5, ge=1, le=520, description="Weekly backups kept (by count and by weeks, whichever keeps more).")
+
+
+class StoreConfig(_Section):
+    fsync: Literal["always", "never"] = Field(
+        "always",
+        description="'always': a call returns only after its data is on disk. 'never': the OS writes it "
+        "within about 30 s; a power cut or kernel crash can lose the last 30 s of calls (a process crash loses nothing).",
+    )
+    maxRecordBytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Largest line one call may write.")
+    lockTimeoutSeconds: float = Field(10.0, gt=0, le=600, description="How long a write waits for another process.")
+    compaction: CompactionConfig = CompactionConfig()
+    backup: BackupConfig = BackupConfig()
+
+    def journal_settings(self) -> JournalSettings:
+        return JournalSettings(
+            fsync=self.fsync,
+            lock_timeout=self.lockTimeoutSeconds,
+            max_record_bytes=self.maxRecordBytes,
+            compaction_ratio=self.compaction.garbageRatio,
+            compaction_min_bytes=self.compaction.minBytes,
+        )
+
+
+def load_config(store_dir: Path) -> StoreConfig:
+    """Read ``store_dir/config.json``; a missing file means all defaults."""
+    path = store_dir / CONFIG_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return StoreConfig()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"{path} is not valid JSON: {exc}; fix it or delete it to use the defaults") from exc
+    try:
+        return StoreConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Pydantic's errors as one line each: the field path, what is wrong, the value given."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(p) for p in err["loc"]) or "value"
+        given = err.get("input")
+        shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
+        parts.append(f"field '{where}': {err['msg']}{shown}")
+    return "; ".join(parts)

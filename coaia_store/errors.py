@@ -1,0 +1,47 @@
+"""Every error the library raises on purpose. Each message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class CoaiaError(Exception):
+    """Base class: a failure the caller can act on, described in its message."""
+
+
+class InvalidInputError(CoaiaError, ValueError):
+    """The request was malformed; nothing was written."""
+
+
+class InvalidContextError(InvalidInputError):
+    """A context name that is not allowed or would lead outside ``.coaia/``."""
+
+
+class RecordTooLargeError(InvalidInputError):
+    """One call would write a line longer than ``maxRecordBytes``."""
+
+
+class NotFoundError(CoaiaError, LookupError):
+    """A named entity (or relation endpoint) does not exist; nothing was written."""
+
+
+class ConflictError(CoaiaError):
+    """The request contradicts what is stored (for example a name taken by a different entity)."""
+
+
+class StoreBusyError(CoaiaError, TimeoutError):
+    """Another process held the write lock longer than ``lockTimeoutSeconds``."""
+
+
+class StorageError(CoaiaError, OSError):
+    """The operating system refused a read or write; the call was not acknowledged."""
+
+
+class ReadOnlyError(CoaiaError):
+    """The context cannot be written (failed fsync, newer format, or no permission)."""
+
+
+class ConfigError(CoaiaError):
+    """``.coaia/config.json`` is unreadable or has a bad field."""
+
+
+class LocationError(CoaiaError):
+    """No acceptable ``.coaia`` directory could be chosen."""

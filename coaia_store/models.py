@@ -1,0 +1,202 @@
+"""The shapes that cross the library's edge: validated inputs and the results it returns.
+
+Field names follow the file format (camelCase: ``entityType``, ``relationType``), so a
+result serialises to exactly what the JSONL lines and the MCP tools say.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_NAME_LENGTH = 1000
+MAX_METADATA_DEPTH = 32
+
+
+def _valid_unicode(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"contains an unpaired surrogate ({text[exc.start]!r} at position {exc.start}); send valid Unicode text"
+        ) from None
+    return text
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must contain a non-space character")
+    return text
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"is nested deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, str):
+        return _valid_unicode(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"holds {value}, which JSON cannot store")
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise ValueError(f"has a non-text key {key!r}")
+            _valid_unicode(key)
+        return {k: _json_value(v, depth + 1) for k, v in value.items()}
+    raise ValueError(f"holds a {type(value).__name__}, which is not a JSON value")
+
+
+def _json_object(value: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = _json_value(value)
+    return result
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_not_blank), AfterValidator(_valid_unicode)]
+Metadata = Annotated[dict[str, Any], AfterValidator(_json_object)]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class EntityInput(_Input):
+    name: Name
+    entityType: Name
+    observations: list[Text] = []
+    metadata: Metadata | None = None
+
+
+class RelationInput(_Input):
+    from_: Name = Field(alias="from")
+    to: Name
+    relationType: Name
+    metadata: Metadata | None = None
+
+
+class ObservationsInput(_Input):
+    entityName: Name
+    contents: list[Text]
+
+
+class ObservationDeletion(_Input):
+    entityName: Name
+    observations: list[Text]
+
+
+class EntityUpdate(_Input):
+    """Changes to one entity; fields left out stay as they are."""
+
+    name: Name
+    newName: Name | None = None
+    entityType: Name | None = None
+    observations: list[Text] | None = Field(None, description="Replaces the whole list.")
+    metadata: Metadata | None = Field(None, description="Merged key by key; a key set to null is removed.")
+
+
+# ---------------------------------------------------------------- results
+
+
+class _Output(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class Entity(_Output):
+    """An entity as stored, plus the context it lives in. Keys other tools wrote are kept."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+    name: str
+    entityType: str
+    observations: list[str]
+    metadata: dict[str, Any] | None = None
+    context: str
+
+
+class Relation(_Output):
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+    from_: str = Field(alias="from")
+    to: str
+    relationType: str
+    metadata: dict[str, Any] | None = None
+    context: str
+
+
+class CreateEntitiesResult(_Output):
+    created: list[Entity] = []
+    unchanged: list[str] = Field([], description="Names that already held exactly this content.")
+    skipped: list[str] = Field([], description="Names that exist with other content (ifExists='skip').")
+
+
+class CreateRelationsResult(_Output):
+    created: list[Relation] = []
+    unchanged: list[Relation] = []
+
+
+class ObservationsAdded(_Output):
+    entityName: str
+    addedObservations: list[str]
+
+
+class AddObservationsResult(_Output):
+    results: list[ObservationsAdded]
+
+
+class DeleteResult(_Output):
+    deleted: int = Field(description="How many items were removed.")
+    notFound: list[str] = Field([], description="Items that did not exist (deleting them again is harmless).")
+
+
+class UpdateEntityResult(_Output):
+    entity: Entity
+    relationsMoved: int = Field(0, description="Relations re-pointed to the new name.")
+    changed: bool
+
+
+class GraphPage(_Output):
+    entities: list[Entity]
+    relations: list[Relation]
+    totalEntities: int = Field(description="Entities matching the filters across all pages.")
+    nextCursor: str | None = Field(None, description="Pass as cursor to get the next page; null on the last page.")
+
+
+class OpenResult(_Output):
+    entities: list[Entity]
+    relations: list[Relation]
+    notFound: list[str] = []
+
+
+class DamagedLine(_Output):
+    line: int
+    offset: int
+    length: int
+    problem: str
+
+
+class ContextInfo(_Output):
+    name: str
+    file: str
+    entities: int
+    relations: int
+    bytes: int
+    lastModified: str | None
+    checksummed: bool = Field(description="False for a file written by another tool and not yet migrated.")
+    formatVersion: int | None
+    degraded: bool
+    damagedLines: list[DamagedLine] = []
+    tornTail: DamagedLine | None = Field(None, description="Bytes after the last complete line; repaired by the next write.")
+    readOnly: str | None = None
+
+
+class StoreStatus(_Output):
+    directory: str
+    reason: str
+    formatVersion: int
+    fsync: str
+    contexts: list[ContextInfo]
+    degraded: bool
+    problems: list[str]

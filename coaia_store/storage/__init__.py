@@ -1,0 +1,1 @@
+"""The storage engine: files, locks, the line format, recovery. Knows records, not entities."""

@@ -1,0 +1,558 @@
+"""One append-only JSONL file: lock-free catch-up, locked durable appends, tail repair, compaction.
+
+The journal knows lines and records, not entities: it replays records into a
+:class:`RecordSink` (the graph layer) and asks that sink for a snapshot when it compacts.
+
+Invariants:
+* A write is acknowledged only after its line is on disk (``fsync="always"``).
+* One call is one line, so it is all-or-nothing under ``kill -9``.
+* Writers serialise on an in-process lock plus a ``FileLock``; under them a writer first
+  catches up with what other processes appended, so it never decides on stale state.
+* The file is replaced only by compaction (temp, fsync, rename, fsync dir); readers hold
+  the old descriptor open, so an inode is never reused under them, and a changed inode
+  means "reload from the start".
+* Damaged bytes are never thrown away: a torn tail is quarantined before it is truncated,
+  a damaged middle line is quarantined and skipped, and the journal reports itself degraded.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, TypeVar
+
+import filelock
+
+from ..errors import CoaiaError, ReadOnlyError, RecordTooLargeError, StorageError, StoreBusyError
+from .clock import Clock, iso_timestamp
+from .fileio import FileIO
+from .lines import FORMAT_VERSION, Record, decode_line, encode_line, header_record, is_header
+from .recovery import Recovery
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+BATCH_TYPE = "batch"
+ENVELOPE_KEYS = frozenset({"_op", "_ts"})  # which call wrote a record, and when
+LOCK_DIR = ".locks"
+HISTORY_DIR = "history"
+_CHUNK = 4 << 20
+
+
+class InvalidRecord(ValueError):
+    """Raised by a sink for a line that parses but is not a record it can apply."""
+
+
+class RecordSink(Protocol):
+    def reset(self) -> None: ...
+    def apply_all(self, records: list[Record]) -> None:
+        """Apply every record or, raising :class:`InvalidRecord`, none of them."""
+    def live_records(self) -> int: ...
+    def snapshot(self) -> Iterable[Record]: ...
+
+
+@dataclass(frozen=True)
+class JournalSettings:
+    fsync: Literal["always", "never"] = "always"
+    lock_timeout: float = 10.0
+    max_record_bytes: int = 1 << 20
+    compaction_ratio: float = 0.5
+    compaction_min_bytes: int = 1 << 20
+
+    @property
+    def read_line_limit(self) -> int:
+        """Longer lines are treated as damage and skipped without being held in memory."""
+        return max(16 << 20, 4 * self.max_record_bytes)
+
+
+@dataclass(frozen=True)
+class Damage:
+    offset: int
+    length: int
+    line: int
+    problem: str
+
+
+@dataclass
+class JournalInfo:
+    path: Path
+    exists: bool
+    size: int
+    lines: int
+    checksummed: bool
+    format_version: int | None
+    records_applied: int
+    damage: list[Damage] = field(default_factory=list)
+    tail: Damage | None = None
+    read_only: str | None = None
+
+    @property
+    def degraded(self) -> bool:
+        return bool(self.damage) or self.read_only is not None
+
+
+class Journal:
+    def __init__(
+        self, path: Path, *, sink: RecordSink, io: FileIO, settings: JournalSettings, recovery: Recovery, clock: Clock
+    ) -> None:
+        self.path = path
+        self._sink = sink
+        self._io = io
+        self._settings = settings
+        self._recovery = recovery
+        self._clock = clock
+        self._mutex = threading.RLock()
+        self._flock: filelock.FileLock | None = None
+        self._fd: int | None = None
+        self._wfd: int | None = None
+        self._ident: tuple[int, int] | None = None
+        self._temp_files_checked = False
+        self._read_only: str | None = None
+        self._reset_position()
+
+    # ----------------------------------------------------------------- reading
+
+    def read(self, fn: Callable[[], R]) -> R:
+        """Catch up with the file (no file lock: one ``stat`` when nothing changed), then ``fn()``."""
+        with self._mutex:
+            self._catch_up()
+            return fn()
+
+    def info(self) -> JournalInfo:
+        with self._mutex:
+            self._catch_up()
+            return JournalInfo(
+                path=self.path,
+                exists=self._fd is not None,
+                size=self._scanned_size,
+                lines=self._lines,
+                checksummed=self._strict,
+                format_version=self._version,
+                records_applied=self._applied,
+                damage=list(self._damage),
+                tail=self._tail,
+                read_only=self._read_only,
+            )
+
+    # ----------------------------------------------------------------- writing
+
+    def write(self, build: Callable[[], tuple[list[Record], R]]) -> R:
+        """Run ``build`` on fresh state under the write lock and append what it returns.
+
+        ``build`` validates against the state the sink holds and returns the records to
+        write (possibly none, for an idempotent repeat) and the caller's result. If it
+        raises, nothing is written. The records become one line (a batch when several).
+        """
+        with _os_errors_as_storage_errors(self.path), self._locked():
+            records, result = build()
+            if records:
+                self._append(self._envelope(records))
+                self._maybe_compact()
+            return result
+
+    def compact(self) -> bool:
+        """Rewrite the file to the current state now; the old file goes to ``history/``.
+
+        Returns ``False`` (and changes nothing) when the file has damaged lines, which
+        only an explicit repair may rewrite away.
+        """
+        with _os_errors_as_storage_errors(self.path), self._locked():
+            if self._damage or self._fd is None:
+                return False
+            self._compact("requested")
+            return True
+
+    def close(self) -> None:
+        with self._mutex:
+            self._close_fds()
+
+    # ----------------------------------------------------------------- internals: position
+
+    def _reset_position(self) -> None:
+        self._valid_end = 0  # offset just past the last consumed line
+        self._scanned_size = 0  # file size at the last scan
+        self._lines = 0  # complete lines consumed
+        self._applied = 0  # records applied since the last reset
+        self._strict = False
+        self._version: int | None = None
+        self._damage: list[Damage] = []
+        self._tail: Damage | None = None
+
+    def _close_fds(self) -> None:
+        for fd in (self._fd, self._wfd):
+            if fd is not None:
+                self._io.close(fd)
+        self._fd = self._wfd = None
+        self._ident = None
+
+    def _catch_up(self) -> None:
+        try:
+            st = self._io.stat(self.path)
+        except FileNotFoundError:
+            if self._fd is not None or self._applied:
+                self._close_fds()
+                self._reset_position()
+                self._sink.reset()
+            return
+        if self._fd is None or (st.st_dev, st.st_ino) != self._ident:
+            self._reopen()
+        elif st.st_size == self._scanned_size:
+            return
+        self._scan()
+
+    def _reopen(self) -> None:
+        self._close_fds()
+        try:
+            fd = self._io.open(self.path, os.O_RDONLY)
+        except OSError as exc:
+            raise StorageError(f"cannot read {self.path.name}: {exc.strerror}; check its permissions") from exc
+        st = self._io.fstat(fd)
+        self._fd, self._ident = fd, (st.st_dev, st.st_ino)
+        self._reset_position()
+        self._sink.reset()
+
+    def _scan(self) -> None:
+        """Consume the complete lines between ``_valid_end`` and the end of the file."""
+        assert self._fd is not None
+        size = self._io.fstat(self._fd).st_size
+        pending: list[Damage] = []  # bad lines not yet followed by a good one
+        line_no = self._lines
+        for start, end, data in _iter_lines(self._io, self._fd, self._valid_end, size, self._settings.read_line_limit):
+            line_no += 1
+            record, problem = self._decode(start, data)
+            if record is None and problem is None:  # blank line in a legacy file
+                if not pending:
+                    self._valid_end, self._lines = end, line_no
+                continue
+            if record is not None:
+                problem = self._apply_line(record)
+            if problem is not None:
+                pending.append(Damage(start, end - start, line_no, problem))
+                continue
+            for damage in pending:
+                self._register_damage(damage)
+            pending.clear()
+            self._valid_end, self._lines = end, line_no
+        self._scanned_size = size
+        self._tail = None
+        if size > self._valid_end:
+            what = pending[0].problem if pending else "unterminated last line"
+            self._tail = Damage(self._valid_end, size - self._valid_end, self._lines + 1, what)
+
+    def _decode(self, start: int, data: bytes | None) -> tuple[Record | None, str | None]:
+        if data is None:
+            return None, f"line longer than {self._settings.read_line_limit} bytes"
+        if start == 0:
+            record, problem = decode_line(data, strict=True)
+            if record is not None and is_header(record):
+                self._strict, self._version = True, _header_version(record)
+                if self._version > FORMAT_VERSION:
+                    self._read_only = (
+                        f"{self.path.name} was written by a newer coaia-store (format version {self._version}; "
+                        f"this build reads up to {FORMAT_VERSION}); it is open read-only: upgrade coaia-store to write it"
+                    )
+                return None, None
+            # A damaged first line is most likely a damaged header: stay strict rather than
+            # accept unchecked lines; a readable first line without a header means a legacy file.
+            legacy_record, legacy_problem = decode_line(data, strict=False)
+            self._strict = legacy_problem is not None
+            return legacy_record, legacy_problem
+        return decode_line(data, strict=self._strict)
+
+    def _apply_line(self, record: Record) -> str | None:
+        members = _unwrap(record)
+        try:
+            self._sink.apply_all(members)
+        except InvalidRecord as exc:
+            return str(exc)
+        self._applied += len(members)
+        return None
+
+    def _register_damage(self, damage: Damage) -> None:
+        self._damage.append(damage)
+        log.warning("%s line %d is damaged (%s); skipped and quarantined", self.path.name, damage.line, damage.problem)
+        assert self._fd is not None
+        try:
+            self._recovery.quarantine(
+                self.path, self._fd, damage.offset, damage.length, f"line {damage.line}: {damage.problem}", "skipped on load"
+            )
+        except OSError as exc:  # a read-only directory must not stop reads
+            log.warning("could not quarantine %s line %d: %s", self.path.name, damage.line, exc)
+
+    # ----------------------------------------------------------------- internals: writing
+
+    def _locked(self) -> _WriteLock:
+        return _WriteLock(self)
+
+    def _prepare_write(self) -> None:
+        """Under the locks: catch up, refuse if read-only, clean leftovers, repair the tail."""
+        self._catch_up()
+        if self._read_only:
+            raise ReadOnlyError(self._read_only)
+        if not self._temp_files_checked:
+            self._remove_stale_temp_files()
+        if self._tail is not None:
+            self._repair_tail()
+        if self._fd is not None and not self._strict and self._lines and not self._damage:
+            self._compact("migrating a file without checksums to the coaia-store format")
+
+    def _remove_stale_temp_files(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        if tmp.exists():
+            self._io.unlink(tmp)
+            self._recovery.try_log(file=tmp.name, found="temp file left by an interrupted rewrite", action="removed")
+        self._temp_files_checked = True
+
+    def _repair_tail(self) -> None:
+        tail = self._tail
+        assert tail is not None and self._fd is not None
+        self._recovery.quarantine(self.path, self._fd, tail.offset, tail.length, tail.problem, "truncated (torn tail)")
+        wfd = self._write_fd()
+        self._io.truncate(wfd, tail.offset)
+        self._io.fsync(wfd)
+        self._scanned_size = tail.offset
+        self._tail = None
+        log.warning("%s: repaired a torn tail of %d bytes (kept in .recovery/)", self.path.name, tail.length)
+
+    def _envelope(self, records: list[Record]) -> Record:
+        stamp = {"_op": os.urandom(8).hex(), "_ts": iso_timestamp(self._clock())}
+        records = [{k: v for k, v in r.items() if k not in ENVELOPE_KEYS} for r in records]
+        if len(records) == 1:
+            return {**records[0], **stamp}
+        return {"type": BATCH_TYPE, **stamp, "records": records}
+
+    def _append(self, record: Record) -> None:
+        line = encode_line(record)
+        if len(line) > self._settings.max_record_bytes:
+            raise RecordTooLargeError(
+                f"this call would write {len(line)} bytes in one record, over the limit of "
+                f"{self._settings.max_record_bytes} bytes (maxRecordBytes in .coaia/config.json): "
+                "split it into smaller calls or shorten the text"
+            )
+        if self._fd is None or self._scanned_size == 0:
+            self._create_file()
+        wfd = self._write_fd()
+        start = self._scanned_size
+        step = "write"
+        try:
+            self._io.write_all(wfd, line)
+            step = "fsync"
+            if self._settings.fsync == "always":
+                self._io.fsync(wfd)
+        except OSError as exc:
+            self._undo_append(wfd, start, failed_fsync=step == "fsync")
+            raise StorageError(
+                f"could not save to {self.path.name}: {exc.strerror or exc} during {step}; nothing was saved"
+                + (f". The context is now read-only: {self._read_only}" if self._read_only else "")
+            ) from exc
+        # Apply what the file now says, so live state and a later replay can never differ.
+        decoded, _ = decode_line(line[:-1], strict=True)
+        assert decoded is not None
+        members = _unwrap(decoded)
+        self._sink.apply_all(members)
+        self._applied += len(members)
+        self._valid_end = self._scanned_size = start + len(line)
+        self._lines += 1
+
+    def _undo_append(self, wfd: int, start: int, *, failed_fsync: bool) -> None:
+        try:
+            self._io.truncate(wfd, start)
+            self._io.fsync(wfd)
+        except OSError as exc:
+            log.error("%s: could not cut back a failed append at %d: %s", self.path.name, start, exc)
+            failed_fsync = True
+        if failed_fsync:
+            # After a failed fsync the kernel may have dropped dirty pages; a retry could
+            # "succeed" without the data (PostgreSQL fsyncgate), so stop writing here.
+            self._read_only = (
+                f"a write to {self.path.name} failed to reach the disk; restart coaia-store after "
+                "checking the disk (space, errors) to write again"
+            )
+
+    def _write_fd(self) -> int:
+        if self._wfd is None:
+            try:
+                self._wfd = self._io.open(self.path, os.O_WRONLY | os.O_APPEND)
+            except PermissionError as exc:
+                raise ReadOnlyError(f"{self.path.name} is not writable: {exc.strerror}; fix its permissions") from exc
+        return self._wfd
+
+    def _create_file(self) -> None:
+        """Write a new file holding only the header, atomically and durably, and open it."""
+        self._io.ensure_dir(self.path.parent)
+        header = header_record(iso_timestamp(self._clock()))
+        self._io.write_file_atomic(self.path, [encode_line(header)])
+        self._catch_up()
+
+    def _maybe_compact(self) -> None:
+        s = self._settings
+        if self._damage or self._scanned_size < s.compaction_min_bytes or not self._applied:
+            return
+        garbage = 1 - self._sink.live_records() / self._applied
+        if garbage >= s.compaction_ratio:
+            self._compact(f"{garbage:.0%} of the records were superseded")
+
+    def _compact(self, reason: str) -> None:
+        assert self._fd is not None
+        history = self._save_history()
+        header = header_record(iso_timestamp(self._clock()))
+        header["history"] = history
+        lines = (encode_line(r) for r in _chain_one(header, self._sink.snapshot()))
+        old_size = self._scanned_size
+        self._io.write_file_atomic(self.path, lines)
+        live = self._sink.live_records()
+        # The sink already holds exactly what was written: adopt the new file without replaying it.
+        self._close_fds()
+        fd = self._io.open(self.path, os.O_RDONLY)
+        st = self._io.fstat(fd)
+        self._fd, self._ident = fd, (st.st_dev, st.st_ino)
+        self._valid_end = self._scanned_size = st.st_size
+        self._lines, self._applied = live + 1, live
+        self._strict, self._version, self._tail, self._damage = True, FORMAT_VERSION, None, []
+        self._recovery.try_log(
+            file=self.path.name, found=reason, action="compacted", bytesBefore=old_size, bytesAfter=st.st_size, history=history
+        )
+
+    def _save_history(self) -> str:
+        """Copy the whole current file, compressed, into ``history/<file stem>/``; return its path."""
+        assert self._fd is not None
+        store_dir = self.path.parent
+        folder = store_dir / HISTORY_DIR / self.path.stem
+        self._io.ensure_dir(folder)
+        stamp = self._clock().strftime("%Y%m%dT%H%M%S%fZ")
+        target = folder / f"{stamp}-{self._ident[1] if self._ident else 0}.jsonl.gz"
+        self._io.write_file_atomic(target, _gzip_chunks(self._io, self._fd, self._scanned_size))
+        return str(target.relative_to(store_dir))
+
+
+class _WriteLock:
+    """In-process mutex, then the cross-process file lock, then catch-up and tail repair."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._j = journal
+
+    def __enter__(self) -> None:
+        j = self._j
+        j._mutex.acquire()
+        try:
+            self._acquire_file_lock()
+            try:
+                j._prepare_write()
+            except BaseException:
+                self._release_file_lock()
+                raise
+        except BaseException:
+            j._mutex.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._release_file_lock()
+        finally:
+            self._j._mutex.release()
+
+    def _acquire_file_lock(self) -> None:
+        j = self._j
+        if j._flock is None:
+            lock_dir = j.path.parent / LOCK_DIR
+            try:
+                j._io.ensure_dir(lock_dir)
+            except PermissionError as exc:
+                raise ReadOnlyError(f"{j.path.parent} is not writable ({exc.strerror}); only reads are possible") from exc
+            except OSError as exc:
+                raise StorageError(f"cannot create {lock_dir}: {exc.strerror}") from exc
+            j._flock = filelock.FileLock(str(lock_dir / (j.path.name + ".lock")), timeout=j._settings.lock_timeout)
+        try:
+            j._flock.acquire()
+        except filelock.Timeout as exc:
+            raise StoreBusyError(
+                f"another process has held the write lock of {j.path.name} for over {j._settings.lock_timeout:g} s; "
+                "retry shortly, and if it persists look for a hung coaia-store process (lockTimeoutSeconds in config.json)"
+            ) from exc
+        except PermissionError as exc:
+            raise ReadOnlyError(f"cannot take the write lock in {j.path.parent}: {exc.strerror}") from exc
+
+    def _release_file_lock(self) -> None:
+        if self._j._flock is not None:
+            self._j._flock.release()
+
+
+@contextmanager
+def _os_errors_as_storage_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except CoaiaError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"could not update {path.name}: {exc.strerror or exc}; nothing was saved") from exc
+
+
+def _unwrap(record: Record) -> list[Record]:
+    if record.get("type") != BATCH_TYPE:
+        return [record]
+    members = record.get("records")
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        return [record]  # the sink rejects an unknown shape as it would any bad record
+    stamp = {k: record[k] for k in ("_op", "_ts") if k in record}
+    return [{**m, **stamp} for m in members]
+
+
+def _header_version(record: Record) -> int:
+    version = record.get("version")
+    return version if isinstance(version, int) else FORMAT_VERSION + 1
+
+
+def _chain_one(first: Record, rest: Iterable[Record]) -> Iterator[Record]:
+    yield first
+    yield from rest
+
+
+def _iter_lines(io: FileIO, fd: int, start: int, end: int, limit: int) -> Iterator[tuple[int, int, bytes | None]]:
+    """Yield ``(start, end, bytes)`` for each complete line in ``[start, end)``.
+
+    A line longer than ``limit`` is yielded with ``None`` instead of its bytes and is
+    never held in memory whole. An unterminated remainder at ``end`` is not yielded.
+    """
+    buf = b""
+    buf_at = start  # file offset of buf[0]
+    skip_from: int | None = None  # start of an over-long line being skipped
+    pos = start
+    while pos < end:
+        data = io.pread(fd, min(_CHUNK, end - pos), pos)
+        if not data:
+            break
+        chunk_at, pos = pos, pos + len(data)
+        if skip_from is not None:
+            nl = data.find(b"\n")
+            if nl < 0:
+                continue
+            yield skip_from, chunk_at + nl + 1, None
+            skip_from, buf, buf_at = None, data[nl + 1 :], chunk_at + nl + 1
+        else:
+            buf = buf + data if buf else data
+        i = 0
+        while (nl := buf.find(b"\n", i)) >= 0:
+            yield buf_at + i, buf_at + nl + 1, (buf[i:nl] if nl - i <= limit else None)
+            i = nl + 1
+        buf, buf_at = buf[i:], buf_at + i
+        if len(buf) > limit:
+            skip_from, buf = buf_at, b""
+
+
+def _gzip_chunks(io: FileIO, fd: int, size: int) -> Iterator[bytes]:
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip container
+    pos = 0
+    while pos < size:
+        data = io.pread(fd, min(_CHUNK, size - pos), pos)
+        if not data:
+            raise OSError(errno.EIO, "file shrank while saving history")
+        pos += len(data)
+        yield compressor.compress(data)
+    yield compressor.flush()

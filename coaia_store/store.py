@@ -1,0 +1,315 @@
+"""The library's front door: a ``.coaia`` directory and the graph API over all its contexts.
+
+Mutations take ``context`` (default: ``"default"``). Reads take ``context`` too, where
+``None`` means every context. Each context is loaded on first use and kept in step with
+other processes by a cheap check on every call.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from itertools import groupby
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from .config import StoreConfig, describe_validation_error, load_config
+from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
+from .errors import InvalidInputError
+from .graph import Graph, GraphState, IfExists, entity_view, relation_view
+from .location import StoreLocation, resolve_location
+from .models import (
+    AddObservationsResult,
+    ContextInfo,
+    CreateEntitiesResult,
+    CreateRelationsResult,
+    DamagedLine,
+    DeleteResult,
+    EntityInput,
+    EntityUpdate,
+    GraphPage,
+    Name,
+    ObservationDeletion,
+    ObservationsInput,
+    OpenResult,
+    RelationInput,
+    StoreStatus,
+    UpdateEntityResult,
+)
+from .storage.clock import Clock, iso_timestamp, utc_now
+from .storage.fileio import FileIO
+from .storage.journal import Damage, Journal, JournalInfo
+from .storage.lines import FORMAT_VERSION, Record
+from .storage.recovery import Recovery
+
+_adapters: dict[Any, TypeAdapter[Any]] = {}
+
+
+def _validated(kind: Any, value: object, what: str) -> Any:
+    adapter = _adapters.setdefault(kind, TypeAdapter(kind))
+    try:
+        return adapter.validate_python(value)
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid {what}: {describe_validation_error(exc)}") from None
+
+
+class Store:
+    """A ``.coaia`` directory: contexts, each an append-only JSONL knowledge graph."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+        home: Path | None = None,
+        config: StoreConfig | None = None,
+        io: FileIO | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.location: StoreLocation = resolve_location(directory, env=env, cwd=cwd, home=home)
+        self.config = config if config is not None else load_config(self.location.path)
+        self.io = io or FileIO()
+        self.clock = clock or utc_now
+        self.recovery = Recovery(self.path, self.io, self.clock)
+        self._graphs: dict[str, Graph] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> Path:
+        return self.location.path
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            for graph in self._graphs.values():
+                graph.journal.close()
+            self._graphs.clear()
+
+    # ------------------------------------------------------------- contexts
+
+    def graph(self, context: str | None = None) -> Graph:
+        name = DEFAULT_CONTEXT if context is None else validate_context_name(context)
+        with self._lock:
+            graph = self._graphs.get(name)
+            if graph is None:
+                path = context_file(self.path, name)
+                graph = Graph(name, lambda state: self._journal(path, state))
+                self._graphs[name] = graph
+            return graph
+
+    def _journal(self, path: Path, state: GraphState) -> Journal:
+        return Journal(
+            path, sink=state, io=self.io, settings=self.config.journal_settings(), recovery=self.recovery, clock=self.clock
+        )
+
+    def contexts(self) -> list[str]:
+        """Contexts with a file in the directory, ``default`` first."""
+        try:
+            names = self.io.listdir(self.path)
+        except FileNotFoundError:
+            return []
+        return discover_contexts(names)
+
+    def _reading(self, context: str | None) -> list[Graph]:
+        return [self.graph(c) for c in (self.contexts() if context is None else [context])]
+
+    # ------------------------------------------------------------- mutations
+
+    def create_entities(
+        self, entities: Sequence[EntityInput | Mapping[str, Any]], *, context: str | None = None, if_exists: IfExists = "error"
+    ) -> CreateEntitiesResult:
+        """Create entities; an existing name with the same content is reported ``unchanged``.
+
+        An existing name with other content is an error (``if_exists="error"``) or left
+        alone and reported ``skipped`` (``if_exists="skip"``, the official server's rule).
+        """
+        items = _validated(list[EntityInput], entities, "entities")
+        return self.graph(context).create_entities(items, if_exists)
+
+    def add_observations(
+        self, observations: Sequence[ObservationsInput | Mapping[str, Any]], *, context: str | None = None
+    ) -> AddObservationsResult:
+        """Append observations; ones already present are not added twice."""
+        items = _validated(list[ObservationsInput], observations, "observations")
+        return self.graph(context).add_observations(items)
+
+    def delete_observations(
+        self, deletions: Sequence[ObservationDeletion | Mapping[str, Any]], *, context: str | None = None
+    ) -> DeleteResult:
+        items = _validated(list[ObservationDeletion], deletions, "deletions")
+        return self.graph(context).delete_observations(items)
+
+    def delete_entities(self, names: Sequence[str], *, context: str | None = None) -> DeleteResult:
+        """Delete entities and every relation that touches them."""
+        return self.graph(context).delete_entities(_validated(list[Name], names, "entity names"))
+
+    def update_entity(self, change: EntityUpdate | Mapping[str, Any], *, context: str | None = None) -> UpdateEntityResult:
+        """Rename, retype, replace observations or merge metadata; relations follow a rename."""
+        return self.graph(context).update_entity(_validated(EntityUpdate, change, "update"))
+
+    def create_relations(
+        self, relations: Sequence[RelationInput | Mapping[str, Any]], *, context: str | None = None
+    ) -> CreateRelationsResult:
+        """Create relations between existing entities; existing relations are reported ``unchanged``."""
+        items = _validated(list[RelationInput], relations, "relations")
+        return self.graph(context).create_relations(items)
+
+    def delete_relations(
+        self, relations: Sequence[RelationInput | Mapping[str, Any]], *, context: str | None = None
+    ) -> DeleteResult:
+        items = _validated(list[RelationInput], relations, "relations")
+        return self.graph(context).delete_relations(items)
+
+    def compact(self, context: str | None = None) -> bool:
+        """Rewrite a context's file to its current state (old file kept in ``history/``)."""
+        return self.graph(context).journal.compact()
+
+    # ------------------------------------------------------------- reads
+
+    def open_entities(self, names: Sequence[str], *, context: str | None = None) -> OpenResult:
+        """Entities by name, with every relation that has one of them at either end."""
+        wanted = list(dict.fromkeys(_validated(list[Name], names, "entity names")))
+        result = OpenResult(entities=[], relations=[])
+        found: set[str] = set()
+        for graph in self._reading(context):
+
+            def collect(state: GraphState, graph: Graph = graph) -> None:
+                hits = [n for n in wanted if n in state.entities]
+                found.update(hits)
+                result.entities += [entity_view(state.entities[n], graph.context) for n in hits]
+                keys = dict.fromkeys(k for n in hits for k in state.links.get(n, ()))
+                result.relations += [relation_view(state.relations[k], graph.context) for k in keys]
+
+            graph.read(collect)
+        result.notFound = [n for n in wanted if n not in found]
+        return result
+
+    def read_graph(
+        self,
+        *,
+        context: str | None = None,
+        entity_types: Iterable[str] | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> GraphPage:
+        """A page of entities (in context order, then creation order) and the relations leaving them."""
+        types = set(entity_types) if entity_types is not None else None
+        if limit is not None and limit < 1:
+            raise InvalidInputError(f"limit must be at least 1 (got {limit})")
+        offset = _decode_cursor(cursor)
+        matches: list[tuple[Graph, Record]] = []
+        for graph in self._reading(context):
+            graph.read(
+                lambda state, graph=graph: matches.extend(
+                    (graph, r) for r in state.entities.values() if types is None or _entity_type(r) in types
+                )
+            )
+        end = len(matches) if limit is None else min(len(matches), offset + limit)
+        result = GraphPage(
+            entities=[], relations=[], totalEntities=len(matches), nextCursor=_encode_cursor(end) if end < len(matches) else None
+        )
+        for graph, group in groupby(matches[offset:end], key=lambda m: m[0]):
+            graph.read(lambda state, graph=graph, records=[r for _, r in group]: _add_page(result, state, graph, records))
+        return result
+
+    def list_contexts(self) -> list[ContextInfo]:
+        """Every context with its counts, size, last change and health."""
+        return [self._context_info(self.graph(c)) for c in self.contexts()]
+
+    def status(self) -> StoreStatus:
+        """Where the data lives and why, and whether every context is healthy."""
+        infos = self.list_contexts()
+        problems = [p for info in infos for p in _problems(info)]
+        return StoreStatus(
+            directory=str(self.path),
+            reason=self.location.reason,
+            formatVersion=FORMAT_VERSION,
+            fsync=self.config.fsync,
+            contexts=infos,
+            degraded=any(i.degraded for i in infos),
+            problems=problems,
+        )
+
+    def _context_info(self, graph: Graph) -> ContextInfo:
+        info: JournalInfo = graph.journal.info()
+        counts = graph.read(lambda s: (len(s.entities), len(s.relations)))
+        modified = None
+        if info.exists:
+            mtime = self.io.stat(info.path).st_mtime
+            modified = iso_timestamp(datetime.fromtimestamp(mtime, timezone.utc))
+        return ContextInfo(
+            name=graph.context,
+            file=info.path.name,
+            entities=counts[0],
+            relations=counts[1],
+            bytes=info.size,
+            lastModified=modified,
+            checksummed=info.checksummed,
+            formatVersion=info.format_version,
+            degraded=info.degraded,
+            damagedLines=[_damaged_line(d) for d in info.damage],
+            tornTail=_damaged_line(info.tail) if info.tail else None,
+            readOnly=info.read_only,
+        )
+
+
+def _add_page(page: GraphPage, state: GraphState, graph: Graph, records: list[Record]) -> None:
+    for record in records:
+        name = record["name"]
+        page.entities.append(entity_view(record, graph.context))
+        page.relations += [relation_view(r, graph.context) for r in state.relations_of(name) if r["from"] == name]
+
+
+def _entity_type(record: Record) -> str:
+    return str(record.get("entityType") or record.get("type"))
+
+
+def _damaged_line(d: Damage) -> DamagedLine:
+    return DamagedLine(line=d.line, offset=d.offset, length=d.length, problem=d.problem)
+
+
+def _problems(info: ContextInfo) -> list[str]:
+    found = []
+    if info.damagedLines:
+        lines = ", ".join(str(d.line) for d in info.damagedLines)
+        found.append(
+            f"{info.file}: {len(info.damagedLines)} damaged line(s) skipped (line {lines}); "
+            "their bytes are kept in .coaia/.recovery/quarantine/"
+        )
+    if info.tornTail:
+        found.append(f"{info.file}: ends with {info.tornTail.length} bytes of an unfinished write; the next write repairs it")
+    if info.readOnly:
+        found.append(f"{info.file}: read-only: {info.readOnly}")
+    return found
+
+
+def _encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset = data["o"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise InvalidInputError(
+            f"invalid cursor {cursor!r}: pass back the nextCursor of a previous page, or omit it to start over"
+        ) from None
