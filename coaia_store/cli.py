@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -30,8 +31,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_out = Console()
-_err = Console(stderr=True)
+# Piped output keeps whole lines for grep and scripts instead of folding to 80 columns.
+_out = Console(width=None if sys.stdout.isatty() else 160)
+_err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _Options:
@@ -122,12 +124,22 @@ def compact(
 
 
 def _contexts_table(infos: list[Any]) -> Table:
-    table = Table("context", "file", "entities", "relations", "bytes", "last change", "health")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("context", "file", "entities", "relations", "size", "changed (UTC)", "health"):
+        table.add_column(column, no_wrap=True, justify="right" if column in ("entities", "relations", "size") else "left")
     for info in infos:
-        health = "[red]degraded[/red]" if info.degraded else ("ok" if info.checksummed else "ok (not yet migrated)")
-        table.add_row(info.name, info.file, str(info.entities), str(info.relations), str(info.bytes),
-                      info.lastModified or "-", health)
+        health = "[red]degraded[/red]" if info.degraded else ("ok" if info.checksummed else "ok (legacy)")
+        changed = info.lastModified[:16].replace("T", " ") if info.lastModified else "-"
+        table.add_row(info.name, info.file, str(info.entities), str(info.relations), _size(info.bytes), changed, health)
     return table
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024 or unit == "MiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError("unreachable")
 
 
 def main() -> None:

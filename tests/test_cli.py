@@ -1,0 +1,95 @@
+"""The coaia-store command, as a person or a script runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from coaia_store import Store
+
+
+def _run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "coaia_store", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=60)
+
+
+def test_help_lists_the_commands() -> None:
+    result = _run("--help")
+
+    assert result.returncode == 0
+    assert all(word in result.stdout for word in ("status", "contexts", "compact", "--dir"))
+
+
+def test_version_is_printed() -> None:
+    assert _run("--version").stdout.startswith("coaia-store ")
+
+
+def test_status_json_reports_directory_reason_and_contexts(store_dir: Path) -> None:
+    Store(store_dir).create_entities([{"name": "a", "entityType": "t"}], context="work")
+
+    result = _run("--dir", str(store_dir), "status", "--json")
+
+    report = json.loads(result.stdout)
+    assert result.returncode == 0
+    assert report["directory"] == str(store_dir) and "--dir" in report["reason"]
+    assert [(c["name"], c["entities"]) for c in report["contexts"]] == [("work", 1)]
+
+
+def test_status_exits_3_when_the_store_is_degraded(store_dir: Path) -> None:
+    store = Store(store_dir)
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.create_entities([{"name": "b", "entityType": "t"}])
+    path = store_dir / "charts.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
+
+    result = _run("--dir", str(store_dir), "status")
+
+    assert result.returncode == 3 and "damaged" in result.stdout
+
+
+def test_contexts_table_shows_each_context(store_dir: Path) -> None:
+    Store(store_dir).create_entities([{"name": "a", "entityType": "t"}], context="learning")
+
+    result = _run("--dir", str(store_dir), "contexts")
+
+    assert result.returncode == 0 and "learning" in result.stdout and "charts-learning.jsonl" in result.stdout
+
+
+def test_compact_rewrites_and_keeps_history(store_dir: Path) -> None:
+    store = Store(store_dir)
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.add_observations([{"entityName": "a", "contents": ["x"]}])
+
+    result = _run("--dir", str(store_dir), "compact", "--json")
+
+    assert json.loads(result.stdout) == {"context": "default", "compacted": True}
+    assert list((store_dir / "history" / "charts").glob("*.jsonl.gz"))
+
+
+def test_an_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    (tmp_path / ".coaia").mkdir()
+    (tmp_path / ".coaia" / "config.json").write_text('{"fsync": "sometimes"}')
+
+    result = _run("--dir", str(tmp_path / ".coaia"), "status")
+
+    assert result.returncode == 1
+    assert "fsync" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_bad_context_name_is_one_readable_line(store_dir: Path) -> None:
+    result = _run("--dir", str(store_dir), "compact", "--context", "../etc")
+
+    assert result.returncode == 1 and "invalid context name" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_directory_comes_from_coaia_dir(store_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "COAIA_DIR": str(store_dir)}
+    result = _run("status", "--json", cwd=tmp_path, env=env)
+
+    assert json.loads(result.stdout)["directory"] == str(store_dir)
