@@ -53,7 +53,9 @@ _adapters: dict[Any, TypeAdapter[Any]] = {}
 
 
 def _validated(kind: Any, value: object, what: str) -> Any:
-    adapter = _adapters.setdefault(kind, TypeAdapter(kind))
+    adapter = _adapters.get(kind)
+    if adapter is None:
+        adapter = _adapters[kind] = TypeAdapter(kind)
     try:
         return adapter.validate_python(value)
     except ValidationError as exc:

@@ -201,9 +201,11 @@ class Journal:
                 self._reset_position()
                 self._sink.reset()
             return
-        if self._fd is None or (st.st_dev, st.st_ino) != self._ident:
-            self._reopen()
-        elif st.st_size == self._scanned_size:
+        if self._fd is None or (st.st_dev, st.st_ino) != self._ident or st.st_size < self._valid_end:
+            self._reopen()  # replaced, or cut into lines already read: start over
+        elif st.st_size == self._scanned_size and self._tail is None:
+            # With a tail pending, an equal size proves nothing: another writer may have
+            # cut that tail and appended lines of the same total length; rescan it.
             return
         self._scan()
 
@@ -240,11 +242,23 @@ class Journal:
                 self._register_damage(damage)
             pending.clear()
             self._valid_end, self._lines = end, line_no
+        if size > self._valid_end and not pending and not self._strict:
+            self._accept_unterminated_legacy_line(size)
         self._scanned_size = size
         self._tail = None
         if size > self._valid_end:
             what = pending[0].problem if pending else "unterminated last line"
             self._tail = Damage(self._valid_end, size - self._valid_end, self._lines + 1, what)
+
+    def _accept_unterminated_legacy_line(self, size: int) -> None:
+        """Other tools end their files without a newline; a complete record there is no torn tail."""
+        assert self._fd is not None
+        length = size - self._valid_end
+        if length > self._settings.read_line_limit:
+            return
+        record, problem = self._decode(self._valid_end, self._io.pread(self._fd, length, self._valid_end))
+        if problem is None and (record is None or self._apply_line(record) is None):
+            self._valid_end, self._lines = size, self._lines + 1
 
     def _decode(self, start: int, data: bytes | None) -> tuple[Record | None, str | None]:
         if data is None:
@@ -340,6 +354,8 @@ class Journal:
             self._create_file()
         wfd = self._write_fd()
         start = self._scanned_size
+        if not self._strict and self._fd is not None and self._io.pread(self._fd, 1, start - 1) != b"\n":
+            line = b"\n" + line  # a legacy file may end without a newline
         step = "write"
         try:
             self._io.write_all(wfd, line)
