@@ -38,6 +38,9 @@ def _json_value(value: Any, depth: int = 0) -> Any:
         return _valid_unicode(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"holds {value}, which JSON cannot store")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(1 << 63) <= value < 1 << 64:
+        # JSON readers (orjson, JavaScript) cannot load such an integer exactly: it would come back a float.
+        raise ValueError(f"holds the integer {value}, beyond 64 bits, which cannot be read back exactly")
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, list | tuple):

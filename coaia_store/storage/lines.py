@@ -12,6 +12,7 @@ checksum are accepted as they are, ``#`` lines are kept as comments.
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from typing import Any
 
@@ -24,6 +25,7 @@ COMMENT_TYPE = "_comment"
 SUFFIX_LEN = len(b',"_crc":"00000000"}')
 _SUFFIX_HEAD = b',"_crc":"'
 _BOM = b"\xef\xbb\xbf"
+_REWRITTEN_TYPES = frozenset({"entity", "narrative_beat", "relation"})  # what other tools edit and write back
 
 Record = dict[str, Any]
 
@@ -69,6 +71,23 @@ def decode_line(line: bytes, *, strict: bool) -> tuple[Record | None, str | None
     return _decode_legacy(line)
 
 
+def decode_legacy_line(line: bytes) -> tuple[Record | None, str | None]:
+    """A line of a file without our header: ``decode_line(strict=False)``, and one more case.
+
+    coaia-memory, coaia-spiral and coaia-narrative write back every key of the objects they
+    parsed, our ``_crc`` included, after editing them. In a file without our header such a
+    stale checksum proves no more than a missing one, so the record is read without it. Only
+    graph records qualify: a damaged header is still damage, and keeps its file strict.
+    """
+    record, problem = decode_line(line, strict=False)
+    if problem != "checksum mismatch":
+        return record, problem
+    edited, _ = _parse(line[:-SUFFIX_LEN] + b"}")
+    if edited is None or edited.get("type") not in _REWRITTEN_TYPES:
+        return None, problem
+    return edited, None
+
+
 def _decode_legacy(line: bytes) -> tuple[Record | None, str | None]:
     line = line.removeprefix(_BOM).rstrip(b"\r")
     stripped = line.strip()
@@ -86,6 +105,13 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400: read as inf, which no JSON writer (nor compaction) can write back
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
 def _parse(data: bytes) -> tuple[Record | None, str | None]:
     try:
         value = orjson.loads(data)
@@ -93,7 +119,7 @@ def _parse(data: bytes) -> tuple[Record | None, str | None]:
         # orjson is strict about what the stdlib tolerates in data from other tools
         # (escaped lone surrogates, integers beyond 64 bits); only bad lines pay twice.
         try:
-            value = json.loads(data.decode(), parse_constant=_reject_constant)
+            value = json.loads(data.decode(), parse_constant=_reject_constant, parse_float=_finite_float)
         except UnicodeDecodeError:
             return None, "invalid UTF-8"
         except (ValueError, RecursionError) as exc:

@@ -36,17 +36,20 @@ class Recovery:
         """Copy ``length`` bytes at ``offset`` of ``fd`` into quarantine and log it.
 
         Returns the quarantine file, or ``None`` when these exact bytes at this offset were
-        quarantined before (by this process or another), in which case nothing is logged twice.
+        quarantined and logged before (by this process or another), so nothing is logged twice.
         Raises ``OSError`` when the copy cannot be made durable.
         """
         self._io.ensure_dir(self.quarantine_dir)
         tmp = self.quarantine_dir / f".{source.name}.{os.getpid()}.{offset}.tmp"
         digest = self._copy_range(fd, offset, length, tmp)
         final = self.quarantine_dir / f"{source.name}.{offset}-{offset + length}.{digest[:12]}.bin"
+        saved_to = str(final.relative_to(self._store_dir))
         try:
             self._io.link(tmp, final)
         except FileExistsError:
-            return None
+            # Copied before; but if logging it failed then, the event must be logged now.
+            if any(e.get("savedTo") == saved_to and e.get("action") == action for e in self.entries()):
+                return None
         finally:
             self._io.unlink(tmp)
         self._io.fsync_dir(self.quarantine_dir)
@@ -55,7 +58,7 @@ class Recovery:
             range=[offset, offset + length],
             found=found,
             action=action,
-            savedTo=str(final.relative_to(self._store_dir)),
+            savedTo=saved_to,
             sha256=digest,
         )
         return final
@@ -67,9 +70,13 @@ class Recovery:
         self._io.ensure_dir(self.root)
         path = self.root / f"recovery-{now.strftime('%Y-%m-%d')}.log"
         created = not path.exists()
-        fd = self._io.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        fd = self._io.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         try:
-            self._io.write_all(fd, json.dumps(record, ensure_ascii=True).encode() + b"\n")
+            line = json.dumps(record, ensure_ascii=True).encode() + b"\n"
+            end = self._io.fstat(fd).st_size
+            if end and self._io.pread(fd, 1, end - 1) != b"\n":
+                line = b"\n" + line  # a half-written entry (crash, full disk) must not swallow this one
+            self._io.write_all(fd, line)
             self._io.fsync(fd)
         finally:
             self._io.close(fd)
