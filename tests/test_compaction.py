@@ -7,6 +7,7 @@ from ``StoreConfig(compaction=CompactionConfig(minBytes=0, garbageRatio=...))``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from fractions import Fraction
@@ -350,3 +351,23 @@ def test_stale_temp_file_is_removed_on_the_next_write_and_logged(open_store: Ope
     [event] = [e for e in store.recovery.entries() if e.get("file") == "charts.jsonl.tmp"]
     assert event["action"] == "removed"
     assert raw_state(open_store())[0]["ada"]["observations"][-1] == "first write of this process"
+
+
+def test_half_written_history_and_quarantine_copies_of_dead_processes_are_removed_on_the_next_write(
+    open_store: OpenStore, store_dir: Path
+) -> None:
+    busy_graph(open_store())
+    history_tmp = store_dir / "history" / "charts" / "20261121T000000000000Z-1.jsonl.gz.tmp"
+    dead_copy = store_dir / ".recovery" / "quarantine" / ".charts.jsonl.999999999.120.tmp"
+    live_copy = store_dir / ".recovery" / "quarantine" / f".charts.jsonl.{os.getpid()}.120.tmp"
+    for leftover in (history_tmp, dead_copy, live_copy):
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(b"partial")
+    store = open_store()
+
+    note(store, "ada", "first write of this process")
+
+    assert not history_tmp.exists() and not dead_copy.exists()
+    assert live_copy.exists()  # a running process may still be writing it
+    removed = {e["file"] for e in store.recovery.entries() if e.get("action") == "removed"}
+    assert removed == {"history/charts/20261121T000000000000Z-1.jsonl.gz.tmp", ".recovery/quarantine/.charts.jsonl.999999999.120.tmp"}

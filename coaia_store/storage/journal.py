@@ -350,10 +350,22 @@ class Journal:
             self._compact("migrating a file without checksums to the coaia-store format")
 
     def _remove_stale_temp_files(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        if tmp.exists():
-            self._io.unlink(tmp)
-            self._recovery.try_log(file=tmp.name, found="temp file left by an interrupted rewrite", action="removed")
+        """Remove what a killed compaction, history copy or quarantine copy left half-written.
+
+        Each is an unfinished copy of bytes that are still in their source, so nothing is lost.
+        """
+        history = self.path.parent / HISTORY_DIR / self.path.stem
+        leftovers = [
+            self.path.with_name(self.path.name + ".tmp"),
+            *history.glob("*.tmp"),
+            *self._recovery.abandoned_temp_files(self.path),
+        ]
+        for tmp in leftovers:
+            if tmp.exists():
+                self._io.unlink(tmp)
+                self._recovery.try_log(
+                    file=str(tmp.relative_to(self.path.parent)), found="temp file left by an interrupted write", action="removed"
+                )
         self._temp_files_checked = True
 
     def _repair_tail(self) -> None:

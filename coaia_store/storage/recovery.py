@@ -103,6 +103,21 @@ class Recovery:
                     continue
         return events
 
+    def abandoned_temp_files(self, source: Path) -> list[Path]:
+        """Quarantine copies of ``source`` begun by processes that have since died.
+
+        Readers quarantine without the write lock, so only a dead process's copy is abandoned.
+        """
+        if not self.quarantine_dir.is_dir():
+            return []
+        prefix = f".{source.name}."
+        found = []
+        for tmp in self.quarantine_dir.glob(f"{prefix}*.tmp"):
+            pid = tmp.name[len(prefix) :].split(".", 1)[0]
+            if pid.isdigit() and not _process_alive(int(pid)):
+                found.append(tmp)
+        return found
+
     def _copy_range(self, fd: int, offset: int, length: int, tmp: Path) -> str:
         digest = hashlib.sha256()
         out = self._io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
@@ -122,3 +137,13 @@ class Recovery:
             raise
         self._io.close(out)
         return digest.hexdigest()
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
