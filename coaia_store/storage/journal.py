@@ -29,12 +29,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
-import filelock
-
 from ..errors import CoaiaError, ReadOnlyError, RecordTooLargeError, StorageError, StoreBusyError
 from .clock import Clock, iso_timestamp
 from .fileio import FileIO
 from .lines import FORMAT_VERSION, Record, decode_legacy_line, decode_line, encode_line, header_record, is_header
+from .locking import LockTimeout, WriteLock
 from .recovery import Recovery
 
 log = logging.getLogger(__name__)
@@ -110,7 +109,7 @@ class Journal:
         self._recovery = recovery
         self._clock = clock
         self._mutex = threading.RLock()
-        self._flock: filelock.FileLock | None = None
+        self._flock: WriteLock | None = None
         self._fd: int | None = None
         self._wfd: int | None = None
         self._ident: tuple[int, int] | None = None
@@ -173,6 +172,9 @@ class Journal:
     def close(self) -> None:
         with self._mutex:
             self._close_fds()
+            if self._flock is not None:
+                self._flock.close()
+                self._flock = None
 
     # ----------------------------------------------------------------- internals: position
 
@@ -527,23 +529,18 @@ class _WriteLock:
     def _acquire_file_lock(self) -> None:
         j = self._j
         if j._flock is None:
-            lock_dir = j.path.parent / LOCK_DIR
-            try:
-                j._io.ensure_dir(lock_dir)
-            except PermissionError as exc:
-                raise ReadOnlyError(f"{j.path.parent} is not writable ({exc.strerror}); only reads are possible") from exc
-            except OSError as exc:
-                raise StorageError(f"cannot create {lock_dir}: {exc.strerror}") from exc
-            j._flock = filelock.FileLock(str(lock_dir / (j.path.name + ".lock")), timeout=j._settings.lock_timeout)
+            j._flock = WriteLock(j.path.parent / LOCK_DIR / (j.path.name + ".lock"), j._settings.lock_timeout)
         try:
             j._flock.acquire()
-        except filelock.Timeout as exc:
+        except LockTimeout as exc:
             raise StoreBusyError(
                 f"another process has held the write lock of {j.path.name} for over {j._settings.lock_timeout:g} s; "
                 "retry shortly, and if it persists look for a hung coaia-store process (lockTimeoutSeconds in config.json)"
             ) from exc
-        except PermissionError as exc:
-            raise ReadOnlyError(f"cannot take the write lock in {j.path.parent}: {exc.strerror}") from exc
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise ReadOnlyError(f"{j.path.parent} is not writable ({exc.strerror}); only reads are possible") from exc
+            raise StorageError(f"cannot take the write lock of {j.path.name}: {exc.strerror}") from exc
 
     def _release_file_lock(self) -> None:
         if self._j._flock is not None:
