@@ -16,7 +16,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -721,22 +720,35 @@ SETPRIV = shutil.which("setpriv")
 
 
 @pytest.fixture
-def shared_store_dir() -> Iterator[Path]:
-    """A store directory other users can reach (pytest's tmp_path is private to root)."""
-    root = Path(tempfile.mkdtemp(prefix="coaia-ro-"))
-    root.chmod(0o755)
-    try:
-        yield root / ".coaia"
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+def shared_store_dir(tmp_path: Path) -> Iterator[Path]:
+    """A store directory made read-only for its owner; permissions restored afterwards."""
+    root = tmp_path / "ro"
+    yield root / ".coaia"
+    for folder, dirs, _files in os.walk(root):
+        for name in dirs:
+            (Path(folder) / name).chmod(0o755)
 
 
-def as_nobody(script: str, *args: str) -> dict[str, Any]:
+def read_only_tree(root: Path) -> None:
+    for folder, dirs, files in os.walk(root, topdown=False):
+        for name in files:
+            (Path(folder) / name).chmod(0o444)
+        for name in dirs:
+            (Path(folder) / name).chmod(0o555)
+    root.chmod(0o555)
+
+
+def without_privileges(script: str, *args: str) -> dict[str, Any]:
+    """Run ``script`` as root stripped of every capability: file permissions then apply to it.
+
+    (Root itself ignores them; dropping the capabilities keeps the same user, so the
+    interpreter and the installed package stay readable wherever CI placed them.)
+    """
     if SETPRIV is None or os.geteuid() != 0:
-        pytest.skip("needs root and setpriv to run a child as uid 65534 (root itself ignores permissions)")
+        pytest.skip("needs root and setpriv to drop capabilities (root itself ignores permissions)")
     done = subprocess.run(
-        [SETPRIV, "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", script, *args],
-        capture_output=True, text=True, timeout=60, check=False, env={**os.environ, "HOME": "/nonexistent"},
+        [SETPRIV, "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", script, *args],
+        capture_output=True, text=True, timeout=60, check=False,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -752,7 +764,8 @@ def test_a_read_only_directory_serves_reads_and_refuses_writes_with_read_only_er
     if not lock_dir_exists:
         shutil.rmtree(shared_store_dir / ".locks")
     before = data_file(shared_store_dir).read_bytes()
-    result = as_nobody(_READ_THEN_WRITE, str(shared_store_dir))
+    read_only_tree(shared_store_dir)
+    result = without_privileges(_READ_THEN_WRITE, str(shared_store_dir))
     assert result["names"] == ["e0", "e1", "e2"] and result["contexts"] == ["default"]
     assert result["lock_dir_after_read"] is lock_dir_exists
     assert result["write"] == "ReadOnlyError", result
