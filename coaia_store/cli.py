@@ -60,8 +60,14 @@ def _main(
     _Options.directory, _Options.debug = directory, debug
 
 
-def _store() -> Store:
-    return Store(_Options.directory)
+DirOption = Annotated[
+    str | None, typer.Option("--dir", help="The .coaia directory to use (overrides the one given before the command).",
+                             show_default=False)
+]
+
+
+def _store(directory: str | None = None) -> Store:
+    return Store(directory or _Options.directory)
 
 
 def _emit_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
@@ -73,12 +79,31 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts i
 
 
 @app.command()
-def status(as_json: JsonFlag = False) -> None:
+def serve(
+    directory: DirOption = None,
+    tools: Annotated[
+        str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full, graph, or memory (the official "
+                          "memory server's nine tools, as a drop-in).")
+    ] = "full",
+) -> None:
+    """Run the MCP server over stdio (what Claude Desktop, Claude Code, VS Code and Cursor start).
+
+    Example: coaia-store serve --dir ~/project/.coaia --tools memory
+    """
+    from .server import PROFILES, serve_stdio  # the MCP SDK loads only for this command
+
+    if tools not in PROFILES:
+        raise CoaiaError(f"unknown tool profile {tools!r}: choose one of {', '.join(PROFILES)}")
+    serve_stdio(_store(directory), tools)  # type: ignore[arg-type]
+
+
+@app.command()
+def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
     """Which .coaia directory is used and why, each context's counts and health.
 
     Example: coaia-store status --json
     """
-    report = _store().status()
+    report = _store(directory).status()
     if as_json:
         _emit_json(report)
     else:
@@ -92,12 +117,12 @@ def status(as_json: JsonFlag = False) -> None:
 
 
 @app.command()
-def contexts(as_json: JsonFlag = False) -> None:
+def contexts(as_json: JsonFlag = False, directory: DirOption = None) -> None:
     """List the contexts (one JSONL file each) with counts, sizes and last change.
 
     Example: coaia-store contexts
     """
-    infos = _store().list_contexts()
+    infos = _store(directory).list_contexts()
     if as_json:
         _emit_json([i.model_dump(mode="json", by_alias=True) for i in infos])
     else:
@@ -108,12 +133,13 @@ def contexts(as_json: JsonFlag = False) -> None:
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
     as_json: JsonFlag = False,
+    directory: DirOption = None,
 ) -> None:
     """Rewrite a context's file to its current state; the old file is kept in .coaia/history/.
 
     Example: coaia-store compact --context work
     """
-    done = _store().compact(context)
+    done = _store(directory).compact(context)
     if as_json:
         _emit_json({"context": context, "compacted": done})
     elif done:

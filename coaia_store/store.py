@@ -211,7 +211,7 @@ class Store:
         types = set(entity_types) if entity_types is not None else None
         if limit is not None and limit < 1:
             raise InvalidInputError(f"limit must be at least 1 (got {limit})")
-        offset = _decode_cursor(cursor)
+        offset = cursor_offset(cursor)
         matches: list[tuple[Graph, Record]] = []
         for graph in self._reading(context):
             graph.read(
@@ -221,7 +221,7 @@ class Store:
             )
         end = len(matches) if limit is None else min(len(matches), offset + limit)
         result = GraphPage(
-            entities=[], relations=[], totalEntities=len(matches), nextCursor=_encode_cursor(end) if end < len(matches) else None
+            entities=[], relations=[], totalEntities=len(matches), nextCursor=page_cursor(end) if end < len(matches) else None
         )
         for graph, group in groupby(matches[offset:end], key=lambda m: m[0]):
             graph.read(lambda state, graph=graph, records=[r for _, r in group]: _add_page(result, state, graph, records))
@@ -298,11 +298,13 @@ def _problems(info: ContextInfo) -> list[str]:
     return found
 
 
-def _encode_cursor(offset: int) -> str:
+def page_cursor(offset: int) -> str:
+    """The opaque cursor of the page starting at ``offset``."""
     return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> int:
+def cursor_offset(cursor: str | None) -> int:
+    """Where the page a cursor names starts; ``InvalidInputError`` for a cursor we did not make."""
     if not cursor:
         return 0
     try:

@@ -1,0 +1,351 @@
+"""The MCP server: each tool is a thin wrapper over one library call.
+
+Profiles pick the published tool set: ``full`` (everything), ``graph`` (the knowledge-graph
+tools) and ``memory`` (exactly the official memory server's nine tools, each with an optional
+``context``, so an agent set up for that server switches by changing its command line).
+Errors the caller can fix come back as a ``ToolError`` whose text says what to do; nothing
+is written by a refused call. stdout belongs to the protocol: logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from . import __version__
+from .errors import CoaiaError
+from .models import (
+    AddObservationsResult,
+    ContextInfo,
+    CreateEntitiesResult,
+    CreateRelationsResult,
+    DeleteResult,
+    Entity,
+    EntityInput,
+    ObservationDeletion,
+    ObservationsInput,
+    OpenResult,
+    Relation,
+    RelationInput,
+    StoreStatus,
+    UpdateEntityResult,
+)
+from .store import Store, cursor_offset, page_cursor
+
+log = logging.getLogger(__name__)
+
+Profile = Literal["full", "graph", "memory"]
+PROFILES: tuple[str, ...] = ("full", "graph", "memory")
+F = TypeVar("F", bound=Callable[..., Any])
+
+ContextArg = Annotated[
+    str | None,
+    Field(description="Context (life domain) to use, e.g. 'work'; omitted: 'default' for writes, every context for reads."),
+]
+WriteContext = Annotated[str | None, Field(description="Context to write to, e.g. 'work'; omitted: 'default'.")]
+
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+CHANGE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+
+INSTRUCTIONS = (
+    "Durable storage for structural tension charts and the knowledge graph beneath them. Data is split into "
+    "contexts (life domains such as 'work' or 'personal'); omit `context` to use 'default' when writing and to "
+    "read every context. Calls are atomic, durable and safe to retry. Start with storage_status or list_contexts."
+)
+
+
+def _tool_errors(fn: F) -> F:
+    """Turn the library's errors into messages the agent sees; hide anything unexpected."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except CoaiaError as exc:
+            raise ToolError(str(exc)) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ the official memory server's shapes
+
+
+class MemoryEntity(BaseModel):
+    name: str = Field(description="Unique name of the entity")
+    entityType: str = Field(description="Type of the entity")
+    observations: list[str] = Field(description="Facts about the entity")
+
+
+class MemoryRelation(BaseModel):
+    model_config = {"populate_by_name": True, "serialize_by_alias": True}
+    from_: str = Field(alias="from", description="Name of the entity where the relation starts")
+    to: str = Field(description="Name of the entity where the relation ends")
+    relationType: str = Field(description="Type of the relation, in active voice")
+
+
+class MemoryEntities(BaseModel):
+    entities: list[MemoryEntity]
+
+
+class MemoryRelations(BaseModel):
+    relations: list[MemoryRelation]
+
+
+class MemoryGraph(BaseModel):
+    entities: list[MemoryEntity]
+    relations: list[MemoryRelation]
+
+
+class MemoryDone(BaseModel):
+    success: bool
+    message: str
+
+
+def _memory_entity(e: Entity) -> MemoryEntity:
+    return MemoryEntity(name=e.name, entityType=e.entityType, observations=e.observations)
+
+
+def _memory_relation(r: Relation) -> MemoryRelation:
+    return MemoryRelation(from_=r.from_, to=r.to, relationType=r.relationType)
+
+
+def _memory_graph(entities: list[Entity], relations: list[Relation]) -> MemoryGraph:
+    return MemoryGraph(entities=[_memory_entity(e) for e in entities], relations=[_memory_relation(r) for r in relations])
+
+
+def _relation_inputs(relations: list[MemoryRelation]) -> list[dict[str, str]]:
+    return [r.model_dump(by_alias=True) for r in relations]
+
+
+def _memory_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    def create_entities(entities: list[MemoryEntity], context: WriteContext = None) -> MemoryEntities:
+        """Create multiple new entities in the knowledge graph. Names that already exist are left as they are."""
+        result = store.create_entities([e.model_dump() for e in entities], context=context, if_exists="skip")
+        return MemoryEntities(entities=[_memory_entity(e) for e in result.created])
+
+    def create_relations(relations: list[MemoryRelation], context: WriteContext = None) -> MemoryRelations:
+        """Create multiple new relations between entities (in active voice). Both entities must exist."""
+        result = store.create_relations(_relation_inputs(relations), context=context)
+        return MemoryRelations(relations=[_memory_relation(r) for r in result.created])
+
+    def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> AddObservationsResult:
+        """Add new observations to existing entities. Observations already present are not added twice."""
+        return store.add_observations(observations, context=context)
+
+    def delete_entities(entityNames: list[str], context: WriteContext = None) -> MemoryDone:
+        """Delete multiple entities and their associated relations."""
+        store.delete_entities(entityNames, context=context)
+        return MemoryDone(success=True, message="Entities deleted successfully")
+
+    def delete_observations(deletions: list[ObservationDeletion], context: WriteContext = None) -> MemoryDone:
+        """Delete specific observations from entities."""
+        store.delete_observations(deletions, context=context)
+        return MemoryDone(success=True, message="Observations deleted successfully")
+
+    def delete_relations(relations: list[MemoryRelation], context: WriteContext = None) -> MemoryDone:
+        """Delete multiple relations."""
+        store.delete_relations(_relation_inputs(relations), context=context)
+        return MemoryDone(success=True, message="Relations deleted successfully")
+
+    def read_graph(context: ContextArg = None) -> MemoryGraph:
+        """Read the entire knowledge graph (of one context, or every context)."""
+        page = store.read_graph(context=context)
+        return _memory_graph(page.entities, page.relations)
+
+    def open_nodes(names: list[str], context: ContextArg = None) -> MemoryGraph:
+        """Open specific nodes by name, with the relations that touch them."""
+        result = store.open_entities(names, context=context)
+        return _memory_graph(result.entities, result.relations)
+
+    return [
+        (create_entities, ADD),
+        (create_relations, ADD),
+        (add_observations, ADD),
+        (delete_entities, CHANGE),
+        (delete_observations, CHANGE),
+        (delete_relations, CHANGE),
+        (read_graph, READ),
+        (open_nodes, READ),
+    ]
+
+
+# ------------------------------------------------------------------ the graph tools
+
+
+class ReadGraphResult(BaseModel):
+    mode: Literal["full", "summary", "names"]
+    entities: list[dict[str, Any]] = Field(description="Entities in the shape the mode gives.")
+    relations: list[Relation] = Field(description="Relations leaving the returned entities (mode 'full' only).")
+    totalEntities: int = Field(description="Entities matching the filters, across all pages.")
+    returned: int
+    remaining: int = Field(description="Matching entities after this page; fetch them with nextCursor.")
+    nextCursor: str | None = None
+
+
+MAX_REPLY_CHARS = 60_000  # about 15k tokens: well under the 25k clients accept
+SUMMARY_TEXT = 160
+
+
+def _summary(e: Entity) -> dict[str, Any]:
+    first = e.observations[0] if e.observations else ""
+    return {
+        "name": e.name,
+        "entityType": e.entityType,
+        "context": e.context,
+        "observationCount": len(e.observations),
+        "firstObservation": first if len(first) <= SUMMARY_TEXT else first[:SUMMARY_TEXT] + "…",
+    }
+
+
+def _shape(e: Entity, mode: str) -> dict[str, Any]:
+    if mode == "names":
+        return {"name": e.name, "entityType": e.entityType, "context": e.context}
+    if mode == "summary":
+        return _summary(e)
+    return e.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    def create_entity(
+        entities: Annotated[list[EntityInput], Field(min_length=1, description="One or more entities to create.")],
+        context: WriteContext = None,
+        ifExists: Annotated[
+            Literal["error", "skip"], Field(description="A name that exists with other content: fail the call, or skip it.")
+        ] = "error",
+    ) -> CreateEntitiesResult:
+        """Create one or many entities in one atomic call. Re-sending identical entities is harmless (reported
+        'unchanged'). To add facts to an existing entity use add_observations; to rename or retype it, update_entity."""
+        return store.create_entities(entities, context=context, if_exists=ifExists)
+
+    def add_relation(
+        relations: Annotated[list[RelationInput], Field(min_length=1, description="One or more relations.")],
+        context: WriteContext = None,
+    ) -> CreateRelationsResult:
+        """Relate existing entities (relationType in active voice, e.g. 'advances_toward'). Both ends must exist
+        in the context; an existing relation is reported 'unchanged'."""
+        return store.create_relations(relations, context=context)
+
+    def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> AddObservationsResult:
+        """Append observations (facts) to existing entities; ones already present are skipped."""
+        return store.add_observations(observations, context=context)
+
+    def update_entity(
+        name: Annotated[str, Field(description="The entity to change.")],
+        newName: Annotated[str | None, Field(description="Rename to this; relations follow.")] = None,
+        entityType: Annotated[str | None, Field(description="New type.")] = None,
+        observations: Annotated[list[str] | None, Field(description="Replace ALL observations with these.")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Merged key by key; null removes a key.")] = None,
+        context: WriteContext = None,
+    ) -> UpdateEntityResult:
+        """Rename, retype, replace the observations of, or merge metadata into one entity."""
+        change = {"name": name, "newName": newName, "entityType": entityType, "observations": observations,
+                  "metadata": metadata}
+        return store.update_entity({k: v for k, v in change.items() if v is not None}, context=context)
+
+    def delete_entities(names: list[str], context: WriteContext = None) -> DeleteResult:
+        """Delete entities and every relation that touches them. Destructive; names already gone are listed."""
+        return store.delete_entities(names, context=context)
+
+    def delete_observations(deletions: list[ObservationDeletion], context: WriteContext = None) -> DeleteResult:
+        """Remove specific observations from entities."""
+        return store.delete_observations(deletions, context=context)
+
+    def delete_relations(relations: list[RelationInput], context: WriteContext = None) -> DeleteResult:
+        """Remove relations; the entities stay."""
+        return store.delete_relations(relations, context=context)
+
+    def open_entities(names: Annotated[list[str], Field(min_length=1)], context: ContextArg = None) -> OpenResult:
+        """Entities by exact name, with every relation that has one of them at either end. Use search to find names."""
+        return store.open_entities(names, context=context)
+
+    def read_graph(
+        context: ContextArg = None,
+        entityTypes: Annotated[list[str] | None, Field(description="Only entities of these types.")] = None,
+        mode: Annotated[
+            Literal["full", "summary", "names"],
+            Field(description="'names': name and type; 'summary': plus observation count and the first one; "
+                              "'full': everything, with relations."),
+        ] = "summary",
+        limit: Annotated[int, Field(ge=1, le=500, description="Most entities to return.")] = 100,
+        cursor: Annotated[str | None, Field(description="nextCursor of the previous page.")] = None,
+    ) -> ReadGraphResult:
+        """Browse the graph a page at a time. Replies stay well under 25,000 tokens however large the graph is:
+        a page stops early when it would grow too long, and says how many entities were left out."""
+        page = store.read_graph(context=context, entity_types=entityTypes, limit=limit, cursor=cursor)
+        shaped, size = [], 0
+        for entity in page.entities:
+            item = _shape(entity, mode)
+            size += len(json.dumps(item, ensure_ascii=False))
+            if shaped and size > MAX_REPLY_CHARS:
+                break
+            shaped.append(item)
+        kept = {(e["context"], e["name"]) for e in shaped}
+        relations = [r for r in page.relations if (r.context, r.from_) in kept] if mode == "full" else []
+        end = cursor_offset(cursor) + len(shaped)
+        return ReadGraphResult(
+            mode=mode,
+            entities=shaped,
+            relations=relations,
+            totalEntities=page.totalEntities,
+            returned=len(shaped),
+            remaining=page.totalEntities - end,
+            nextCursor=page_cursor(end) if end < page.totalEntities else None,
+        )
+
+    def list_contexts() -> list[ContextInfo]:
+        """Every context (one JSONL file each) with entity and relation counts, size, last change and health."""
+        return store.list_contexts()
+
+    def storage_status() -> StoreStatus:
+        """Where the data lives and why that directory was chosen, the format version, and any problem
+        (damaged lines, torn tail, read-only context) with what to do about it."""
+        return store.status()
+
+    return [
+        (create_entity, ADD),
+        (add_relation, ADD),
+        (add_observations, ADD),
+        (update_entity, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)),
+        (delete_entities, CHANGE),
+        (delete_observations, CHANGE),
+        (delete_relations, CHANGE),
+        (open_entities, READ),
+        (read_graph, READ),
+        (list_contexts, READ),
+        (storage_status, READ),
+    ]
+
+
+def build_server(store: Store, profile: Profile = "full") -> MCPServer:
+    """An MCP server publishing ``profile``'s tools over ``store``."""
+    if profile not in PROFILES:
+        raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
+    server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
+    tools = _memory_tools(store) if profile == "memory" else _graph_tools(store)
+    for fn, annotations in tools:
+        server.add_tool(_tool_errors(fn), annotations=annotations)
+    return server
+
+
+def startup_report(store: Store, profile: str) -> str:
+    contexts = ", ".join(store.contexts()) or "none yet"
+    return (
+        f"coaia-store {__version__}: data in {store.path} ({store.location.reason}); "
+        f"contexts: {contexts}; tools: {profile}"
+    )
+
+
+def serve_stdio(store: Store, profile: Profile) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    log.info(startup_report(store, profile))
+    build_server(store, profile).run("stdio")

@@ -1,0 +1,169 @@
+"""The MCP server, driven through mcp.Client: profiles, schemas, results, errors, paging."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from coaia_store import Store
+from coaia_store.server import MAX_REPLY_CHARS, build_server
+
+pytestmark = pytest.mark.anyio
+
+OFFICIAL_TOOLS = {"create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations",
+                  "delete_relations", "read_graph", "search_nodes", "open_nodes"}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def graph_client(store: Store) -> AsyncIterator[Client]:
+    async with Client(build_server(store, "full")) as client:
+        yield client
+
+
+@pytest.fixture
+async def memory_client(store: Store) -> AsyncIterator[Client]:
+    async with Client(build_server(store, "memory")) as client:
+        yield client
+
+
+async def test_every_tool_has_a_description_schemas_and_annotations(graph_client: Client) -> None:
+    tools = (await graph_client.list_tools()).tools
+
+    assert {t.name for t in tools} >= {"create_entity", "add_relation", "read_graph", "open_entities", "storage_status"}
+    for tool in tools:
+        assert tool.description and tool.input_schema and tool.output_schema, tool.name
+        assert tool.annotations is not None and tool.annotations.read_only_hint is not None, tool.name
+
+
+async def test_read_tools_are_marked_read_only_and_deletes_destructive(graph_client: Client) -> None:
+    hints = {t.name: t.annotations for t in (await graph_client.list_tools()).tools}
+
+    assert hints["read_graph"].read_only_hint and hints["open_entities"].read_only_hint
+    assert hints["delete_entities"].destructive_hint and not hints["create_entity"].destructive_hint
+
+
+async def test_memory_profile_publishes_the_official_tool_names(memory_client: Client) -> None:
+    names = {t.name for t in (await memory_client.list_tools()).tools}
+
+    assert names == OFFICIAL_TOOLS - {"search_nodes"}
+
+
+async def test_memory_profile_round_trip_has_the_official_result_shapes(memory_client: Client) -> None:
+    created = await memory_client.call_tool(
+        "create_entities", {"entities": [{"name": "ada", "entityType": "person", "observations": ["codes"]},
+                                         {"name": "bob", "entityType": "person", "observations": []}]}
+    )
+    await memory_client.call_tool("create_relations", {"relations": [{"from": "ada", "to": "bob", "relationType": "knows"}]})
+    opened = await memory_client.call_tool("open_nodes", {"names": ["ada"]})
+
+    assert created.structured_content == {"entities": [
+        {"name": "ada", "entityType": "person", "observations": ["codes"]},
+        {"name": "bob", "entityType": "person", "observations": []},
+    ]}
+    assert opened.structured_content == {
+        "entities": [{"name": "ada", "entityType": "person", "observations": ["codes"]}],
+        "relations": [{"from": "ada", "to": "bob", "relationType": "knows"}],
+    }
+
+
+async def test_memory_profile_create_skips_existing_names_like_the_official_server(memory_client: Client) -> None:
+    args = {"entities": [{"name": "ada", "entityType": "person", "observations": ["codes"]}]}
+    await memory_client.call_tool("create_entities", args)
+
+    again = await memory_client.call_tool("create_entities", {"entities": [{"name": "ada", "entityType": "x", "observations": []}]})
+
+    assert again.structured_content == {"entities": []}
+
+
+async def test_memory_profile_delete_reports_success(memory_client: Client) -> None:
+    result = await memory_client.call_tool("delete_entities", {"entityNames": ["nobody"]})
+
+    assert result.structured_content == {"success": True, "message": "Entities deleted successfully"}
+
+
+async def test_context_argument_routes_writes_to_that_file(memory_client: Client, store_dir: Path) -> None:
+    await memory_client.call_tool(
+        "create_entities", {"entities": [{"name": "w", "entityType": "t", "observations": []}], "context": "work"}
+    )
+
+    assert (store_dir / "charts-work.jsonl").is_file() and not (store_dir / "charts.jsonl").exists()
+
+
+async def test_a_library_error_is_a_readable_tool_error_and_writes_nothing(graph_client: Client, store: Store) -> None:
+    result = await graph_client.call_tool(
+        "add_relation", {"relations": [{"from": "ghost", "to": "ghoul", "relationType": "haunts"}]}
+    )
+
+    assert result.is_error and "create it first" in result.content[0].text
+    assert store.read_graph().relations == []
+
+
+async def test_an_invalid_context_is_a_tool_error_naming_the_rule(graph_client: Client) -> None:
+    result = await graph_client.call_tool(
+        "create_entity", {"entities": [{"name": "x", "entityType": "t"}], "context": "../etc"}
+    )
+
+    assert result.is_error and "invalid context name" in result.content[0].text
+
+
+async def test_update_entity_renames_and_moves_relations(graph_client: Client) -> None:
+    await graph_client.call_tool("create_entity", {"entities": [{"name": "a", "entityType": "t"}, {"name": "b", "entityType": "t"}]})
+    await graph_client.call_tool("add_relation", {"relations": [{"from": "a", "to": "b", "relationType": "r"}]})
+
+    result = await graph_client.call_tool("update_entity", {"name": "a", "newName": "a2"})
+
+    assert result.structured_content["relationsMoved"] == 1 and result.structured_content["entity"]["name"] == "a2"
+
+
+async def test_read_graph_defaults_to_a_bounded_summary(graph_client: Client, store: Store) -> None:
+    long_text = "x" * 5_000
+    store.create_entities([{"name": f"e{i:03d}", "entityType": "note", "observations": [long_text]} for i in range(150)])
+
+    result = await graph_client.call_tool("read_graph", {})
+
+    data = result.structured_content
+    assert data["mode"] == "summary" and data["returned"] == 100 and data["remaining"] == 50
+    assert len(data["entities"][0]["firstObservation"]) < 200 and data["nextCursor"]
+
+
+async def test_read_graph_full_mode_stops_before_the_reply_grows_too_long(graph_client: Client, store: Store) -> None:
+    store.create_entities([{"name": f"e{i:03d}", "entityType": "note", "observations": ["y" * 4_000]} for i in range(100)])
+    seen: list[str] = []
+    cursor = None
+
+    while True:
+        args = {"mode": "full", "limit": 500, **({"cursor": cursor} if cursor else {})}
+        data = (await graph_client.call_tool("read_graph", args)).structured_content
+        assert len(json.dumps(data["entities"])) <= MAX_REPLY_CHARS + 5_000
+        seen += [e["name"] for e in data["entities"]]
+        cursor = data["nextCursor"]
+        if cursor is None:
+            break
+
+    assert seen == [f"e{i:03d}" for i in range(100)]
+
+
+async def test_storage_status_says_where_and_why(graph_client: Client, store_dir: Path) -> None:
+    data = (await graph_client.call_tool("storage_status", {})).structured_content
+
+    assert data["directory"] == str(store_dir) and "--dir" in data["reason"] and data["degraded"] is False
+
+
+async def test_two_server_processes_on_one_directory_see_each_others_writes(store_dir: Path) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "coaia_store", "serve", "--dir", str(store_dir)])
+    async with Client(params) as first, Client(params) as second:
+        await first.call_tool("create_entity", {"entities": [{"name": "from-first", "entityType": "t"}]})
+        await second.call_tool("add_observations", {"observations": [{"entityName": "from-first", "contents": ["hi"]}]})
+        opened = await first.call_tool("open_entities", {"names": ["from-first"]})
+
+    assert opened.structured_content["entities"][0]["observations"] == ["hi"]
