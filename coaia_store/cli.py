@@ -85,16 +85,27 @@ def serve(
         str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full, graph, or memory (the official "
                           "memory server's nine tools, as a drop-in).")
     ] = "full",
+    http: Annotated[bool, typer.Option("--http", help="Serve Streamable HTTP at /mcp instead of stdio.")] = False,
+    host: Annotated[str, typer.Option("--host", help="HTTP address; beyond loopback a token is required.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="HTTP port.")] = 8765,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="COAIA_TOKEN", help="Bearer token every HTTP request must carry.",
+                                 show_default=False)
+    ] = None,
 ) -> None:
-    """Run the MCP server over stdio (what Claude Desktop, Claude Code, VS Code and Cursor start).
+    """Run the MCP server: stdio by default (what Claude Desktop, Claude Code, VS Code and Cursor start),
+    or Streamable HTTP with --http so several agents can share one server.
 
     Example: coaia-store serve --dir ~/project/.coaia --tools memory
     """
-    from .server import PROFILES, serve_stdio  # the MCP SDK loads only for this command
+    from .server import PROFILES, serve_http, serve_stdio  # the MCP SDK loads only for this command
 
     if tools not in PROFILES:
         raise CoaiaError(f"unknown tool profile {tools!r}: choose one of {', '.join(PROFILES)}")
-    serve_stdio(_store(directory), tools)  # type: ignore[arg-type]
+    if http:
+        serve_http(_store(directory), tools, host=host, port=port, token=token)  # type: ignore[arg-type]
+    else:
+        serve_stdio(_store(directory), tools)  # type: ignore[arg-type]
 
 
 @app.command()
