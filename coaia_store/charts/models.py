@@ -1,0 +1,197 @@
+"""Inputs and results of the chart operations. Field names follow the file format (camelCase)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ..models import Name, Text
+from .rules import normalize_due
+
+DueDate = Annotated[str, AfterValidator(normalize_due)]
+Context = Annotated[str | None, Field(None, description="Context holding the chart; omitted: found in any context.")]
+
+
+def _nonblank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must contain a non-space character")
+    return text
+
+
+Title = Annotated[Text, AfterValidator(_nonblank)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StepInput(_In):
+    """An action step to create: a title and an optional due date (a bare string is a title)."""
+
+    title: Title
+    dueDate: DueDate | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_title(cls, value: Any) -> Any:
+        return {"title": value} if isinstance(value, str) else value
+
+
+class CreateChart(_In):
+    desiredOutcome: Title
+    currentReality: Title
+    dueDate: DueDate
+    actionSteps: list[StepInput] = []
+    context: Context
+
+
+class AddActionStep(_In):
+    chartId: Name
+    title: Title
+    dueDate: DueDate | None = Field(None, description="Omitted: halfway between now and the chart's due date.")
+    context: Context
+
+
+class UpdateActionStep(_In):
+    actionStep: Name
+    title: Title | None = None
+    dueDate: DueDate | None = None
+    progressNote: Title | None = None
+    addToCurrentReality: bool = Field(False, description="Also add the dated progress note to the chart's current reality.")
+    context: Context
+
+
+class ActionStepRef(_In):
+    actionStep: Name
+    context: Context
+
+
+class TelescopeActionStep(_In):
+    actionStep: Name
+    currentReality: Title
+    actionSteps: list[StepInput] = []
+    dueDate: DueDate | None = Field(None, description="Omitted: the action step's due date (never later).")
+    desiredOutcome: Title | None = Field(None, description="Omitted: the action step's title.")
+    context: Context
+
+
+class UpdateCurrentReality(_In):
+    chartId: Name
+    observations: list[Title] = Field(min_length=1)
+    context: Context
+
+
+class UpdateDesiredOutcome(_In):
+    chartId: Name
+    desiredOutcome: Title | None = None
+    dueDate: DueDate | None = None
+    context: Context
+
+
+class ChartRef(_In):
+    chartId: Name
+    context: Context
+
+
+class MoveChart(_In):
+    chartId: Name
+    toContext: str
+    context: Context
+
+
+class GetChart(_In):
+    chartId: Name
+    depth: int | None = Field(None, ge=0, description="Levels of sub-charts to expand; omitted: all.")
+    context: Context
+
+
+class ListCharts(_In):
+    context: Context
+    status: Literal["active", "completed", "all"] = "active"
+    dueWithinDays: int | None = Field(None, ge=0, description="Due on or before now + N days (overdue included).")
+    overdue: bool = Field(False, description="Only charts past their due date and not completed.")
+    includeSubCharts: bool = True
+    limit: int = Field(50, ge=1, le=500)
+    cursor: str | None = None
+
+
+# ---------------------------------------------------------------- results
+
+
+class _Out(BaseModel):
+    pass
+
+
+class NextStep(_Out):
+    name: str
+    title: str
+    dueDate: str | None
+
+
+class ChartSummary(_Out):
+    chartId: str
+    context: str
+    level: int
+    parentChart: str | None = None
+    desiredOutcome: str
+    dueDate: str | None
+    completed: bool
+    overdue: bool
+    progress: float = Field(description="0..1, recursive: a telescoped step counts as its sub-chart's progress.")
+    completedSteps: int
+    totalSteps: int
+    nextStep: NextStep | None = Field(None, description="The earliest-due open action step.")
+
+
+class ActionStepView(_Out):
+    name: str
+    title: str
+    dueDate: str | None
+    completed: bool
+    completedAt: str | None = None
+    overdue: bool
+    progress: float
+    notes: list[str] = Field([], description="Progress notes, oldest first.")
+    subChartId: str | None = None
+    subChart: ChartView | None = Field(None, description="The telescoped sub-chart, when within the requested depth.")
+
+
+class ChartView(ChartSummary):
+    parentActionStep: str | None = None
+    currentReality: list[str]
+    completedAt: str | None = None
+    createdAt: str | None = None
+    actionSteps: list[ActionStepView]
+
+
+class ChartResult(_Out):
+    chart: ChartView
+    actionStep: ActionStepView | None = None
+    changed: bool = True
+    completed: list[str] = Field([], description="Action steps and charts this call marked complete.")
+    warnings: list[str] = []
+
+
+class RemoveResult(_Out):
+    chart: ChartView
+    removed: list[str] = Field(description="Every entity deleted: the step and its sub-charts, recursively.")
+    removedCharts: list[str]
+
+
+class MoveResult(_Out):
+    chartId: str
+    fromContext: str | None
+    toContext: str
+    entities: int
+    relations: int
+    moved: bool = Field(description="False when the chart was already (only) in the target context.")
+
+
+class ChartPage(_Out):
+    charts: list[ChartSummary]
+    total: int
+    nextCursor: str | None = None
+
+
+ActionStepView.model_rebuild()
