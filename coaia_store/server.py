@@ -10,12 +10,13 @@ is written by a refused call. stdout belongs to the protocol: logs go to stderr.
 from __future__ import annotations
 
 import functools
+import inspect
 import hmac
 import json
 import logging
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -24,6 +25,20 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import __version__
+from .charts import Charts
+from .charts.models import (
+    ActionStepRef,
+    AddActionStep,
+    ChartRef,
+    CreateChart,
+    GetChart,
+    ListCharts,
+    MoveChart,
+    TelescopeActionStep,
+    UpdateActionStep,
+    UpdateCurrentReality,
+    UpdateDesiredOutcome,
+)
 from .errors import CoaiaError
 from .models import (
     AddObservationsResult,
@@ -45,8 +60,8 @@ from .store import Store, cursor_offset, page_cursor
 
 log = logging.getLogger(__name__)
 
-Profile = Literal["full", "graph", "memory"]
-PROFILES: tuple[str, ...] = ("full", "graph", "memory")
+Profile = Literal["full", "charts", "graph", "memory"]
+PROFILES: tuple[str, ...] = ("full", "charts", "graph", "memory")
 F = TypeVar("F", bound=Callable[..., Any])
 
 ContextArg = Annotated[
@@ -328,13 +343,91 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
     ]
 
 
+# ------------------------------------------------------------------ the chart tools
+
+NEW = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+OVERWRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+
+_CHART_TOOLS: list[tuple[str, type[BaseModel], ToolAnnotations, str]] = [
+    ("create_chart", CreateChart, NEW,
+     "Create a structural tension chart: the desired outcome (what you want to create), the current reality "
+     "(honest facts about now), a due date, and action steps (a title each, optional due dates; missing ones are "
+     "spread up to the chart's due date). One atomic write. The reply may carry warnings when the outcome names a "
+     "problem to remove rather than a result to create."),
+    ("add_action_step", AddActionStep, NEW,
+     "Add one action step to a chart (dueDate omitted: halfway to the chart's due date, never later)."),
+    ("update_action_step", UpdateActionStep, OVERWRITE,
+     "Change an action step's title or due date, or record a progress note (optionally also in the chart's "
+     "current reality). Use complete_action_step to finish it."),
+    ("remove_action_step", ActionStepRef, CHANGE,
+     "Delete an action step and, recursively, the sub-chart it telescopes into. Destructive."),
+    ("telescope_action_step", TelescopeActionStep, NEW,
+     "Turn an action step into a sub-chart with its own current reality and steps, to plan it in detail. The "
+     "sub-chart's due date is the step's (never later); completing the sub-chart completes the step."),
+    ("complete_action_step", ActionStepRef, ADD,
+     "Mark one action step complete (never the whole chart): records completedAt and adds a dated 'Completed: ...' "
+     "line to its chart's current reality; completion flows up through telescoped parents."),
+    ("update_current_reality", UpdateCurrentReality, ADD,
+     "Add observations (facts about where things stand now) to a chart's current reality."),
+    ("update_desired_outcome", UpdateDesiredOutcome, OVERWRITE,
+     "Restate a chart's desired outcome or move its due date."),
+    ("complete_chart", ChartRef, ADD, "Mark a whole chart complete, with a dated line in its current reality."),
+    ("archive_chart", ChartRef, ADD,
+     "Move a completed chart (with its sub-charts) to the 'completed' archive context; safe across files."),
+    ("move_chart", MoveChart, ADD, "Move a top-level chart and its sub-charts to another context; safe across files."),
+    ("get_chart", GetChart, READ,
+     "One chart as a tree to a chosen depth: outcome, current reality, steps with due dates and overdue flags, "
+     "recursive progress at every level, and the next step due."),
+    ("list_charts", ListCharts, READ,
+     "Chart summaries with progress across every context or one: filter by status (active, completed, all), due "
+     "within N days, or overdue; paginated."),
+]
+
+
+def _flat_tool(name: str, method: Callable[..., Any], model: type[BaseModel], description: str) -> Callable[..., Any]:
+    """A tool whose arguments are ``model``'s fields at the top level (not nested under one object)."""
+
+    def tool(**fields: Any) -> Any:
+        return method(**fields)
+
+    params = [
+        inspect.Parameter(
+            field_name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
+            annotation=Annotated[(field.annotation, *field.metadata, Field(description=field.description))],  # type: ignore[misc]
+        )
+        for field_name, field in model.model_fields.items()
+    ]
+    tool.__signature__ = inspect.Signature(params, return_annotation=get_type_hints(method)["return"])  # type: ignore[attr-defined]
+    tool.__name__ = tool.__qualname__ = name
+    tool.__doc__ = description
+    return tool
+
+
+def _chart_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    charts = Charts(store)
+    return [(_flat_tool(name, getattr(charts, name), model, text), hints) for name, model, hints, text in _CHART_TOOLS]
+
+
+def _tools(store: Store, profile: Profile) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    if profile == "memory":
+        return _memory_tools(store)
+    graph = _graph_tools(store)
+    if profile == "graph":
+        return graph
+    charts = _chart_tools(store)
+    if profile == "charts":
+        return charts + [(fn, hints) for fn, hints in graph if fn.__name__ in ("list_contexts", "storage_status")]
+    return charts + graph
+
+
 def build_server(store: Store, profile: Profile = "full") -> MCPServer:
     """An MCP server publishing ``profile``'s tools over ``store``."""
     if profile not in PROFILES:
         raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
     server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
-    tools = _memory_tools(store) if profile == "memory" else _graph_tools(store)
-    for fn, annotations in tools:
+    for fn, annotations in _tools(store, profile):
         server.add_tool(_tool_errors(fn), annotations=annotations)
     return server
 

@@ -39,22 +39,22 @@ class StepInput(_In):
 
 
 class CreateChart(_In):
-    desiredOutcome: Title
-    currentReality: Title
-    dueDate: DueDate
-    actionSteps: list[StepInput] = []
+    desiredOutcome: Title = Field(description="What you want to create, stated as the result (not a problem to remove).")
+    currentReality: Title = Field(description="Honest facts about where things stand now, relative to the outcome.")
+    dueDate: DueDate = Field(description="When the outcome is due: ISO date ('2026-12-31') or date-time with timezone.")
+    actionSteps: list[StepInput] = Field([], description="Steps: titles, or {title, dueDate} objects.")
     context: Context
 
 
 class AddActionStep(_In):
-    chartId: Name
+    chartId: Name = Field(description="The chart's id, e.g. 'chart_20261121050656_d8f5b983fbe6'.")
     title: Title
     dueDate: DueDate | None = Field(None, description="Omitted: halfway between now and the chart's due date.")
     context: Context
 
 
 class UpdateActionStep(_In):
-    actionStep: Name
+    actionStep: Name = Field(description="The action step's entity name, e.g. '<chartId>_action_2'.")
     title: Title | None = None
     dueDate: DueDate | None = None
     progressNote: Title | None = None
@@ -63,13 +63,13 @@ class UpdateActionStep(_In):
 
 
 class ActionStepRef(_In):
-    actionStep: Name
+    actionStep: Name = Field(description="The action step's entity name, e.g. '<chartId>_action_2'.")
     context: Context
 
 
 class TelescopeActionStep(_In):
-    actionStep: Name
-    currentReality: Title
+    actionStep: Name = Field(description="The action step to expand into a sub-chart.")
+    currentReality: Title = Field(description="Where this step stands now.")
     actionSteps: list[StepInput] = []
     dueDate: DueDate | None = Field(None, description="Omitted: the action step's due date (never later).")
     desiredOutcome: Title | None = Field(None, description="Omitted: the action step's title.")
@@ -78,7 +78,7 @@ class TelescopeActionStep(_In):
 
 class UpdateCurrentReality(_In):
     chartId: Name
-    observations: list[Title] = Field(min_length=1)
+    observations: list[Title] = Field(min_length=1, description="New facts about the current reality.")
     context: Context
 
 
@@ -96,7 +96,7 @@ class ChartRef(_In):
 
 class MoveChart(_In):
     chartId: Name
-    toContext: str
+    toContext: str = Field(description="The context to move the chart to, e.g. 'work'.")
     context: Context
 
 
