@@ -56,6 +56,8 @@ from .models import (
     StoreStatus,
     UpdateEntityResult,
 )
+from .prompts import register_prompts
+from .resources import register_resources
 from .store import Store, cursor_offset, page_cursor
 
 log = logging.getLogger(__name__)
@@ -405,30 +407,32 @@ def _flat_tool(name: str, method: Callable[..., Any], model: type[BaseModel], de
     return tool
 
 
-def _chart_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
-    charts = Charts(store)
+def _chart_tools(charts: Charts) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     return [(_flat_tool(name, getattr(charts, name), model, text), hints) for name, model, hints, text in _CHART_TOOLS]
 
 
-def _tools(store: Store, profile: Profile) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+def _tools(store: Store, charts: Charts, profile: Profile) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     if profile == "memory":
         return _memory_tools(store)
     graph = _graph_tools(store)
     if profile == "graph":
         return graph
-    charts = _chart_tools(store)
+    chart_tools = _chart_tools(charts)
     if profile == "charts":
-        return charts + [(fn, hints) for fn, hints in graph if fn.__name__ in ("list_contexts", "storage_status")]
-    return charts + graph
+        return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in ("list_contexts", "storage_status")]
+    return chart_tools + graph
 
 
 def build_server(store: Store, profile: Profile = "full") -> MCPServer:
-    """An MCP server publishing ``profile``'s tools over ``store``."""
+    """An MCP server publishing ``profile``'s tools over ``store``, with the resources and prompts."""
     if profile not in PROFILES:
         raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
     server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
-    for fn, annotations in _tools(store, profile):
-        server.add_tool(_tool_errors(fn), annotations=annotations)
+    charts = Charts(store)
+    for fn, hints in _tools(store, charts, profile):
+        server.add_tool(_tool_errors(fn), annotations=hints)
+    register_resources(server, store, charts)
+    register_prompts(server, charts)
     return server
 
 
