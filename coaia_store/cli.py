@@ -1,8 +1,8 @@
 """The ``coaia-store`` command: look at a ``.coaia`` directory from a terminal.
 
 Each command is a thin shell over one :class:`~coaia_store.Store` method. Exit codes:
-0 success, 1 an error (one readable line on stderr), 2 bad usage, 3 ``status`` found a
-degraded store.
+0 success, 1 an error (one readable line on stderr), 2 bad usage, 3 ``status`` or
+``validate`` found a problem.
 """
 
 from __future__ import annotations
@@ -138,6 +138,41 @@ def contexts(as_json: JsonFlag = False, directory: DirOption = None) -> None:
         _emit_json([i.model_dump(mode="json", by_alias=True) for i in infos])
     else:
         _out.print(_contexts_table(infos))
+
+
+@app.command()
+def validate(
+    context: Annotated[str | None, typer.Option("--context", "-c", help="Check only this context.")] = None,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe repairs (torn tail, dangling relations).")] = False,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Check every context: damaged lines, torn tail, dangling relations, orphan sub-charts, timeline.
+
+    Exits 3 when a problem remains. Example: coaia-store validate --fix
+    """
+    from .integrity import validate_integrity
+
+    report = validate_integrity(_store(directory), context=context, repair=fix)
+    if as_json:
+        _emit_json(report)
+    else:
+        for ctx in report.contexts:
+            _out.print(f"[bold]{ctx.context}[/bold] ({ctx.file}): {ctx.linesRead} lines, "
+                       f"{ctx.recordsApplied} records " + ("[green]ok[/green]" if ctx.ok else "[red]problems[/red]"))
+            for line in _integrity_lines(ctx):
+                _out.print(f"  {line}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+def _integrity_lines(ctx: Any) -> list[str]:
+    found = [f"line {d.line}: {d.problem}" for d in ctx.damagedLines]
+    if ctx.tornTail:
+        found.append(f"torn tail of {ctx.tornTail.length} bytes (the next write, or --fix, cuts it)")
+    found += [f"dangling relation {r}" for r in ctx.danglingRelations]
+    found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
+    return found + ctx.timelineViolations + [f"repaired: {r}" for r in ctx.repairs]
 
 
 @app.command()

@@ -40,6 +40,8 @@ from .charts.models import (
     UpdateDesiredOutcome,
 )
 from .errors import CoaiaError
+from .integrity import IntegrityReport
+from .integrity import validate_integrity as check_integrity
 from .models import (
     AddObservationsResult,
     ContextInfo,
@@ -325,6 +327,15 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
         """Every context (one JSONL file each) with entity and relation counts, size, last change and health."""
         return store.list_contexts()
 
+    def validate_integrity(
+        context: ContextArg = None,
+        repair: Annotated[bool, Field(description="Apply the safe repairs (cut a torn tail, drop dangling "
+                                                  "relations), each logged in .coaia/.recovery/.")] = False,
+    ) -> IntegrityReport:
+        """Check every context (or one): damaged lines with their line numbers, checksum failures, a torn tail,
+        relations to missing entities, orphan sub-charts, and due dates that break the timeline."""
+        return check_integrity(store, context=context, repair=repair)
+
     def storage_status() -> StoreStatus:
         """Where the data lives and why that directory was chosen, the format version, and any problem
         (damaged lines, torn tail, read-only context) with what to do about it."""
@@ -341,6 +352,8 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
         (open_entities, READ),
         (read_graph, READ),
         (list_contexts, READ),
+        (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
+                                             open_world_hint=False)),
         (storage_status, READ),
     ]
 
@@ -419,7 +432,8 @@ def _tools(store: Store, charts: Charts, profile: Profile) -> list[tuple[Callabl
         return graph
     chart_tools = _chart_tools(charts)
     if profile == "charts":
-        return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in ("list_contexts", "storage_status")]
+        admin = ("list_contexts", "validate_integrity", "storage_status")
+        return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in admin]
     return chart_tools + graph
 
 

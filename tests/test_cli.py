@@ -93,3 +93,16 @@ def test_the_directory_comes_from_coaia_dir(store_dir: Path, tmp_path: Path) -> 
     result = _run("status", "--json", cwd=tmp_path, env=env)
 
     assert json.loads(result.stdout)["directory"] == str(store_dir)
+
+
+def test_validate_exits_3_on_a_problem_and_0_after_fix(store_dir: Path) -> None:
+    store_dir.mkdir(parents=True)
+    (store_dir / "charts.jsonl").write_text('{"type":"entity","name":"a","entityType":"t","observations":[]}\n'
+                                            '{"type":"relation","from":"a","to":"ghost","relationType":"r"}\n')
+
+    found = _run("validate", "--dir", str(store_dir))
+    fixed = _run("validate", "--dir", str(store_dir), "--fix")
+    after = _run("validate", "--dir", str(store_dir))
+
+    assert found.returncode == 3 and "dangling relation a -[r]-> ghost" in found.stdout
+    assert fixed.returncode == 0 and "repaired" in fixed.stdout and after.returncode == 0

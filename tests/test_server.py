@@ -167,3 +167,11 @@ async def test_two_server_processes_on_one_directory_see_each_others_writes(stor
         opened = await first.call_tool("open_entities", {"names": ["from-first"]})
 
     assert opened.structured_content["entities"][0]["observations"] == ["hi"]
+
+
+async def test_validate_integrity_tool_reports_per_context_with_ok(graph_client: Client, store: Store) -> None:
+    store.create_entities([{"name": "a", "entityType": "t"}], context="work")
+
+    data = (await graph_client.call_tool("validate_integrity", {})).structured_content
+
+    assert data["ok"] is True and [(c["context"], c["ok"]) for c in data["contexts"]] == [("work", True)]
