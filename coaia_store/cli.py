@@ -161,7 +161,7 @@ def validate(
             _out.print(f"[bold]{ctx.context}[/bold] ({ctx.file}): {ctx.linesRead} lines, "
                        f"{ctx.recordsApplied} records " + ("[green]ok[/green]" if ctx.ok else "[red]problems[/red]"))
             for line in _integrity_lines(ctx):
-                _out.print(f"  {line}", highlight=False)
+                _out.print(f"  {line}", highlight=False, markup=False)
     if not report.ok:
         raise typer.Exit(EXIT_DEGRADED)
 
