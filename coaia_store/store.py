@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from .backup import Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
 from .errors import InvalidInputError
@@ -45,7 +46,7 @@ from .models import (
 )
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
-from .storage.journal import Damage, Journal, JournalInfo
+from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
 from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
 
@@ -83,6 +84,7 @@ class Store:
         self.recovery = Recovery(self.path, self.io, self.clock)
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
+        self.backups = Backups(self)  # daily/weekly/pre-operation backups in .backup/ (backup.py)
 
     @property
     def path(self) -> Path:
@@ -99,6 +101,7 @@ class Store:
             for graph in self._graphs.values():
                 graph.journal.close()
             self._graphs.clear()
+        self.backups.close()
 
     # ------------------------------------------------------------- contexts
 
@@ -108,13 +111,23 @@ class Store:
             graph = self._graphs.get(name)
             if graph is None:
                 path = context_file(self.path, name)
-                graph = Graph(name, lambda state: self._journal(path, state))
+                graph = Graph(name, lambda state: self._journal(path, state, name))
                 self._graphs[name] = graph
             return graph
 
-    def _journal(self, path: Path, state: GraphState) -> Journal:
+    def _journal(self, path: Path, state: GraphState, context: str) -> Journal:
+        hooks = JournalHooks(
+            after_write=lambda: self.backups.maybe_take_automatic(context),
+            before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
+        )
         return Journal(
-            path, sink=state, io=self.io, settings=self.config.journal_settings(), recovery=self.recovery, clock=self.clock
+            path,
+            sink=state,
+            io=self.io,
+            settings=self.config.journal_settings(),
+            recovery=self.recovery,
+            clock=self.clock,
+            hooks=hooks,
         )
 
     def contexts(self) -> list[str]:

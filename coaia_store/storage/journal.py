@@ -24,7 +24,7 @@ import os
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
@@ -98,11 +98,41 @@ class JournalInfo:
         return bool(self.damage) or self.read_only is not None
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """The first ``size`` bytes of the file open on ``fd``: complete lines, read under the write lock.
+
+    The file only grows until it is replaced, and a replacement is a new inode, so ``fd`` keeps
+    reading exactly these bytes after the lock is released. ``stamp`` is ``(inode, file size,
+    mtime_ns)`` when it was opened: equal stamps mean an unchanged file.
+    """
+
+    fd: int
+    size: int
+    strict: bool
+    stamp: tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class JournalHooks:
+    after_write: Callable[[], None] | None = None  # after a write that appended, with no lock held
+    before_compaction: Callable[[Prefix], None] | None = None  # under the write lock, before the file is rewritten
+
+
 class Journal:
     def __init__(
-        self, path: Path, *, sink: RecordSink, io: FileIO, settings: JournalSettings, recovery: Recovery, clock: Clock
+        self,
+        path: Path,
+        *,
+        sink: RecordSink,
+        io: FileIO,
+        settings: JournalSettings,
+        recovery: Recovery,
+        clock: Clock,
+        hooks: JournalHooks = JournalHooks(),
     ) -> None:
         self.path = path
+        self._hooks = hooks
         self._sink = sink
         self._io = io
         self._settings = settings
@@ -155,7 +185,9 @@ class Journal:
             if records:
                 self._append(self._envelope(records))
                 self._maybe_compact()
-            return result
+        if records and self._hooks.after_write is not None:
+            self._hooks.after_write()
+        return result
 
     def compact(self) -> bool:
         """Rewrite the file to the current state now; the old file goes to ``history/``.
@@ -168,6 +200,60 @@ class Journal:
                 return False
             self._compact("requested")
             return True
+
+    @contextmanager
+    def prefix(self) -> Iterator[Prefix | None]:
+        """A consistent prefix of the file (``None`` when there is none), closed on exit.
+
+        The write lock is held only to open the file and read its size: no catch-up, no repair.
+        """
+        with ExitStack() as stack:
+            with _os_errors_as_storage_errors(self.path), _WriteLock(self, prepare=False):
+                exists = self._file_exists()
+                prefix = stack.enter_context(self._open_prefix()) if exists else None
+            yield prefix
+
+    def replace_with(self, chunks: Iterable[bytes], reason: str) -> str | None:
+        """Replace the whole file with ``chunks`` (a restore), atomically, under the write lock.
+
+        The old file is first copied to ``history/`` (its path is returned). Every reader, in
+        any process, sees the new inode and reloads.
+        """
+        with _os_errors_as_storage_errors(self.path), self._locked():
+            history = self._save_history() if self._fd is not None else None
+            self._io.ensure_dir(self.path.parent)
+            self._io.write_file_atomic(self.path, chunks)
+            self._catch_up()
+            self._recovery.try_log(file=self.path.name, found=reason, action="replaced", history=history)
+            return history
+
+    def _file_exists(self) -> bool:
+        try:
+            self._io.stat(self.path)
+        except FileNotFoundError:
+            return False
+        return True
+
+    @contextmanager
+    def _open_prefix(self) -> Iterator[Prefix]:
+        """Under the write lock: a new descriptor and the end of the file's last complete line.
+
+        A file with our header ends every line with a newline, so bytes after the last one are
+        a torn tail and are left out; a file of other tools may end without one.
+        """
+        fd = self._io.open(self.path, os.O_RDONLY)
+        try:
+            st = self._io.fstat(fd)
+            strict = _starts_with_header(self._io, fd, st.st_size)
+            size = _last_line_end(self._io, fd, st.st_size) if strict else st.st_size
+            yield Prefix(fd, size, strict, (st.st_ino, st.st_size, st.st_mtime_ns))
+        finally:
+            self._io.close(fd)
+
+    def _before_compaction(self) -> None:
+        if self._hooks.before_compaction is not None:
+            with self._open_prefix() as prefix:
+                self._hooks.before_compaction(prefix)
 
     def close(self) -> None:
         with self._mutex:
@@ -467,6 +553,7 @@ class Journal:
 
     def _compact(self, reason: str) -> None:
         assert self._fd is not None
+        self._before_compaction()
         history = self._save_history()
         header = header_record(iso_timestamp(self._clock()))
         header["history"] = history
@@ -503,8 +590,9 @@ class Journal:
 class _WriteLock:
     """In-process mutex, then the cross-process file lock, then catch-up and tail repair."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, *, prepare: bool = True) -> None:
         self._j = journal
+        self._prepare = prepare  # False: only the locks (Journal.prefix)
 
     def __enter__(self) -> None:
         j = self._j
@@ -512,7 +600,8 @@ class _WriteLock:
         try:
             self._acquire_file_lock()
             try:
-                j._prepare_write()
+                if self._prepare:
+                    j._prepare_write()
             except BaseException:
                 self._release_file_lock()
                 raise
@@ -625,6 +714,26 @@ def _iter_lines(io: FileIO, fd: int, start: int, end: int, limit: int) -> Iterat
         buf, buf_at = buf[i:], buf_at + i
         if len(buf) > limit:
             skip_from, buf = buf_at, b""
+
+
+def _starts_with_header(io: FileIO, fd: int, size: int) -> bool:
+    first = io.pread(fd, min(size, 64 << 10), 0).split(b"\n", 1)
+    if len(first) < 2:
+        return False
+    record, _ = decode_line(first[0], strict=True)
+    return record is not None and is_header(record)
+
+
+def _last_line_end(io: FileIO, fd: int, size: int) -> int:
+    """Offset just past the last newline before ``size`` (0 if there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - (64 << 10))
+        nl = io.pread(fd, end - start, start).rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        end = start
+    return 0
 
 
 def _gzip_chunks(io: FileIO, fd: int, size: int) -> Iterator[bytes]:
