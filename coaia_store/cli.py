@@ -175,6 +175,61 @@ def _integrity_lines(ctx: Any) -> list[str]:
     return found + ctx.timelineViolations + [f"repaired: {r}" for r in ctx.repairs]
 
 
+ContextOption = Annotated[str | None, typer.Option("--context", "-c", help="Only this context (default: all).")]
+
+
+@app.command()
+def backup(context: ContextOption = None, as_json: JsonFlag = False, directory: DirOption = None) -> None:
+    """Back up every context (or one) now, into .coaia/.backup/manual/.
+
+    Example: coaia-store backup --context work
+    """
+    store = _store(directory)
+    taken = store.backups.backup_all() if context is None else [b for b in [store.backups.backup_context(context)] if b]
+    if as_json:
+        _emit_json([b.model_dump(mode="json") for b in taken])
+        return
+    for info in taken:
+        _out.print(f"{info.id}  {info.records} records, {_size(info.size)}", highlight=False)
+
+
+@app.command()
+def backups(context: ContextOption = None, as_json: JsonFlag = False, directory: DirOption = None) -> None:
+    """List the backups, oldest first: id, kind, time, records, size.
+
+    Example: coaia-store backups --json
+    """
+    found = _store(directory).backups.list_backups(context)
+    if as_json:
+        _emit_json([b.model_dump(mode="json") for b in found])
+        return
+    table = Table("id", "context", "kind", "time (UTC)", "records", "size", box=box.SIMPLE_HEAD, pad_edge=False)
+    for info in found:
+        table.add_row(info.id, info.context, info.kind, info.time[:19].replace("T", " "), str(info.records), _size(info.size))
+    _out.print(table)
+
+
+@app.command()
+def restore(
+    backup_id: Annotated[str, typer.Argument(help="A backup id or group id from `coaia-store backups`.")],
+    context: Annotated[str | None, typer.Option("--context", "-c", help="With a group id: only this context.")] = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Restore a backup (it must verify); the current state is backed up first.
+
+    Example: coaia-store restore daily/charts-work-2026-11-21
+    """
+    result = _store(directory).backups.restore_backup(backup_id, context)
+    if as_json:
+        _emit_json(result)
+        return
+    for info in result.restored:
+        _out.print(f"restored {info.context} from {info.id}", highlight=False)
+    for info in result.safetyBackups:
+        _out.print(f"the state before is in {info.id}", highlight=False)
+
+
 @app.command()
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",

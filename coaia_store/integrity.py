@@ -3,8 +3,9 @@
 Checked per context: lines read, records applied, damaged lines (with line numbers) and how many
 failed their checksum, a torn tail, relations whose ends do not exist, sub-charts whose parent
 chart or step is gone, and due dates that break the timeline (a step due after its chart, a
-sub-chart due after its step). ``repair=True`` then applies what is safe: it cuts a torn tail
-(its bytes go to quarantine) and removes dangling relations, each change logged.
+sub-chart due after its step). ``repair=True`` then applies what is safe: it rewrites a file without
+its damaged lines (the old file kept whole in history/, the bad lines in quarantine), cuts a torn tail (its bytes go
+to quarantine) and removes dangling relations, each change logged. A second repair changes nothing.
 """
 
 from __future__ import annotations
@@ -73,8 +74,13 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
 
 
 def _repair(graph: Graph, store: Store) -> list[str]:
-    """Under the write lock: the journal cuts a torn tail first; then dangling relations go, in one write."""
-    tail = graph.journal.info().tail
+    """Drop damaged lines by compacting (the whole file as it was goes to history/ first, its bad lines are
+    already in quarantine); the journal cuts a torn tail under the write lock; dangling relations go in one
+    write. A backup cannot stand in for the history copy here: backups hold only verified lines."""
+    info = graph.journal.info()
+    tail, damaged = info.tail, info.damage
+    if damaged:
+        graph.journal.compact(drop_damaged=True)
 
     def plan(state: GraphState) -> tuple[list[Record], list[Record]]:
         dangling = _dangling(state)
@@ -82,7 +88,9 @@ def _repair(graph: Graph, store: Store) -> list[str]:
                 for r in dangling], dangling
 
     removed = graph.journal.write(lambda: plan(graph.state))
-    done = [f"cut a torn tail of {tail.length} bytes at line {tail.line} (kept in .recovery/quarantine/)"] if tail else []
+    done = [f"rewrote the file without {len(damaged)} damaged line(s); the file as it was is in history/ and "
+            "the bad lines in .recovery/quarantine/"] if damaged else []
+    done += [f"cut a torn tail of {tail.length} bytes at line {tail.line} (kept in .recovery/quarantine/)"] if tail else []
     done += [f"removed dangling relation {_describe(r)}" for r in removed]
     for change in done:
         store.recovery.log(file=graph.journal.path.name, found="integrity check", action=change)

@@ -195,11 +195,19 @@ class ContextInfo(_Output):
     readOnly: str | None = None
 
 
+class LastBackups(_Output):
+    context: str
+    daily: str | None = Field(None, description="When the latest daily backup was taken.")
+    weekly: str | None = None
+    latest: str | None = Field(None, description="Id of the newest backup of any kind (for restore_backup).")
+
+
 class StoreStatus(_Output):
     directory: str
     reason: str
     formatVersion: int
     fsync: str
     contexts: list[ContextInfo]
+    backups: list[LastBackups] = []
     degraded: bool
     problems: list[str]

@@ -25,6 +25,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import __version__
+from .backup import BackupInfo, RestoreResult
 from .charts import Charts
 from .charts.models import (
     ActionStepRef,
@@ -336,6 +337,26 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
         relations to missing entities, orphan sub-charts, and due dates that break the timeline."""
         return check_integrity(store, context=context, repair=repair)
 
+    def create_backup(context: ContextArg = None) -> list[BackupInfo]:
+        """Back up one context, or every context (omit it), now. Backups are also taken automatically on the
+        first write of each day and week, and before anything rewrites a file."""
+        if context is None:
+            return store.backups.backup_all()
+        taken = store.backups.backup_context(context)
+        return [taken] if taken else []
+
+    def list_backups(context: ContextArg = None) -> list[BackupInfo]:
+        """Recorded backups, oldest first, with kind (daily, weekly, manual, pre-<operation>), time and sha256."""
+        return store.backups.list_backups(context)
+
+    def restore_backup(
+        backupId: Annotated[str, Field(description="A backup id from list_backups, or a group id ('daily/2026-11-21').")],
+        context: Annotated[str | None, Field(description="With a group id: restore only this context.")] = None,
+    ) -> RestoreResult:
+        """Put a context back to a backup. The backup must verify; the current state is backed up first and the
+        replaced file kept in history/, so a restore can itself be undone. Destructive."""
+        return store.backups.restore_backup(backupId, context)
+
     def storage_status() -> StoreStatus:
         """Where the data lives and why that directory was chosen, the format version, and any problem
         (damaged lines, torn tail, read-only context) with what to do about it."""
@@ -354,6 +375,11 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
         (list_contexts, READ),
         (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
                                              open_world_hint=False)),
+        (create_backup, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+                                        open_world_hint=False)),
+        (list_backups, READ),
+        (restore_backup, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
+                                         open_world_hint=False)),
         (storage_status, READ),
     ]
 
@@ -432,7 +458,7 @@ def _tools(store: Store, charts: Charts, profile: Profile) -> list[tuple[Callabl
         return graph
     chart_tools = _chart_tools(charts)
     if profile == "charts":
-        admin = ("list_contexts", "validate_integrity", "storage_status")
+        admin = ("list_contexts", "validate_integrity", "create_backup", "list_backups", "restore_backup", "storage_status")
         return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in admin]
     return chart_tools + graph
 

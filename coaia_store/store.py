@@ -36,6 +36,7 @@ from .models import (
     EntityInput,
     EntityUpdate,
     GraphPage,
+    LastBackups,
     Name,
     ObservationDeletion,
     ObservationsInput,
@@ -254,9 +255,16 @@ class Store:
             formatVersion=FORMAT_VERSION,
             fsync=self.config.fsync,
             contexts=infos,
+            backups=[self._last_backups(info.name) for info in infos],
             degraded=any(i.degraded for i in infos),
             problems=problems,
         )
+
+    def _last_backups(self, context: str) -> LastBackups:
+        taken = self.backups.list_backups(context)  # oldest first
+        newest = {b.kind: b.time for b in taken}
+        return LastBackups(context=context, daily=newest.get("daily"), weekly=newest.get("weekly"),
+                           latest=taken[-1].id if taken else None)
 
     def _context_info(self, graph: Graph) -> ContextInfo:
         info: JournalInfo = graph.journal.info()

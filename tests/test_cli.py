@@ -106,3 +106,16 @@ def test_validate_exits_3_on_a_problem_and_0_after_fix(store_dir: Path) -> None:
 
     assert found.returncode == 3 and "dangling relation a -[r]-> ghost" in found.stdout
     assert fixed.returncode == 0 and "repaired" in fixed.stdout and after.returncode == 0
+
+
+def test_backup_list_and_restore_from_the_command_line(store_dir: Path) -> None:
+    store = Store(store_dir)
+    store.create_entities([{"name": "keep", "entityType": "t"}])
+    taken = json.loads(_run("backup", "--dir", str(store_dir), "--json").stdout)
+    store.delete_entities(["keep"])
+
+    listed = _run("backups", "--dir", str(store_dir))
+    restored = _run("restore", taken[0]["id"], "--dir", str(store_dir))
+
+    assert taken[0]["id"] in listed.stdout and restored.returncode == 0 and "restored default" in restored.stdout
+    assert Store(store_dir).open_entities(["keep"]).notFound == []

@@ -98,3 +98,20 @@ def test_a_step_due_after_its_chart_breaks_the_timeline(store: Store) -> None:
     violations = validate_integrity(store).contexts[0].timelineViolations
 
     assert violations == [f"action step {step} is due after its chart {chart.chartId}"]
+
+
+def test_repair_keeps_the_old_file_then_rewrites_without_the_damaged_line(store: Store, store_dir: Path) -> None:
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.create_entities([{"name": "b", "entityType": "t"}])
+    path = store_dir / "charts.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
+    fresh = Store(store_dir)
+
+    repaired = validate_integrity(fresh, repair=True)
+
+    assert repaired.ok and "damaged line" in repaired.contexts[0].repairs[0]
+    assert list((store_dir / "history" / "charts").glob("*.jsonl.gz"))
+    assert [e.name for e in fresh.read_graph().entities] == ["b"]
+    assert list((store_dir / ".recovery" / "quarantine").glob("charts.jsonl.*.bin"))
+    assert validate_integrity(fresh, repair=True).contexts[0].repairs == []

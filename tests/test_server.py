@@ -175,3 +175,24 @@ async def test_validate_integrity_tool_reports_per_context_with_ok(graph_client:
     data = (await graph_client.call_tool("validate_integrity", {})).structured_content
 
     assert data["ok"] is True and [(c["context"], c["ok"]) for c in data["contexts"]] == [("work", True)]
+
+
+async def test_backup_tools_take_list_and_restore(graph_client: Client, store: Store) -> None:
+    store.create_entities([{"name": "keep", "entityType": "t"}])
+    taken = (await graph_client.call_tool("create_backup", {"context": "default"})).structured_content["result"]
+    store.delete_entities(["keep"])
+
+    listed = (await graph_client.call_tool("list_backups", {})).structured_content["result"]
+    restored = await graph_client.call_tool("restore_backup", {"backupId": taken[0]["id"]})
+
+    assert taken[0]["id"] in [b["id"] for b in listed] and not restored.is_error
+    assert store.open_entities(["keep"]).notFound == []
+
+
+async def test_storage_status_names_the_latest_backup(graph_client: Client, store: Store) -> None:
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.backups.backup_context("default")
+
+    data = (await graph_client.call_tool("storage_status", {})).structured_content
+
+    assert data["backups"][0]["context"] == "default" and data["backups"][0]["latest"].startswith("manual/")

@@ -189,16 +189,16 @@ class Journal:
             self._hooks.after_write()
         return result
 
-    def compact(self) -> bool:
+    def compact(self, *, drop_damaged: bool = False) -> bool:
         """Rewrite the file to the current state now; the old file goes to ``history/``.
 
-        Returns ``False`` (and changes nothing) when the file has damaged lines, which
-        only an explicit repair may rewrite away.
+        Returns ``False`` (and changes nothing) when the file has damaged lines, unless this
+        is the explicit repair (``drop_damaged``): their bytes stay in quarantine and history.
         """
         with _os_errors_as_storage_errors(self.path), self._locked():
-            if self._damage or self._fd is None:
+            if (self._damage and not drop_damaged) or self._fd is None:
                 return False
-            self._compact("requested")
+            self._compact("repair: damaged lines dropped" if self._damage else "requested")
             return True
 
     @contextmanager
