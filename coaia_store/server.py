@@ -61,6 +61,7 @@ from .models import (
 )
 from .prompts import register_prompts
 from .resources import register_resources
+from .search import MAX_LIMIT, SearchIndex, SearchPage
 from .store import Store, cursor_offset, page_cursor
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def _relation_inputs(relations: list[MemoryRelation]) -> list[dict[str, str]]:
     return [r.model_dump(by_alias=True) for r in relations]
 
 
-def _memory_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+def _memory_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     def create_entities(entities: list[MemoryEntity], context: WriteContext = None) -> MemoryEntities:
         """Create multiple new entities in the knowledge graph. Names that already exist are left as they are."""
         result = store.create_entities([e.model_dump() for e in entities], context=context, if_exists="skip")
@@ -184,6 +185,14 @@ def _memory_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotation
         page = store.read_graph(context=context)
         return _memory_graph(page.entities, page.relations)
 
+    def search_nodes(query: str, context: ContextArg = None) -> MemoryGraph:
+        """Search for nodes: every word of the query is matched (as a prefix) against names, types, observations
+        and metadata, best matches first (up to 100), with the relations that touch them."""
+        hits = index.search(query, context=context, limit=MAX_LIMIT).hits
+        names = [h.entity.name for h in hits]
+        opened = store.open_entities(names, context=context) if names else None
+        return _memory_graph([h.entity for h in hits], opened.relations if opened else [])
+
     def open_nodes(names: list[str], context: ContextArg = None) -> MemoryGraph:
         """Open specific nodes by name, with the relations that touch them."""
         result = store.open_entities(names, context=context)
@@ -197,6 +206,7 @@ def _memory_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotation
         (delete_observations, CHANGE),
         (delete_relations, CHANGE),
         (read_graph, READ),
+        (search_nodes, READ),
         (open_nodes, READ),
     ]
 
@@ -237,7 +247,7 @@ def _shape(e: Entity, mode: str) -> dict[str, Any]:
     return e.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     def create_entity(
         entities: Annotated[list[EntityInput], Field(min_length=1, description="One or more entities to create.")],
         context: WriteContext = None,
@@ -289,6 +299,18 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
     def open_entities(names: Annotated[list[str], Field(min_length=1)], context: ContextArg = None) -> OpenResult:
         """Entities by exact name, with every relation that has one of them at either end. Use search to find names."""
         return store.open_entities(names, context=context)
+
+    def search(
+        query: Annotated[str, Field(description="Words to find; each matches as a prefix ('telesc' finds 'telescope').")],
+        context: ContextArg = None,
+        entityTypes: Annotated[list[str] | None, Field(description="Only entities of these types.")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 20,
+        cursor: Annotated[str | None, Field(description="nextCursor of the previous page.")] = None,
+    ) -> SearchPage:
+        """Ranked full-text search over entity names, types, observations and metadata (BM25). Every word must
+        match somewhere; if no entity holds them all, the reply falls back to entities holding any (match='any').
+        Each hit has its score and a short snippet. Use open_entities on a hit for its relations."""
+        return index.search(query, context=context, entity_types=entityTypes, limit=limit, cursor=cursor)
 
     def read_graph(
         context: ContextArg = None,
@@ -371,6 +393,7 @@ def _graph_tools(store: Store) -> list[tuple[Callable[..., Any], ToolAnnotations
         (delete_observations, CHANGE),
         (delete_relations, CHANGE),
         (open_entities, READ),
+        (search, READ),
         (read_graph, READ),
         (list_contexts, READ),
         (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
@@ -450,13 +473,14 @@ def _chart_tools(charts: Charts) -> list[tuple[Callable[..., Any], ToolAnnotatio
     return [(_flat_tool(name, getattr(charts, name), model, text), hints) for name, model, hints, text in _CHART_TOOLS]
 
 
-def _tools(store: Store, charts: Charts, profile: Profile) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+def _tools(store: Store, profile: Profile) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    index = SearchIndex(store)
     if profile == "memory":
-        return _memory_tools(store)
-    graph = _graph_tools(store)
+        return _memory_tools(store, index)
+    graph = _graph_tools(store, index)
     if profile == "graph":
         return graph
-    chart_tools = _chart_tools(charts)
+    chart_tools = _chart_tools(Charts(store))
     if profile == "charts":
         admin = ("list_contexts", "validate_integrity", "create_backup", "list_backups", "restore_backup", "storage_status")
         return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in admin]
@@ -468,9 +492,9 @@ def build_server(store: Store, profile: Profile = "full") -> MCPServer:
     if profile not in PROFILES:
         raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
     server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
-    charts = Charts(store)
-    for fn, hints in _tools(store, charts, profile):
+    for fn, hints in _tools(store, profile):
         server.add_tool(_tool_errors(fn), annotations=hints)
+    charts = Charts(store)
     register_resources(server, store, charts)
     register_prompts(server, charts)
     return server

@@ -55,7 +55,7 @@ async def test_read_tools_are_marked_read_only_and_deletes_destructive(graph_cli
 async def test_memory_profile_publishes_the_official_tool_names(memory_client: Client) -> None:
     names = {t.name for t in (await memory_client.list_tools()).tools}
 
-    assert names == OFFICIAL_TOOLS - {"search_nodes"}
+    assert names == OFFICIAL_TOOLS
 
 
 async def test_memory_profile_round_trip_has_the_official_result_shapes(memory_client: Client) -> None:
@@ -196,3 +196,23 @@ async def test_storage_status_names_the_latest_backup(graph_client: Client, stor
     data = (await graph_client.call_tool("storage_status", {})).structured_content
 
     assert data["backups"][0]["context"] == "default" and data["backups"][0]["latest"].startswith("manual/")
+
+
+async def test_memory_search_nodes_finds_words_in_different_fields(memory_client: Client) -> None:
+    await memory_client.call_tool("create_entities", {"entities": [
+        {"name": "garden_plan", "entityType": "project", "observations": ["raised beds for tomatoes"]},
+        {"name": "office", "entityType": "place", "observations": ["desk by the window"]}]})
+
+    found = await memory_client.call_tool("search_nodes", {"query": "garden tomato"})
+
+    assert [e["name"] for e in found.structured_content["entities"]] == ["garden_plan"]
+
+
+async def test_search_ranks_a_name_match_first_with_a_snippet(graph_client: Client, store: Store) -> None:
+    store.create_entities([{"name": "notes", "entityType": "t", "observations": ["the telescope arrived"]},
+                           {"name": "telescope", "entityType": "t", "observations": ["8 inch reflector"]}])
+
+    page = (await graph_client.call_tool("search", {"query": "telesc"})).structured_content
+
+    assert [h["entity"]["name"] for h in page["hits"]] == ["telescope", "notes"]
+    assert "**" in page["hits"][1]["snippet"]
