@@ -19,8 +19,6 @@ Columns and BM25 weights: ``name`` 8, ``entityType`` 4, ``observations`` 2, ``me
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import operator
@@ -37,6 +35,7 @@ from pydantic import BaseModel, Field
 from .errors import CoaiaError, InvalidInputError
 from .graph import entity_view
 from .models import Entity
+from .paging import cursor_offset, page_cursor
 from .storage.journal import ENVELOPE_KEYS
 from .storage.lines import Record
 
@@ -214,24 +213,6 @@ def _fingerprint(words: Sequence[str], context: str | None, types: Sequence[str]
     return hashlib.blake2b(data.encode(), digest_size=6).hexdigest()
 
 
-def _encode_cursor(offset: int, fingerprint: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"s": offset, "q": fingerprint}).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None, fingerprint: str) -> int:
-    if not cursor:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = data["s"]
-        if not isinstance(offset, int) or offset < 0 or data["q"] != fingerprint:
-            raise ValueError
-        return offset
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise InvalidInputError(
-            f"invalid cursor {cursor!r}: pass back the nextCursor of the previous page of the same search "
-            "(same query and filters), or omit it to start over"
-        ) from None
 
 
 # ---------------------------------------------------------------- the index
@@ -292,7 +273,7 @@ class SearchIndex:
         types = sorted(set(entity_types)) if entity_types is not None else None
         words = _words(query)
         fingerprint = _fingerprint(words, context, types)
-        offset = _decode_cursor(cursor, fingerprint)
+        offset = cursor_offset(cursor, fingerprint)
         with self._lock:
             self._sync(context)
             if not words or types == []:
@@ -340,7 +321,7 @@ class SearchIndex:
         rows = self._db.execute(_PAGE, (expressions[match], limit, offset)).fetchall()
         hits = [self._hit(*row) for row in rows]
         end = offset + len(hits)
-        cursor = _encode_cursor(end, fingerprint) if end < total else None
+        cursor = page_cursor(end, fingerprint) if end < total else None
         return SearchPage(hits=hits, total=total, nextCursor=cursor, match=match)
 
     def _count(self, expression: str) -> int:

@@ -61,8 +61,9 @@ from .models import (
 )
 from .prompts import register_prompts
 from .resources import register_resources
+from .paging import cursor_offset, page_cursor
 from .search import MAX_LIMIT, SearchIndex, SearchPage
-from .store import Store, cursor_offset, page_cursor
+from .store import Store
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,6 @@ other processes by a cheap check on every call.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -45,6 +42,7 @@ from .models import (
     StoreStatus,
     UpdateEntityResult,
 )
+from .paging import cursor_offset, page_cursor
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -317,24 +315,3 @@ def _problems(info: ContextInfo) -> list[str]:
     if info.readOnly:
         found.append(f"{info.file}: read-only: {info.readOnly}")
     return found
-
-
-def page_cursor(offset: int) -> str:
-    """The opaque cursor of the page starting at ``offset``."""
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
-
-
-def cursor_offset(cursor: str | None) -> int:
-    """Where the page a cursor names starts; ``InvalidInputError`` for a cursor we did not make."""
-    if not cursor:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = data["o"]
-        if not isinstance(offset, int) or offset < 0:
-            raise ValueError
-        return offset
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise InvalidInputError(
-            f"invalid cursor {cursor!r}: pass back the nextCursor of a previous page, or omit it to start over"
-        ) from None

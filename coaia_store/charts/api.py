@@ -20,7 +20,8 @@ from ..graph import GraphState, relation_key
 from ..storage.clock import Clock
 from ..storage.journal import ENVELOPE_KEYS
 from ..storage.lines import Record
-from ..store import Store, cursor_offset, page_cursor
+from ..paging import cursor_offset, page_cursor
+from ..store import Store
 from .models import (
     ActionStepRef,
     AddActionStep,
