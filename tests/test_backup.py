@@ -353,10 +353,11 @@ def test_backups_taken_while_other_stores_append_and_compact_all_verify(open_sto
             add(store, f"w{index}-{seq}")
             store.add_observations([{"entityName": f"w{index}-{seq}", "contents": ["x"]}])  # garbage: compactions
 
+    backups = open_store(clock=clock).backups
+    add(open_store(clock=clock, config=config), "seed")  # the file exists before the first backup is asked for
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
     for t in threads:
         t.start()
-    backups = open_store(clock=clock).backups
     taken = 0
     while any(t.is_alive() for t in threads) or taken < 5:
         assert backups.backup_context() is not None
