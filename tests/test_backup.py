@@ -351,7 +351,8 @@ def test_backups_taken_while_other_stores_append_and_compact_all_verify(open_sto
         store = open_store(clock=clock, config=config)
         for seq in range(60 * SCALE):
             add(store, f"w{index}-{seq}")
-            store.add_observations([{"entityName": f"w{index}-{seq}", "contents": ["x"]}])  # garbage: compactions
+            for note in ("x", "y"):  # two superseded states per entity: compactions well before the end
+                store.add_observations([{"entityName": f"w{index}-{seq}", "contents": [note]}])
 
     backups = open_store(clock=clock).backups
     add(open_store(clock=clock, config=config), "seed")  # the file exists before the first backup is asked for
