@@ -308,7 +308,8 @@ def _problems(info: ContextInfo) -> list[str]:
         lines = ", ".join(str(d.line) for d in info.damagedLines)
         found.append(
             f"{info.file}: {len(info.damagedLines)} damaged line(s) skipped (line {lines}); "
-            "their bytes are kept in .coaia/.recovery/quarantine/"
+            "their bytes are kept in .coaia/.recovery/quarantine/. Repair: coaia-store validate --fix "
+            "(or the validate_integrity tool with repair: true)"
         )
     if info.tornTail:
         found.append(f"{info.file}: ends with {info.tornTail.length} bytes of an unfinished write; the next write repairs it")
