@@ -1,0 +1,68 @@
+"""Every tool of the full profile answers a valid call with a structured result (and none is left untested)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from coaia_store import Store
+from coaia_store.server import build_server
+
+pytestmark = pytest.mark.anyio
+CHART = {"desiredOutcome": "A garden that feeds us", "currentReality": "Lawn", "dueDate": "2027-05-01",
+         "actionSteps": ["Build beds", "Test soil"]}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> None:
+    called: list[str] = []
+    async with Client(build_server(store, "full")) as client:
+
+        async def call(tool: str, args: dict[str, Any]) -> Any:
+            result = await client.call_tool(tool, args)
+            assert not result.is_error, f"{tool}: {result.content[0].text}"
+            assert result.structured_content is not None, tool
+            called.append(tool)
+            return result.structured_content
+
+        await call("create_entity", {"entities": [{"name": "a", "entityType": "t", "observations": ["one"]},
+                                                  {"name": "b", "entityType": "t"}]})
+        await call("add_relation", {"relations": [{"from": "a", "to": "b", "relationType": "r"}]})
+        await call("add_observations", {"observations": [{"entityName": "a", "contents": ["two"]}]})
+        await call("update_entity", {"name": "a", "metadata": {"k": 1}})
+        await call("open_entities", {"names": ["a"]})
+        await call("search", {"query": "two"})
+        await call("read_graph", {"mode": "full"})
+        await call("delete_observations", {"deletions": [{"entityName": "a", "observations": ["one"]}]})
+        await call("delete_relations", {"relations": [{"from": "a", "to": "b", "relationType": "r"}]})
+        await call("delete_entities", {"names": ["b"]})
+        chart = (await call("create_chart", CHART))["chart"]
+        cid, first = chart["chartId"], chart["actionSteps"][0]["name"]
+        step = (await call("add_action_step", {"chartId": cid, "title": "Plant seeds"}))["actionStep"]["name"]
+        await call("update_action_step", {"actionStep": first, "progressNote": "bought lumber"})
+        await call("telescope_action_step", {"actionStep": first, "currentReality": "Have lumber"})
+        await call("complete_action_step", {"actionStep": chart["actionSteps"][1]["name"]})
+        await call("update_current_reality", {"chartId": cid, "observations": ["Seeds arrived"]})
+        await call("update_desired_outcome", {"chartId": cid, "desiredOutcome": "A garden that feeds four people"})
+        await call("get_chart", {"chartId": cid, "depth": 1})
+        await call("list_charts", {"status": "all"})
+        await call("remove_action_step", {"actionStep": step})
+        await call("complete_chart", {"chartId": cid})
+        await call("archive_chart", {"chartId": cid})
+        other = (await call("create_chart", CHART))["chart"]["chartId"]
+        await call("move_chart", {"chartId": other, "toContext": "work"})
+        await call("list_contexts", {})
+        await call("validate_integrity", {})
+        backup = (await call("create_backup", {"context": "work"}))["result"][0]["id"]
+        await call("list_backups", {})
+        await call("restore_backup", {"backupId": backup})
+        await call("storage_status", {})
+        published = {t.name for t in (await client.list_tools()).tools}
+
+    assert published == set(called)
