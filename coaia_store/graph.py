@@ -40,6 +40,7 @@ Plan = tuple[list[Record], R]
 IfExists = Literal["error", "skip"]
 
 ENTITY_TYPES = frozenset({"entity", "narrative_beat"})
+_NO_LIST: list[str] = []  # what a record without observations counts as
 _HIDDEN_KEYS = ENVELOPE_KEYS | {"type"}
 
 
@@ -64,10 +65,13 @@ class GraphState:
         yield from self.relations.values()
 
     def apply_all(self, records: list[Record]) -> None:
-        for record in records:
-            _check(record)
-        for record in records:
-            _APPLY.get(str(record.get("type")), GraphState._keep_extra)(self, record)
+        if len(records) == 1:  # the common case on load: kept cheap
+            record = records[0]
+            _APPLY.get(_checked_kind(record), GraphState._keep_extra)(self, record)
+            return
+        kinds = [_checked_kind(record) for record in records]  # every record checked before any applies
+        for record, kind in zip(records, kinds, strict=True):
+            _APPLY.get(kind, GraphState._keep_extra)(self, record)
 
     def relations_of(self, name: str) -> list[Record]:
         return [self.relations[key] for key in self.links.get(name, ())]
@@ -115,18 +119,25 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _check(record: Record) -> None:
+def _checked_kind(record: Record) -> str | None:
+    """The record's type if it is well formed, else :class:`InvalidRecord` (this runs per line on load)."""
     kind = record.get("type")
-    if kind == "batch":
-        raise InvalidRecord("batch record without a list of records")
-    for key in _NEEDS.get(str(kind), ()):
-        if not isinstance(record.get(key), str) or not record[key]:
+    needs = _NEEDS.get(kind) if type(kind) is str else None
+    if needs is None:
+        if kind == "batch":
+            raise InvalidRecord("batch record without a list of records")
+        return None
+    for key in needs:
+        value = record.get(key)
+        if type(value) is not str or not value:
             raise InvalidRecord(f"{kind} record without a text {key!r}")
     if kind in ENTITY_TYPES:
-        if not isinstance(record.get("observations", []), list):
+        if type(record.get("observations", _NO_LIST)) is not list:
             raise InvalidRecord("entity record whose 'observations' is not a list")
-        if not isinstance(record.get("metadata") or {}, dict):
+        metadata = record.get("metadata")
+        if metadata and type(metadata) is not dict:
             raise InvalidRecord("entity record whose 'metadata' is not an object")
+    return kind
 
 
 def relation_key(record: Record) -> RelKey:

@@ -401,7 +401,7 @@ class Journal:
         return record, problem
 
     def _apply_line(self, record: Record) -> str | None:
-        members = _unwrap(record)
+        members = _unwrap(record) if record.get("type") == BATCH_TYPE else [record]
         try:
             self._sink.apply_all(members)
         except InvalidRecord as exc:
