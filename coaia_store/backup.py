@@ -109,12 +109,27 @@ class _Manifest(BaseModel):
 class Backups:
     """The backups of one store directory (``store.backups``)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, background: bool = False) -> None:
         self._store = store
         self.root = store.path / BACKUP_DIR
         self._checked: dict[str, tuple[str, ...]] = {}  # context -> period labels already seen to
         self._locks: dict[str, tuple[threading.Lock, WriteLock]] = {}
         self._locks_guard = threading.Lock()
+        self._background = background
+        self._worker: threading.Thread | None = None
+
+    def after_write(self, context: str) -> None:
+        """The journal's hook: the automatic backups, inline, or (``background=True``, the server's
+        choice) in a worker thread so the call that happens to be the day's first returns at once."""
+        if not self._background:
+            self.maybe_take_automatic(context)
+            return
+        labels = tuple(label for _, label in _periods(self._store.clock()))
+        if self._checked.get(context) == labels or (self._worker is not None and self._worker.is_alive()):
+            return  # done already, or under way (a later write checks again)
+        self._worker = threading.Thread(target=self.maybe_take_automatic, args=(context,), name="coaia-backup",
+                                        daemon=True)
+        self._worker.start()
 
     # ------------------------------------------------------------------ public API
 
@@ -180,6 +195,8 @@ class Backups:
         return result
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.join(timeout=60)  # let a backup under way finish rather than leave a temp file
         with self._locks_guard:
             for _, file_lock in self._locks.values():
                 file_lock.close()

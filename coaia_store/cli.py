@@ -66,8 +66,8 @@ DirOption = Annotated[
 ]
 
 
-def _store(directory: str | None = None) -> Store:
-    return Store(directory or _Options.directory)
+def _store(directory: str | None = None, **options: Any) -> Store:
+    return Store(directory or _Options.directory, **options)
 
 
 def _emit_json(value: BaseModel | list[Any] | dict[str, Any]) -> None:
@@ -102,10 +102,14 @@ def serve(
 
     if tools not in PROFILES:
         raise CoaiaError(f"unknown tool profile {tools!r}: choose one of {', '.join(PROFILES)}")
-    if http:
-        serve_http(_store(directory), tools, host=host, port=port, token=token)  # type: ignore[arg-type]
-    else:
-        serve_stdio(_store(directory), tools)  # type: ignore[arg-type]
+    store = _store(directory, background_backups=True)  # the day's first call need not wait for its backups
+    try:
+        if http:
+            serve_http(store, tools, host=host, port=port, token=token)  # type: ignore[arg-type]
+        else:
+            serve_stdio(store, tools)  # type: ignore[arg-type]
+    finally:
+        store.close()  # lets a backup under way finish
 
 
 @app.command()

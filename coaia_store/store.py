@@ -75,6 +75,7 @@ class Store:
         config: StoreConfig | None = None,
         io: FileIO | None = None,
         clock: Clock | None = None,
+        background_backups: bool = False,
     ) -> None:
         self.location: StoreLocation = resolve_location(directory, env=env, cwd=cwd, home=home)
         self.config = config if config is not None else load_config(self.location.path)
@@ -83,7 +84,7 @@ class Store:
         self.recovery = Recovery(self.path, self.io, self.clock)
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
-        self.backups = Backups(self)  # daily/weekly/pre-operation backups in .backup/ (backup.py)
+        self.backups = Backups(self, background=background_backups)  # daily/weekly/pre-operation, in .backup/
 
     @property
     def path(self) -> Path:
@@ -116,7 +117,7 @@ class Store:
 
     def _journal(self, path: Path, state: GraphState, context: str) -> Journal:
         hooks = JournalHooks(
-            after_write=lambda: self.backups.maybe_take_automatic(context),
+            after_write=lambda: self.backups.after_write(context),
             before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
         )
         return Journal(

@@ -9,7 +9,7 @@ import gzip
 import hashlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, cast
@@ -17,8 +17,9 @@ from typing import Any, cast
 import pytest
 
 from coaia_store import Store, StoreConfig
-from coaia_store.backup import BackupError, BackupInfo
+from coaia_store.backup import BACKUP_DIR, BackupError, BackupInfo
 from coaia_store.config import BackupConfig, CompactionConfig
+from coaia_store.storage.fileio import FileIO
 from faults import SCALE, FaultyIO, data_file, entity, history_copies, recovery_events
 
 OpenStore = Callable[..., Store]
@@ -415,3 +416,26 @@ def test_a_temp_file_left_by_a_killed_daily_backup_is_removed_by_the_next_days_b
     add(open_store(clock=clock), "c")
     assert not list((store.path / ".backup" / "daily").glob("*.tmp"))
     assert recovery_events(store.path, "removed")
+
+
+class _HeldBackupIO(FileIO):
+    """Holds every write into .backup/ until released, to show who waits for it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def write_file_atomic(self, path: Path, chunks: Iterable[bytes]) -> None:
+        if BACKUP_DIR in path.parts:
+            assert self.release.wait(30)
+        super().write_file_atomic(path, chunks)
+
+
+def test_background_backups_do_not_hold_up_the_write_that_triggers_them(store_dir: Path, clock: FakeClock) -> None:
+    io = _HeldBackupIO()
+    store = Store(store_dir, io=io, clock=clock, background_backups=True)
+
+    add(store, "a")  # returns although the day's backup cannot be written yet
+    io.release.set()
+    store.close()  # waits for the backup under way
+
+    assert {b.kind for b in Store(store_dir).backups.list_backups()} == {"daily", "weekly"}
