@@ -233,6 +233,11 @@ class SearchIndex:
         with self._lock:
             self._db.close()
 
+    def refresh(self) -> None:
+        """Bring the index up to date with every context now (a server does this at start, in a thread)."""
+        with self._lock:
+            self._sync(None)
+
     def rebuild(self) -> None:
         """Forget everything indexed; the next search indexes every context it reads afresh."""
         with self._lock:

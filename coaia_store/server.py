@@ -15,6 +15,7 @@ import hmac
 import json
 import logging
 import sys
+import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
@@ -474,8 +475,7 @@ def _chart_tools(charts: Charts) -> list[tuple[Callable[..., Any], ToolAnnotatio
     return [(_flat_tool(name, getattr(charts, name), model, text), hints) for name, model, hints, text in _CHART_TOOLS]
 
 
-def _tools(store: Store, profile: Profile) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
-    index = SearchIndex(store)
+def _tools(store: Store, profile: Profile, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
     if profile == "memory":
         return _memory_tools(store, index)
     graph = _graph_tools(store, index)
@@ -488,17 +488,31 @@ def _tools(store: Store, profile: Profile) -> list[tuple[Callable[..., Any], Too
     return chart_tools + graph
 
 
-def build_server(store: Store, profile: Profile = "full") -> MCPServer:
-    """An MCP server publishing ``profile``'s tools over ``store``, with the resources and prompts."""
+def build_server(store: Store, profile: Profile = "full", *, warm_up: bool = False) -> MCPServer:
+    """An MCP server publishing ``profile``'s tools over ``store``, with the resources and prompts.
+
+    ``warm_up`` loads every context and builds the search index in a thread, while the client connects,
+    so the first calls need not do it.
+    """
     if profile not in PROFILES:
         raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
     server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
-    for fn, hints in _tools(store, profile):
+    index = SearchIndex(store)
+    if warm_up:
+        threading.Thread(target=_warm_up, args=(index,), name="coaia-warm-up", daemon=True).start()
+    for fn, hints in _tools(store, profile, index):
         server.add_tool(_tool_errors(fn), annotations=hints)
     charts = Charts(store)
     register_resources(server, store, charts)
     register_prompts(server, charts)
     return server
+
+
+def _warm_up(index: SearchIndex) -> None:
+    try:
+        index.refresh()
+    except CoaiaError as exc:  # the first call that needs it will report the problem
+        log.warning("loading at start-up failed: %s", exc)
 
 
 def startup_report(store: Store, profile: str) -> str:
@@ -519,7 +533,7 @@ def _log_to_stderr() -> None:
 def serve_stdio(store: Store, profile: Profile) -> None:
     _log_to_stderr()
     log.info(startup_report(store, profile))
-    build_server(store, profile).run("stdio")
+    build_server(store, profile, warm_up=True).run("stdio")
 
 
 def http_app(store: Store, profile: Profile, *, host: str, token: str | None) -> Any:
@@ -535,7 +549,7 @@ def http_app(store: Store, profile: Profile, *, host: str, token: str | None) ->
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True, allowed_hosts=[f"{host}:*", *(f"{h}:*" for h in LOOPBACK[:2])]
         )
-    app = build_server(store, profile).streamable_http_app(host=host, transport_security=security)
+    app = build_server(store, profile, warm_up=True).streamable_http_app(host=host, transport_security=security)
     return BearerTokenGate(app, token) if token else app
 
 

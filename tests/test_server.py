@@ -216,3 +216,12 @@ async def test_search_ranks_a_name_match_first_with_a_snippet(graph_client: Clie
 
     assert [h["entity"]["name"] for h in page["hits"]] == ["telescope", "notes"]
     assert "**" in page["hits"][1]["snippet"]
+
+
+async def test_a_warmed_up_server_answers_searches_for_data_written_before_and_after(store: Store) -> None:
+    store.create_entities([{"name": "before", "entityType": "t", "observations": ["apricot"]}])
+    async with Client(build_server(store, "full", warm_up=True)) as client:
+        store.create_entities([{"name": "after", "entityType": "t", "observations": ["apricot jam"]}])
+        page = (await client.call_tool("search", {"query": "apricot"})).structured_content
+
+    assert {h["entity"]["name"] for h in page["hits"]} == {"before", "after"}
