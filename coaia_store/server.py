@@ -328,15 +328,19 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
         """Browse the graph a page at a time. Replies stay well under 25,000 tokens however large the graph is:
         a page stops early when it would grow too long, and says how many entities were left out."""
         page = store.read_graph(context=context, entity_types=entityTypes, limit=limit, cursor=cursor)
-        shaped, size = [], 0
+        leaving: dict[tuple[str, str], list[Relation]] = {}
+        for relation in page.relations if mode == "full" else []:
+            leaving.setdefault((relation.context, relation.from_), []).append(relation)
+        shaped: list[dict[str, Any]] = []
+        relations: list[Relation] = []
+        size = 0
         for entity in page.entities:
-            item = _shape(entity, mode)
-            size += len(json.dumps(item, ensure_ascii=False))
+            item, own = _shape(entity, mode), leaving.get((entity.context, entity.name), [])
+            size += len(json.dumps(item, ensure_ascii=False)) + sum(len(r.model_dump_json(by_alias=True)) for r in own)
             if shaped and size > MAX_REPLY_CHARS:
                 break
             shaped.append(item)
-        kept = {(e["context"], e["name"]) for e in shaped}
-        relations = [r for r in page.relations if (r.context, r.from_) in kept] if mode == "full" else []
+            relations += own
         end = cursor_offset(cursor) + len(shaped)
         return ReadGraphResult(
             mode=mode,
@@ -354,8 +358,8 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
 
     def validate_integrity(
         context: ContextArg = None,
-        repair: Annotated[bool, Field(description="Apply the safe repairs (cut a torn tail, drop dangling "
-                                                  "relations), each logged in .coaia/.recovery/.")] = False,
+        repair: Annotated[bool, Field(description="Apply the safe repairs (rewrite without damaged lines, cut a "
+                                                  "torn tail, drop dangling relations), each logged.")] = False,
     ) -> IntegrityReport:
         """Check every context (or one): damaged lines with their line numbers, checksum failures, a torn tail,
         relations to missing entities, orphan sub-charts, and due dates that break the timeline."""

@@ -225,3 +225,15 @@ async def test_a_warmed_up_server_answers_searches_for_data_written_before_and_a
         page = (await client.call_tool("search", {"query": "apricot"})).structured_content
 
     assert {h["entity"]["name"] for h in page["hits"]} == {"before", "after"}
+
+
+async def test_read_graph_full_mode_counts_relations_in_the_reply_budget(graph_client: Client, store: Store) -> None:
+    store.create_entities([{"name": f"hub{i}", "entityType": "t"} for i in range(3)] +
+                          [{"name": f"leaf{j:04d}", "entityType": "t"} for j in range(600)])
+    for i in range(3):
+        store.create_relations([{"from": f"hub{i}", "to": f"leaf{j:04d}", "relationType": "links_to_a_leaf_entity"}
+                                for j in range(600)])
+
+    data = (await graph_client.call_tool("read_graph", {"mode": "full", "limit": 3})).structured_content
+
+    assert len(json.dumps(data)) <= MAX_REPLY_CHARS + 20_000 and data["returned"] < 3 and data["nextCursor"]
