@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .backup import Backups
+from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
 from .errors import InvalidInputError
@@ -247,7 +247,11 @@ class Store:
     def status(self) -> StoreStatus:
         """Where the data lives and why, and whether every context is healthy."""
         infos = self.list_contexts()
-        problems = [p for info in infos for p in _problems(info)]
+        lost = self._lost_contexts({info.name for info in infos})
+        problems = [p for info in infos for p in _problems(info)] + [
+            f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
+            f"restore it with coaia-store restore {b.id} (or the restore_backup tool)" for b in lost
+        ]
         return StoreStatus(
             directory=str(self.path),
             reason=self.location.reason,
@@ -255,9 +259,14 @@ class Store:
             fsync=self.config.fsync,
             contexts=infos,
             backups=[self._last_backups(info.name) for info in infos],
-            degraded=any(i.degraded for i in infos),
+            degraded=any(i.degraded for i in infos) or bool(lost),
             problems=problems,
         )
+
+    def _lost_contexts(self, present: set[str]) -> list[BackupInfo]:
+        """The newest backup of each context whose file is gone."""
+        newest = {b.context: b for b in self.backups.list_backups()}  # oldest first: the last one wins
+        return [b for context, b in sorted(newest.items()) if context not in present]
 
     def _last_backups(self, context: str) -> LastBackups:
         taken = self.backups.list_backups(context)  # oldest first

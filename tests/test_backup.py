@@ -439,3 +439,17 @@ def test_background_backups_do_not_hold_up_the_write_that_triggers_them(store_di
     store.close()  # waits for the backup under way
 
     assert {b.kind for b in Store(store_dir).backups.list_backups()} == {"daily", "weekly"}
+
+
+def test_status_reports_a_context_whose_file_is_gone_and_the_backup_that_holds_it(store_dir: Path, clock: FakeClock) -> None:
+    store = Store(store_dir, clock=clock)
+    add(store, "a", context="work")
+    taken = store.backups.backup_context("work")
+    assert taken is not None
+    (store_dir / "charts-work.jsonl").unlink()
+
+    fresh = Store(store_dir)
+    status = fresh.status()
+
+    newest = fresh.backups.list_backups("work")[-1]
+    assert status.degraded and any(f"coaia-store restore {newest.id}" in p for p in status.problems)
