@@ -8,17 +8,24 @@ Each command is a thin shell over one :class:`~coaia_store.Store` method. Exit c
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from . import __version__
-from .errors import CoaiaError
+from . import __version__, transfer, views
+from .config import load_config
+from .contexts import context_file, validate_context_name
+from .errors import CoaiaError, NotFoundError
 from .store import Store
 
 EXIT_ERROR, EXIT_DEGRADED = 1, 3
@@ -252,6 +259,456 @@ def compact(
     else:
         _err.print(f"context {context!r} was not compacted: it has no file yet, or damaged lines that need a repair first")
         raise typer.Exit(EXIT_ERROR)
+
+
+# ================================================================= for people: setup, charts, import/export
+# (init, charts, chart, chart-create, step-add, step-complete, reality-add, export, import, migrate)
+
+_EXAMPLE_CONFIG = """{
+  "_comment": "coaia-store settings. Every field is optional; the values below are the defaults. Keys starting with _ are comments.",
+  "fsync": "always",
+  "_fsync": "'always': a call returns only after its data is on disk. 'never': faster, but a power cut can lose the last ~30 s.",
+  "maxRecordBytes": 1048576,
+  "_maxRecordBytes": "The largest line one call may write (a whole chart is one line).",
+  "lockTimeoutSeconds": 10,
+  "_lockTimeoutSeconds": "How long a write waits while another process writes.",
+  "compaction": {
+    "_comment": "A context's file is rewritten to its current state when it is at least minBytes and this share of it is superseded.",
+    "garbageRatio": 0.5,
+    "minBytes": 1048576
+  },
+  "backup": {
+    "_comment": "Automatic backups in .backup/: how many daily and weekly ones to keep.",
+    "dailyKeep": 7,
+    "weeklyKeep": 5
+  }
+}
+"""
+_GITIGNORE = """# coaia-store: the chart files (charts*.jsonl), config.json and history/ are meant to be versioned.
+# These are local to this machine:
+.backup/
+.recovery/
+.locks/
+*.tmp
+"""
+_StatusOption = Annotated[str, typer.Option("--status", "-s", help="active, completed or all.")]
+_AllFlag = Annotated[bool, typer.Option("--all", help="Every context (the default).")]
+_WriteContext = Annotated[
+    str | None,
+    typer.Option("--context", "-c", help="The chart's context (default: found in any context).", show_default=False),
+]
+_interactive = sys.stdout.isatty  # progress bars only on a terminal; piped output stays clean
+
+
+@app.command()
+def init(
+    path: Annotated[str | None, typer.Argument(help="The directory that gets .coaia/ (default: the working directory).",
+                                               show_default=False)] = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Create a .coaia/ directory with a commented config.json and a .gitignore that keeps backups,
+    recovery files and locks out of git (chart files stay versionable). Existing files are never overwritten.
+
+    Example: coaia-store init ~/project   (or: coaia-store --dir ~/project/.coaia init)
+    """
+    target = Path(path) / ".coaia" if path is not None else Path(directory or _Options.directory or ".coaia")
+    target.mkdir(parents=True, exist_ok=True)
+    created, kept = [], []
+    for name, text in (("config.json", _EXAMPLE_CONFIG), (".gitignore", _GITIGNORE)):
+        file = target / name
+        try:
+            with file.open("x", encoding="utf-8") as handle:
+                handle.write(text)
+            created.append(str(file))
+        except FileExistsError:
+            kept.append(str(file))
+    load_config(target)  # a config.json that was already there must still load
+    if as_json:
+        _emit_json({"directory": str(target.resolve()), "created": created, "kept": kept})
+        return
+    for file in created:
+        _out.print(f"created {file}", highlight=False)
+    for file in kept:
+        _out.print(f"{file} exists: left as it is (not overwritten)", highlight=False)
+    if not created:
+        _out.print(f"{target} is already initialised", highlight=False)
+    else:
+        _out.print(f"next: coaia-store --dir {target} chart-create --outcome ... --reality ... --due YYYY-MM-DD",
+                   highlight=False)
+
+
+@app.command()
+def charts(
+    context: ContextOption = None,
+    all_contexts: _AllFlag = False,
+    status_filter: _StatusOption = "active",
+    due_within: Annotated[int | None, typer.Option("--due-within", min=0, help="Only charts due within N days "
+                                                   "(overdue included).", show_default=False)] = None,
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue charts.")] = False,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """The charts as a tree: each chart with its action steps and their progress, sub-charts nested under
+    their step, due dates, overdue in red. Default: every context, active charts.
+
+    Example: coaia-store charts --context work --due-within 14
+    """
+    _one_of(context, all_contexts)
+    if status_filter not in ("active", "completed", "all"):
+        raise typer.BadParameter(f"{status_filter!r}: choose active, completed or all", param_hint="--status")
+    api = _charts_api(directory)
+    summaries = _all_summaries(api, context=context, status=status_filter, dueWithinDays=due_within, overdue=overdue)
+    if as_json:
+        _emit_json({"charts": [c.model_dump(mode="json") for c in summaries], "total": len(summaries)})
+        return
+    if not summaries:
+        _out.print("no charts match (see --status, --context, --due-within, --overdue)")
+        return
+    listed = {(c.context, c.chartId) for c in summaries}
+    roots = [c for c in summaries if (c.context, c.parentChart) not in listed]
+    groups: dict[str, list[Any]] = {}
+    for root in roots:
+        groups.setdefault(root.context, []).append(api.get_chart(chartId=root.chartId, context=root.context))
+    _out.print(views.charts_tree(list(groups.items())))
+
+
+@app.command()
+def chart(
+    chart_id: Annotated[str, typer.Argument(help="The chart's id, as `coaia-store charts` shows it.")],
+    depth: Annotated[int | None, typer.Option("--depth", min=0, help="Levels of sub-charts to expand (default: all).",
+                                              show_default=False)] = None,
+    context: _WriteContext = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """One chart in full: desired outcome, current reality, action steps with their notes, sub-charts.
+
+    Example: coaia-store chart chart_20261121050656_d8f5b983fbe6 --depth 1
+    """
+    view = _charts_api(directory).get_chart(chartId=chart_id, depth=depth, context=context)
+    if as_json:
+        _emit_json(view)
+    else:
+        _out.print(views.chart_tree(view))
+
+
+@app.command("chart-create")
+def chart_create(
+    outcome: Annotated[str, typer.Option("--outcome", "-o", help="What you want to create, stated as the result.")],
+    reality: Annotated[str, typer.Option("--reality", "-r", help="Honest facts about where things stand now.")],
+    due: Annotated[str, typer.Option("--due", "-d", help="Due date: 2026-12-31 or 2026-12-31T17:00:00Z.")],
+    steps: Annotated[list[str] | None, typer.Option("--step", help="An action step title (repeat for several).",
+                                                     show_default=False)] = None,
+    context: Annotated[str, typer.Option("--context", "-c", help="The context to create it in.")] = "default",
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Create a structural tension chart: desired outcome, current reality, due date, action steps.
+
+    Example: coaia-store chart-create --outcome "Guide published" --reality "Outline only" --due 2026-12-31
+    --step "Draft" --step "Review"
+    """
+    result = _charts_api(directory).create_chart(desiredOutcome=outcome, currentReality=reality, dueDate=due,
+                                                 actionSteps=steps or [], context=context)
+    _confirm(result, f"created chart {result.chart.chartId} in context {result.chart.context!r} "
+                     f"({result.chart.totalSteps} steps, due {result.chart.dueDate})", as_json)
+
+
+@app.command("step-add")
+def step_add(
+    chart_id: Annotated[str, typer.Argument(help="The chart's id.")],
+    title: Annotated[str, typer.Argument(help="The action step's title.")],
+    due: Annotated[str | None, typer.Option("--due", "-d", help="Due date (default: halfway to the chart's).",
+                                            show_default=False)] = None,
+    context: _WriteContext = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Add an action step to a chart.
+
+    Example: coaia-store step-add chart_20261121050656_d8f5b983fbe6 "Ask two readers for feedback" --due 2026-12-01
+    """
+    result = _charts_api(directory).add_action_step(chartId=chart_id, title=title, dueDate=due, context=context)
+    step = result.actionStep
+    _confirm(result, f"added step {step.name if step else title} (due {step.dueDate if step else '?'})", as_json)
+
+
+@app.command("step-complete")
+def step_complete(
+    step_name: Annotated[str, typer.Argument(help="The action step's name, e.g. <chartId>_action_2.")],
+    context: _WriteContext = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Mark an action step done (a telescoped step also completes its sub-chart).
+
+    Example: coaia-store step-complete chart_20261121050656_d8f5b983fbe6_action_2
+    """
+    result = _charts_api(directory).complete_action_step(actionStep=step_name, context=context)
+    done = ", ".join(result.completed) or f"nothing: {step_name} was already complete"
+    _confirm(result, f"completed {done}; chart {result.chart.chartId} at {result.chart.progress:.0%}", as_json)
+
+
+@app.command("reality-add")
+def reality_add(
+    chart_id: Annotated[str, typer.Argument(help="The chart's id.")],
+    facts: Annotated[list[str], typer.Argument(help="One or more facts about where things stand now.")],
+    context: _WriteContext = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Add facts to a chart's current reality (repeats are ignored).
+
+    Example: coaia-store reality-add chart_20261121050656_d8f5b983fbe6 "Draft has 3 of 5 chapters"
+    """
+    result = _charts_api(directory).update_current_reality(chartId=chart_id, observations=facts, context=context)
+    _confirm(result, f"current reality of {chart_id}: {len(result.chart.currentReality)} facts"
+                     + ("" if result.changed else " (nothing new)"), as_json)
+
+
+@app.command("export")
+def export_(
+    context: Annotated[str | None, typer.Option("--context", "-c", help="The context to export (default: default).",
+                                                show_default=False)] = None,
+    all_contexts: Annotated[bool, typer.Option("--all", help="Every context.")] = False,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, json or markdown.")] = "jsonl",
+    output: Annotated[str | None, typer.Option("--output", "-o", help="A file (jsonl, json) or a directory (markdown, "
+                                               "and jsonl with --all); default: stdout.", show_default=False)] = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Export contexts: jsonl is a clean snapshot the official memory server reads (no checksums, no
+    history); json is {"entities", "relations"} per context; markdown is one file per chart (or one report).
+    With --output, --json prints a summary of what was written.
+
+    Example: coaia-store export --context work --format jsonl --output work-memory.jsonl
+    """
+    _one_of(context, all_contexts)
+    if fmt not in ("jsonl", "json", "markdown"):
+        raise typer.BadParameter(f"{fmt!r}: choose jsonl, json or markdown", param_hint="--format")
+    store = _store(directory)
+    names = store.contexts() if all_contexts else [_existing_context(store, context or "default")]
+    written = _EXPORTERS[fmt](store, names, Path(output) if output else None, all_contexts)
+    if output is None:
+        return
+    if as_json:
+        _emit_json({"format": fmt, "contexts": names, "files": [str(f) for f in written]})
+    else:
+        _err.print(f"wrote {len(written)} file(s) for {len(names)} context(s): {', '.join(map(str, written[:5]))}"
+                   + (" ..." if len(written) > 5 else ""), highlight=False)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[str, typer.Argument(help="A JSONL file: official memory server, coaia-memory, coaia-spiral, "
+                                              "coaia-narrative, AIM or coaia-store.")],
+    context: Annotated[str, typer.Option("--context", "-c", help="The context to import into.")] = "default",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
+    on_conflict: Annotated[str, typer.Option("--on-conflict", help="For names that exist: skip (leave them), merge "
+                                             "(add what they lack), replace (the imported record wins).")] = "skip",
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Import a knowledge-graph file into a context, in batches; relations whose ends are missing are reported
+    and skipped. Merge rules: docs/cli.md#import.
+
+    Example: coaia-store import ~/memory.jsonl --context work --on-conflict merge --dry-run
+    """
+    if on_conflict not in transfer.ON_CONFLICT:
+        raise typer.BadParameter(f"{on_conflict!r}: choose skip, merge or replace", param_hint="--on-conflict")
+    report = _run_import(_store(directory), file, context, on_conflict, dry_run)
+    if as_json:
+        _emit_json(report)
+    else:
+        _print_import(report)
+    if report.failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+@app.command()
+def migrate(
+    memory_path: Annotated[str, typer.Option("--memory-path", envvar="MEMORY_FILE_PATH", help="The old memory.jsonl "
+                                             "(default: MEMORY_FILE_PATH).")],
+    context: Annotated[str, typer.Option("--context", "-c", help="The context to move it into.")] = "default",
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Move an old setup (the memory.jsonl of the official memory server or a coaia tool) into this .coaia/
+    in one step: an import with --on-conflict merge. The old file is left untouched.
+
+    Example: coaia-store --dir ~/project/.coaia migrate --memory-path ~/memory.jsonl --context work
+    """
+    store = _store(directory)
+    report = _run_import(store, memory_path, context, "merge", False)
+    client = {"mcpServers": {"coaia": {"command": "coaia-store", "args": ["serve", "--dir", str(store.path)]}}}
+    where = context_file(store.path, report.context)
+    if as_json:
+        _emit_json({"import": report.model_dump(mode="json"), "directory": str(store.path), "file": str(where),
+                    "clientConfig": client})
+    else:
+        _print_import(report)
+        _out.print(f"\nyour data now lives in {where} (context {report.context!r}); {memory_path} is unchanged.",
+                   highlight=False)
+        _out.print("point your MCP client at it (e.g. in claude_desktop_config.json or .mcp.json):", highlight=False)
+        _out.print(json.dumps(client, indent=2), highlight=False, markup=False)
+    if report.failed:
+        raise typer.Exit(EXIT_ERROR)
+
+
+def _one_of(context: str | None, all_contexts: bool) -> None:
+    if context is not None and all_contexts:
+        raise typer.BadParameter("give --context or --all, not both", param_hint="--all")
+
+
+def _charts_api(directory: str | None) -> Any:
+    from .charts import Charts
+
+    return Charts(_store(directory))
+
+
+def _all_summaries(api: Any, **filters: Any) -> list[Any]:
+    found, cursor = [], None
+    while True:
+        page = api.list_charts(limit=500, cursor=cursor, includeSubCharts=True, **filters)
+        found += page.charts
+        cursor = page.nextCursor
+        if cursor is None:
+            return found
+
+
+def _confirm(result: Any, message: str, as_json: bool) -> None:
+    if as_json:
+        _emit_json(result)
+        return
+    _out.print(message, highlight=False)
+    for warning in result.warnings:
+        _out.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False, soft_wrap=True)
+
+
+def _existing_context(store: Store, name: str) -> str:
+    validate_context_name(name)
+    if name not in store.contexts():
+        raise NotFoundError(f"no context {name!r} in {store.path}; `coaia-store contexts` lists them")
+    return name
+
+
+def _progress(total_hint: str) -> Any:
+    """A rich progress bar on a terminal; ``None`` when output is piped (scripts get clean output)."""
+    if not _interactive():
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    return Progress(TextColumn(total_hint), BarColumn(), MofNCompleteColumn(), console=_out, transient=True)
+
+
+def _run_import(store: Store, file: str, context: str, on_conflict: str, dry_run: bool) -> transfer.ImportReport:
+    bar = _progress("importing")
+    with bar or nullcontext():
+        task = bar.add_task("import", total=None) if bar is not None else None
+        tick = None if bar is None else lambda done, total: bar.update(task, advance=done, total=total)
+        return transfer.import_file(store, file, context=context, on_conflict=on_conflict,  # type: ignore[arg-type]
+                                    dry_run=dry_run, progress=tick)
+
+
+_SHOWN = 8
+
+
+def _print_import(report: transfer.ImportReport) -> None:
+    verb = "would import" if report.dryRun else "imported"
+    _out.print(f"{verb} {report.file} into context {report.context!r} (on conflict: {report.onConflict})",
+               highlight=False)
+    for label, names in (("entities added", report.added), ("merged", report.merged), ("replaced", report.replaced),
+                         ("skipped (exist)", report.skipped), ("unchanged", report.unchanged),
+                         ("relations added", report.relationsAdded), ("relations merged", report.relationsMerged),
+                         ("relations replaced", report.relationsReplaced),
+                         ("relations skipped (exist)", report.relationsSkipped),
+                         ("relations unchanged", report.relationsUnchanged)):
+        if names:
+            shown = ", ".join(names[:_SHOWN]) + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
+            _out.print(f"  {len(names):>5} {label}: {shown}", highlight=False, markup=False, soft_wrap=True)
+    for relation in report.dangling:
+        _out.print(f"[yellow]! relation not imported, an end is missing: {escape(relation)}[/yellow]", highlight=False)
+    for line in report.invalidLines:
+        where = f"line {line.line}" if line.line is not None else "record"
+        _out.print(f"[yellow]! {where} skipped: {escape(line.problem)}[/yellow]", highlight=False)
+    for failure in report.failed:
+        _err.print(f"[red]error:[/red] not imported: {escape(failure)}", highlight=False)
+    if report.dryRun:
+        _out.print("dry run: nothing was written (--json lists every name)")
+
+
+def _write_bytes(path: Path, chunks: Iterable[bytes]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+    os.replace(tmp, path)
+    return path
+
+
+def _export_jsonl(store: Store, names: list[str], output: Path | None, all_contexts: bool) -> list[Path]:
+    if output is None and all_contexts:
+        raise typer.BadParameter("jsonl of every context needs --output DIR (one file per context)",
+                                 param_hint="--output")
+    written = []
+    bar = _progress("exporting") if output is not None else None
+    with bar or nullcontext():
+        for name in names:
+            entities, relations = transfer.export_records(store, name)
+            lines = transfer.jsonl_lines(entities, relations)
+            if output is None:
+                sys.stdout.buffer.writelines(lines)
+                sys.stdout.flush()
+                continue
+            target = context_file(output, name) if all_contexts else output
+            if bar is not None:
+                task = bar.add_task(name, total=len(entities) + len(relations))
+                lines = _counted(lines, lambda: bar.advance(task))
+            written.append(_write_bytes(target, lines))
+    return written
+
+
+def _counted(lines: Iterable[bytes], tick: Any) -> Iterator[bytes]:
+    for line in lines:
+        tick()
+        yield line
+
+
+def _export_json(store: Store, names: list[str], output: Path | None, all_contexts: bool) -> list[Path]:
+    documents = [transfer.json_document(n, *transfer.export_records(store, n)) for n in names]
+    data = documents if all_contexts else documents[0]
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+        return []
+    return [_write_bytes(output, [text.encode()])]
+
+
+def _export_markdown(store: Store, names: list[str], output: Path | None, all_contexts: bool) -> list[Path]:
+    from .charts import Charts
+    from .charts.markdown import chart_markdown
+
+    api = Charts(store)
+    tops = [s for n in names for s in _all_summaries(api, context=n, status="all") if not s.parentChart]
+    written: list[Path] = []
+    bar = _progress("exporting") if output is not None else None
+    with bar or nullcontext():
+        task = bar.add_task("charts", total=len(tops)) if bar is not None else None
+        for summary in tops:
+            text = chart_markdown(api.get_chart(chartId=summary.chartId, context=summary.context))
+            if output is None:
+                sys.stdout.write(text + "\n")
+            else:
+                folder = output / summary.context if all_contexts else output  # one chart id may be in two contexts
+                written.append(_write_bytes(folder / f"{summary.chartId}.md", [text.encode()]))
+            if bar is not None and task is not None:
+                bar.advance(task)
+    return written
+
+
+_EXPORTERS = {"jsonl": _export_jsonl, "json": _export_json, "markdown": _export_markdown}
 
 
 def _contexts_table(infos: list[Any]) -> Table:
