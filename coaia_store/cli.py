@@ -242,6 +242,59 @@ def restore(
 
 
 @app.command()
+def history(
+    name: Annotated[str, typer.Argument(help="An entity name or a chart id.")],
+    context: ContextOption = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """How an entity or a chart changed over time: each version or event with its time and operation id.
+
+    Example: coaia-store history chart_launch --context work
+    """
+    from .errors import NotFoundError
+    from .history import History
+
+    past = History(_store(directory))
+    try:
+        chart = past.chart_history(name, context)
+    except NotFoundError:
+        chart = None
+    entity = past.entity_history(name, context) if chart is None else None
+    if as_json:
+        _emit_json(chart or entity)  # type: ignore[arg-type]
+        return
+    if chart is not None:
+        lines = [f"{e.time}  {e.kind:<16} {e.text or ''}  [{e.opId}]" for e in chart.events]
+    else:
+        lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]" for v in entity.versions]  # type: ignore[union-attr]
+    for line in lines or [f"no history for {name!r}"]:
+        _out.print(line, highlight=False, markup=False)
+
+
+@app.command()
+def undo(
+    context: Annotated[str, typer.Option("--context", "-c", help="The context to undo in.")] = "default",
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many of the latest operations.")] = 1,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """Revert the latest operations of a context by appending one new operation (history is kept).
+
+    Example: coaia-store undo --context work --count 2
+    """
+    from .history import History
+
+    result = History(_store(directory)).undo(context, count=count)
+    if as_json:
+        _emit_json(result)
+        return
+    undone = ", ".join(f"{op.id} ({op.summary})" for op in result.undone)
+    _out.print(f"undid {undone or 'nothing'} in {result.context!r}" + (f" as operation {result.opId}" if result.opId else ""),
+               highlight=False, markup=False)
+
+
+@app.command()
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
     as_json: JsonFlag = False,

@@ -67,9 +67,9 @@ class GraphState:
     def apply_all(self, records: list[Record]) -> None:
         if len(records) == 1:  # the common case on load: kept cheap
             record = records[0]
-            _APPLY.get(_checked_kind(record), GraphState._keep_extra)(self, record)
+            _APPLY.get(checked_kind(record), GraphState._keep_extra)(self, record)
             return
-        kinds = [_checked_kind(record) for record in records]  # every record checked before any applies
+        kinds = [checked_kind(record) for record in records]  # every record checked before any applies
         for record, kind in zip(records, kinds, strict=True):
             _APPLY.get(kind, GraphState._keep_extra)(self, record)
 
@@ -119,7 +119,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _checked_kind(record: Record) -> str | None:
+def checked_kind(record: Record) -> str | None:
     """The record's type if it is well formed, else :class:`InvalidRecord` (this runs per line on load)."""
     kind = record.get("type")
     needs = _NEEDS.get(kind) if type(kind) is str else None

@@ -42,6 +42,7 @@ from .charts.models import (
     UpdateDesiredOutcome,
 )
 from .errors import CoaiaError
+from .history import ChartHistory, EntityHistory, History, OperationList, UndoResult
 from .integrity import IntegrityReport
 from .integrity import validate_integrity as check_integrity
 from .models import (
@@ -250,6 +251,8 @@ def _shape(e: Entity, mode: str) -> dict[str, Any]:
 
 
 def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+    history = History(store)
+
     def create_entity(
         entities: Annotated[list[EntityInput], Field(min_length=1, description="One or more entities to create.")],
         context: WriteContext = None,
@@ -324,10 +327,12 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
         ] = "summary",
         limit: Annotated[int, Field(ge=1, le=500, description="Most entities to return.")] = 100,
         cursor: Annotated[str | None, Field(description="nextCursor of the previous page.")] = None,
+        asOf: Annotated[str | None, Field(description="Read the graph as it was then: ISO date-time with timezone, "
+                                                      "or a date (its end, UTC).")] = None,
     ) -> ReadGraphResult:
-        """Browse the graph a page at a time. Replies stay well under 25,000 tokens however large the graph is:
-        a page stops early when it would grow too long, and says how many entities were left out."""
-        page = store.read_graph(context=context, entity_types=entityTypes, limit=limit, cursor=cursor)
+        """Browse the graph a page at a time (now, or as of a past moment). Replies stay well under 25,000 tokens
+        however large the graph is: a page stops early when it would grow too long, and says how many remain."""
+        page = store.read_graph(context=context, entity_types=entityTypes, limit=limit, cursor=cursor, as_of=asOf)
         leaving: dict[tuple[str, str], list[Relation]] = {}
         for relation in page.relations if mode == "full" else []:
             leaving.setdefault((relation.context, relation.from_), []).append(relation)
@@ -351,6 +356,30 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
             remaining=page.totalEntities - end,
             nextCursor=page_cursor(end) if end < page.totalEntities else None,
         )
+
+    def entity_history(name: str, context: ContextArg = None) -> EntityHistory:
+        """Every version of an entity, oldest first, with its time and the operation (id) that produced it."""
+        return history.entity_history(name, context)
+
+    def chart_history(chartId: str, context: ContextArg = None) -> ChartHistory:  # noqa: N803 - argument name agents see
+        """A chart's evolution as a timeline: created, reality added, steps added, completed, telescoped, due dates
+        moved, outcome restated, each with its time and operation id."""
+        return history.chart_history(chartId, context)
+
+    def list_operations(
+        context: WriteContext = None, limit: Annotated[int, Field(ge=1, le=500)] = 20
+    ) -> OperationList:
+        """The latest operations in a context, newest first: id, time, kind and a summary (ids are what undo takes)."""
+        return history.operations(context, limit)
+
+    def undo(
+        context: WriteContext = None,
+        count: Annotated[int, Field(ge=1, le=100, description="How many of the latest operations to revert.")] = 1,
+        opIds: Annotated[list[str] | None, Field(description="Or exactly these operations (from list_operations).")] = None,
+    ) -> UndoResult:
+        """Revert operations by appending one new operation (history is never rewritten; undoing an undo redoes).
+        Refused, with nothing written, when a later operation changed the same entities."""
+        return history.undo(context, count=count, op_ids=opIds)
 
     def list_contexts() -> list[ContextInfo]:
         """Every context (one JSONL file each) with entity and relation counts, size, last change and health."""
@@ -401,6 +430,10 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
         (open_entities, READ),
         (search, READ),
         (read_graph, READ),
+        (entity_history, READ),
+        (chart_history, READ),
+        (list_operations, READ),
+        (undo, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)),
         (list_contexts, READ),
         (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
                                              open_world_hint=False)),
@@ -487,7 +520,8 @@ def _tools(store: Store, profile: Profile, index: SearchIndex) -> list[tuple[Cal
         return graph
     chart_tools = _chart_tools(Charts(store))
     if profile == "charts":
-        admin = ("list_contexts", "validate_integrity", "create_backup", "list_backups", "restore_backup", "storage_status")
+        admin = ("list_contexts", "validate_integrity", "create_backup", "list_backups", "restore_backup",
+                 "chart_history", "list_operations", "undo", "storage_status")
         return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in admin]
     return chart_tools + graph
 

@@ -22,6 +22,7 @@ from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
 from .errors import InvalidInputError
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
+from .history import History, PastGraph
 from .location import StoreLocation, resolve_location
 from .models import (
     AddObservationsResult,
@@ -219,14 +220,18 @@ class Store:
         entity_types: Iterable[str] | None = None,
         limit: int | None = None,
         cursor: str | None = None,
+        as_of: str | None = None,
     ) -> GraphPage:
-        """A page of entities (in context order, then creation order) and the relations leaving them."""
+        """A page of entities (in context order, then creation order) and the relations leaving them.
+
+        ``as_of`` (an ISO date-time with timezone, or a date): the graph as it was then, from history.
+        """
         types = set(entity_types) if entity_types is not None else None
         if limit is not None and limit < 1:
             raise InvalidInputError(f"limit must be at least 1 (got {limit})")
         offset = cursor_offset(cursor)
-        matches: list[tuple[Graph, Record]] = []
-        for graph in self._reading(context):
+        matches: list[tuple[Graph | PastGraph, Record]] = []
+        for graph in self._reading(context) if as_of is None else History(self).past_graphs(context, as_of):
             graph.read(
                 lambda state, graph=graph: matches.extend(
                     (graph, r) for r in state.entities.values() if types is None or _entity_type(r) in types
@@ -297,7 +302,7 @@ class Store:
         )
 
 
-def _add_page(page: GraphPage, state: GraphState, graph: Graph, records: list[Record]) -> None:
+def _add_page(page: GraphPage, state: GraphState, graph: Graph | PastGraph, records: list[Record]) -> None:
     for record in records:
         name = record["name"]
         page.entities.append(entity_view(record, graph.context))

@@ -119,3 +119,18 @@ def test_backup_list_and_restore_from_the_command_line(store_dir: Path) -> None:
 
     assert taken[0]["id"] in listed.stdout and restored.returncode == 0 and "restored default" in restored.stdout
     assert Store(store_dir).open_entities(["keep"]).notFound == []
+
+
+def test_history_of_a_chart_and_undo_from_the_command_line(store_dir: Path) -> None:
+    from coaia_store.charts import Charts
+
+    chart = Charts(Store(store_dir)).create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01",
+                                                  actionSteps=["Beds"]).chart
+    Charts(Store(store_dir)).complete_action_step(actionStep=chart.actionSteps[0].name)
+
+    timeline = _run("history", chart.chartId, "--dir", str(store_dir))
+    undone = _run("undo", "--dir", str(store_dir))
+
+    assert "chart_created" in timeline.stdout and "step_completed" in timeline.stdout
+    assert undone.returncode == 0 and "undid" in undone.stdout
+    assert Charts(Store(store_dir)).get_chart(chartId=chart.chartId).actionSteps[0].completed is False

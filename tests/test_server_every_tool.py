@@ -62,6 +62,11 @@ async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> Non
         backup = (await call("create_backup", {"context": "work"}))["result"][0]["id"]
         await call("list_backups", {})
         await call("restore_backup", {"backupId": backup})
+        await call("entity_history", {"name": "a"})
+        await call("chart_history", {"chartId": other, "context": "work"})
+        await call("list_operations", {"context": "work"})
+        await call("undo", {"context": "work"})
+        await call("read_graph", {"asOf": "2020-01-01"})
         await call("storage_status", {})
         published = {t.name for t in (await client.list_tools()).tools}
 

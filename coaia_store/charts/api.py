@@ -17,6 +17,7 @@ from ..config import describe_validation_error
 from ..contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph import GraphState, relation_key
+from ..history import History, parse_as_of
 from ..storage.clock import Clock
 from ..storage.journal import ENVELOPE_KEYS
 from ..storage.lines import Record
@@ -278,8 +279,20 @@ class Charts:
     def get_chart(self, request: Request = None, /, **fields: Any) -> ChartView:
         """The chart as a tree (sub-charts to ``depth`` levels), with recursive progress and overdue flags."""
         req = _parse(GetChart, request, fields)
+        if req.asOf is not None:
+            return self._past_view(req)
         context = self._chart_context(req.chartId, req.context)
         return self._view(context, req.chartId, req.depth)
+
+    def _past_view(self, req: GetChart) -> ChartView:
+        """The chart as it was at ``req.asOf`` (overdue flags as seen then), from the context's history."""
+        assert req.asOf is not None
+        moment = parse_as_of(req.asOf)
+        for past in History(self.store).past_graphs(req.context, req.asOf):
+            if chart_name(req.chartId) in past.state.entities:
+                return Viewer(ChartIndex(past.state.entities), past.context, moment).chart(req.chartId, req.depth)
+        where = f"context {req.context!r}" if req.context is not None else "any context"
+        raise NotFoundError(f"no chart {req.chartId!r} in {where} as of {req.asOf}")
 
     def list_charts(self, request: Request = None, /, **fields: Any) -> ChartPage:
         """Chart summaries across all contexts (or one), filtered and paginated."""

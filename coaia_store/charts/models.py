@@ -104,6 +104,7 @@ class GetChart(_In):
     chartId: Name
     depth: int | None = Field(None, ge=0, description="Levels of sub-charts to expand; omitted: all.")
     context: Context
+    asOf: str | None = Field(None, description="Show the chart as it was at this ISO date-time (with timezone) or date.")
 
 
 class ListCharts(_In):

@@ -1,0 +1,773 @@
+"""History and time travel: every past state of a context, replayed from its live file and ``history/``.
+
+A context's *generations* are its saved old files (``.coaia/history/<file stem>/<stamp>-<inode>.jsonl.gz``,
+oldest first: the name starts with the moment the file was replaced) followed by the live file.
+Generation ``i`` is the context's truth from ``start`` (the previous generation's end; the dawn of
+time for the first) until ``end`` (its own history stamp; never, for the live file). The state at
+time ``T`` is found in the generation whose interval holds ``T``, by replaying its lines whose time
+is at most ``T`` (the rule, with its edge cases, is written down in ``docs/history.md``).
+
+Everything here only reads files (no lock, no writes), except :meth:`History.undo`, which appends
+one new operation through the journal, never rewriting history.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
+from .errors import ConflictError, InvalidInputError, NotFoundError
+from .graph import GraphState, checked_kind, entity_view, relation_key
+from .models import Entity
+from .storage.clock import iso_timestamp
+from .storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
+from .storage.lines import Record, decode_legacy_line, decode_line, is_header
+
+if TYPE_CHECKING:
+    from .store import Store
+
+R = TypeVar("R")
+UNDO_TYPE = "_undo"  # marker record written with an undo: which operations it reverts (kept as an extra)
+_READ_CHUNK = 1 << 20
+_STAMP = re.compile(r"(\d{8}T\d{12}Z)-\d+\.jsonl\.gz")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_END_OF_DAY = time(23, 59, 59, 999999, tzinfo=timezone.utc)
+
+Key = tuple[str, ...]  # ("e", name) or ("r", from, relationType, to)
+OpKind = Literal["write", "undo", "import", "restore", "compaction"]
+
+
+# ----------------------------------------------------------------- result models
+
+
+class Operation(BaseModel):
+    id: str = Field(description="The operation id (the '_op' of its records; 'restore:<file>' for a restore).")
+    context: str
+    time: str | None = Field(description="When it was written (ISO, UTC).")
+    kind: OpKind
+    summary: str
+    entities: list[str] = Field(description="Entities it created, changed or deleted.")
+    relations: int = Field(description="How many relations it added or removed.")
+    undoes: list[str] = Field([], description="For an undo: the operations it reverted.")
+
+
+class OperationList(BaseModel):
+    context: str
+    operations: list[Operation] = Field(description="Newest first.")
+    total: int
+
+
+class EntityVersion(BaseModel):
+    context: str
+    time: str | None
+    opId: str
+    opKind: OpKind
+    action: Literal["created", "updated", "deleted"]
+    entity: Entity | None = Field(description="The entity as this operation left it; None once deleted.")
+
+
+class EntityHistory(BaseModel):
+    name: str
+    versions: list[EntityVersion] = Field(description="Oldest first.")
+
+
+ChartEventKind = Literal[
+    "chart_created", "chart_removed", "chart_completed", "chart_reopened", "due_moved", "outcome_changed",
+    "reality_added", "reality_removed", "step_added", "step_removed", "step_completed", "step_reopened",
+    "step_due_moved", "step_renamed", "step_note", "step_telescoped",
+]
+
+
+class ChartEvent(BaseModel):
+    time: str | None
+    context: str
+    opId: str
+    opKind: OpKind
+    kind: ChartEventKind
+    entity: str = Field(description="The entity that changed (the chart, its reality, an action step...).")
+    text: str | None = Field(None, description="What was added or the new title/outcome; the sub-chart id for step_telescoped.")
+    previous: str | None = Field(None, description="The value before (a due date, a title).")
+    value: str | None = Field(None, description="The value after (a due date, a title).")
+
+
+class ChartHistory(BaseModel):
+    chartId: str
+    events: list[ChartEvent] = Field(description="Oldest first.")
+
+
+class UndoResult(BaseModel):
+    context: str
+    opId: str | None = Field(description="The id of the new operation that reverted them (None if nothing had to change).")
+    undone: list[Operation] = Field(description="The operations reverted, newest first.")
+    entities: list[str] = Field(description="Entities the undo created, changed or deleted.")
+    relations: int = Field(description="Relations the undo added or removed.")
+
+
+# ----------------------------------------------------------------- times
+
+
+def parse_as_of(text: str) -> datetime:
+    """An ``asOf`` value: a date-time with timezone, or a date (meaning the end of that day, UTC)."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"asOf must be text, an ISO date-time with timezone (got {type(text).__name__})")
+    value = text.strip()
+    try:
+        if _DATE_ONLY.fullmatch(value):
+            return datetime.combine(date.fromisoformat(value), _END_OF_DAY)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInputError(
+            f"invalid asOf {text!r}: give an ISO date-time with a timezone ('2026-03-31T17:00:00Z', "
+            "'2026-03-31T19:00:00+02:00') or a date ('2026-03-31', meaning the end of that day, UTC)"
+        )
+    return moment.astimezone(timezone.utc)
+
+
+def _parse_ts(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
+
+
+def _show(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_timestamp(moment)
+
+
+# ----------------------------------------------------------------- reading generations
+
+
+@dataclass
+class _Line:
+    op: str | None
+    time: datetime | None  # effective time (filled in once the generation is read)
+    members: list[Record]
+    carried: bool = False  # already true when its generation began: a line without an id, or an earlier generation's op
+
+
+@dataclass
+class _Generation:
+    name: str  # history file name, or the live file's name
+    start: datetime | None  # None: the dawn of time
+    end: datetime | None  # None: still live
+    kind: OpKind  # how it began: "compaction" or "restore" (the first: "import")
+    lines: list[_Line]
+    replaced: str = ""  # the history file the previous generation was saved as (names the boundary event)
+    legacy: bool = False  # written by another tool (no coaia-store header)
+
+    def base(self) -> list[_Line]:
+        """Lines already true when the generation began (a compaction's snapshot, a restored file)."""
+        return [line for line in self.lines if line.carried]
+
+    def rest(self, upto: datetime | None = None) -> list[_Line]:
+        """Operations first written in this generation, in time order, before its end and up to ``upto``."""
+        new = [line for line in self.lines if not line.carried and line.time is not None]
+        new.sort(key=lambda line: line.time)  # type: ignore[arg-type,return-value]
+        return [
+            line for line in new
+            if (self.end is None or line.time < self.end) and (upto is None or line.time <= upto)  # type: ignore[operator]
+        ]
+
+    def covers(self, moment: datetime) -> bool:
+        return (self.start is None or self.start <= moment) and (self.end is None or moment < self.end)
+
+
+def _iter_raw_lines(chunks: Iterable[bytes]) -> Iterator[tuple[bytes, bool]]:
+    """``(line, terminated)`` for each line of the concatenated chunks."""
+    buf = b""
+    for chunk in chunks:
+        buf += chunk
+        *complete, buf = buf.split(b"\n")
+        for line in complete:
+            yield line, True
+    if buf:
+        yield buf, False
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_READ_CHUNK):
+            yield chunk
+
+
+def _gunzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(31)
+    try:
+        for chunk in chunks:
+            yield inflater.decompress(chunk)
+        yield inflater.flush()
+    except zlib.error:  # a damaged history file: keep what could be read
+        return
+
+
+def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[_Line]]:
+    """The header (if any) and the readable lines of one generation; damaged lines are skipped."""
+    header: Record | None = None
+    strict = False
+    lines: list[_Line] = []
+    for number, (data, terminated) in enumerate(_iter_raw_lines(chunks)):
+        if number == 0:
+            record, _ = decode_line(data, strict=True)
+            if record is not None and is_header(record):
+                header, strict = record, True
+                continue
+        if strict and not terminated:
+            continue  # a torn tail: never acknowledged
+        record, problem = decode_line(data, strict=True) if strict else decode_legacy_line(data)
+        if record is None or problem is not None:
+            continue
+        members = _unwrap(record)
+        if members is None or not _valid(members):
+            continue
+        op = record.get("_op")
+        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members))
+    return header, lines
+
+
+def _unwrap(record: Record) -> list[Record] | None:
+    if record.get("type") != BATCH_TYPE:
+        return [record]
+    members = record.get("records")
+    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
+        return None
+    stamp = {k: record[k] for k in ENVELOPE_KEYS if k in record}
+    return [{**m, **stamp} for m in members]
+
+
+def _valid(members: list[Record]) -> bool:
+    """Whether a replay would apply the line (the journal skips the whole line otherwise)."""
+    try:
+        for member in members:
+            checked_kind(member)
+    except InvalidRecord:
+        return False
+    return True
+
+
+class _Source:
+    """The generations of one context, read without any lock."""
+
+    def __init__(self, store: Store, context: str) -> None:
+        self.context = context
+        self.path = context_file(store.path, context)
+        self.folder = store.path / HISTORY_DIR / self.path.stem
+
+    def _segments(self) -> list[str]:
+        try:
+            names = [p.name for p in self.folder.iterdir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(n for n in names if _STAMP.fullmatch(n))
+
+    def generations(self) -> list[_Generation]:
+        for _ in range(5):  # a compaction between listing and reading: read again
+            before = self._segments()
+            live = self._read_live()
+            if self._segments() == before:
+                break
+        segments = [(name, self._read_segment(name)) for name in before]
+        gens: list[_Generation] = []
+        start: datetime | None = None
+        files = [(name, _stamp_time(name), header, lines) for name, (header, lines) in segments]
+        if live is not None:
+            files.append((self.path.name, None, *live[:2]))
+        for index, (name, end, header, lines) in enumerate(files):
+            kind: OpKind = "import" if index == 0 else _how_it_began(header, files[index - 1][0])
+            gen = _Generation(name, start if index else None, end, kind, lines, files[index - 1][0] if index else "",
+                              legacy=header is None)
+            _fill_times(gen, header, live[2] if live is not None and end is None else None)
+            gens.append(gen)
+            start = end
+        _mark_carried(gens)
+        if live is None and gens:
+            gens.append(_Generation(self.path.name, start, None, "restore", [], gens[-1].name))  # the file is gone: empty since
+        return gens
+
+    def _read_live(self) -> tuple[Record | None, list[_Line], datetime | None] | None:
+        try:
+            mtime = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
+            header, lines = _decode_file(_file_chunks(self.path))
+        except FileNotFoundError:
+            return None
+        return header, lines, mtime
+
+    def _read_segment(self, name: str) -> tuple[Record | None, list[_Line]]:
+        try:
+            return _decode_file(_gunzipped(_file_chunks(self.folder / name)))
+        except FileNotFoundError:
+            return None, []
+
+
+def _mark_carried(gens: list[_Generation]) -> None:
+    seen: set[str] = set()
+    for index, gen in enumerate(gens):
+        for line in gen.lines:
+            line.carried = index > 0 and (line.op is None or line.op in seen)
+        seen.update(line.op for line in gen.lines if line.op is not None)
+
+
+def _stamp_time(name: str) -> datetime:
+    match = _STAMP.fullmatch(name)
+    assert match is not None
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+
+
+def _how_it_began(header: Record | None, previous: str) -> OpKind:
+    """A compaction names the history file it saved in its header; anything else replaced the file (a restore)."""
+    saved = (header or {}).get("history")
+    return "compaction" if isinstance(saved, str) and Path(saved).name == previous else "restore"
+
+
+def _fill_times(gen: _Generation, header: Record | None, mtime: datetime | None) -> None:
+    """Lines without a time (other tools' lines) get one: see "Lines without a time" in docs/history.md."""
+    if gen.start is not None:
+        fallback = gen.start
+    else:
+        known = [line.time for line in gen.lines if line.time is not None]
+        created = _parse_ts((header or {}).get("createdAt"))
+        fallback = created or (min(known) if known else None) or gen.end or mtime  # type: ignore[assignment]
+    for line in gen.lines:
+        if line.time is None:
+            line.time = fallback
+
+
+# ----------------------------------------------------------------- replay and the timeline
+
+
+@dataclass
+class _Event:
+    id: str
+    time: datetime | None
+    kind: OpKind
+    changes: dict[Key, list[Record | None]] = field(default_factory=dict)  # key -> [before, after]
+    undoes: list[str] = field(default_factory=list)
+
+    def note(self, changes: dict[Key, list[Record | None]]) -> None:
+        for key, (before, after) in changes.items():
+            if key in self.changes:
+                self.changes[key][1] = after
+            else:
+                self.changes[key] = [before, after]
+
+
+def _strip(record: Record | None) -> Record | None:
+    return None if record is None else {k: v for k, v in record.items() if k not in ENVELOPE_KEYS}
+
+
+def _same(a: Record | None, b: Record | None) -> bool:
+    return a is b or _strip(a) == _strip(b)
+
+
+def _value(state: GraphState, key: Key) -> Record | None:
+    return state.entities.get(key[1]) if key[0] == "e" else state.relations.get(key[1:])  # type: ignore[arg-type]
+
+
+def _touched(state: GraphState, members: list[Record]) -> list[Key]:
+    keys: dict[Key, None] = {}
+    for m in members:
+        kind = m.get("type")
+        if kind in ("entity", "narrative_beat", "delete_entity"):
+            keys[("e", m["name"])] = None
+            if kind == "delete_entity":
+                keys.update((("r", *k), None) for k in state.links.get(m["name"], ()))
+        elif kind in ("relation", "delete_relation"):
+            keys[("r", *relation_key(m))] = None
+    return list(keys)
+
+
+def _apply(state: GraphState, line: _Line) -> dict[Key, list[Record | None]]:
+    keys = _touched(state, line.members)
+    before = {k: _value(state, k) for k in keys}
+    state.apply_all(line.members)
+    changes: dict[Key, list[Record | None]] = {}
+    for key in keys:
+        after = _value(state, key)
+        if not _same(before[key], after):
+            changes[key] = [before[key], after]
+    return changes
+
+
+def _diff(old: GraphState, new: GraphState) -> dict[Key, list[Record | None]]:
+    changes: dict[Key, list[Record | None]] = {}
+    for name in dict.fromkeys([*new.entities, *old.entities]):  # in creation order
+        a, b = old.entities.get(name), new.entities.get(name)
+        if not _same(a, b):
+            changes[("e", name)] = [a, b]
+    for rkey in dict.fromkeys([*new.relations, *old.relations]):
+        a, b = old.relations.get(rkey), new.relations.get(rkey)
+        if not _same(a, b):
+            changes[("r", *rkey)] = [a, b]
+    return changes
+
+
+def _base_state(gen: _Generation) -> GraphState:
+    state = GraphState()
+    for line in gen.base():
+        state.apply_all(line.members)
+    return state
+
+
+def state_at(gens: Sequence[_Generation], moment: datetime) -> GraphState:
+    """The rule: the generation live at ``moment``, replayed up to ``moment``."""
+    for gen in gens:
+        if gen.covers(moment):
+            state = _base_state(gen)
+            for line in gen.rest(moment):
+                state.apply_all(line.members)
+            return state
+    return GraphState()
+
+
+def timeline(gens: Sequence[_Generation]) -> tuple[GraphState, list[_Event]]:
+    """Every change, oldest first, and the final state; one event per operation id."""
+    state = GraphState()
+    events: list[_Event] = []
+    by_id: dict[str, _Event] = {}
+    for index, gen in enumerate(gens):
+        if index > 0:
+            base = _base_state(gen)
+            changes = _diff(state, base)
+            if changes:  # a migration of another tool's file imports its content
+                kind: OpKind = "import" if gens[index - 1].legacy and gen.kind == "compaction" else gen.kind
+                events.append(_Event(f"{kind}:{gen.replaced}", gen.start, kind, changes))
+            state = base
+        for line in gen.rest():
+            changes = _apply(state, line)
+            op = line.op or f"import:{gen.name}"
+            event = by_id.get(op)
+            if event is None:
+                event = by_id[op] = _Event(op, line.time, "write" if line.op else "import")
+                events.append(event)
+            for member in line.members:
+                if member.get("type") == UNDO_TYPE:
+                    event.kind = "undo"
+                    event.undoes += [str(u) for u in member.get("undoes") or []]
+            event.note(changes)
+    return state, events
+
+
+# ----------------------------------------------------------------- describing
+
+
+def _operation(event: _Event, context: str) -> Operation:
+    created, updated, deleted = [], [], []
+    linked = {"added": 0, "changed": 0, "removed": 0}
+    for key, (before, after) in event.changes.items():
+        if key[0] == "r":
+            linked["added" if before is None else "removed" if after is None else "changed"] += 1
+        elif before is None:
+            created.append(key[1])
+        elif after is None:
+            deleted.append(key[1])
+        else:
+            updated.append(key[1])
+    parts = [f"{verb} {', '.join(names[:5])}{' and ' + str(len(names) - 5) + ' more' if len(names) > 5 else ''}"
+             for verb, names in (("created", created), ("updated", updated), ("deleted", deleted)) if names]
+    parts += [f"{verb} {n} relation{'s' if n != 1 else ''}" for verb, n in linked.items() if n]
+    relations = sum(linked.values())
+    head = {"undo": f"undo of {', '.join(event.undoes)}: ", "restore": "restore: ", "compaction": "repair: ",
+            "import": "imported: "}.get(event.kind, "")
+    return Operation(
+        id=event.id, context=context, time=_show(event.time), kind=event.kind,
+        summary=head + ("; ".join(parts) or "no visible change"),
+        entities=[*created, *updated, *deleted], relations=relations, undoes=event.undoes,
+    )
+
+
+def _versions(events: list[_Event], name: str, context: str) -> list[EntityVersion]:
+    found = []
+    for event in events:
+        change = event.changes.get(("e", name))
+        if change is None:
+            continue
+        before, after = change
+        action = "created" if before is None else "deleted" if after is None else "updated"
+        found.append(EntityVersion(context=context, time=_show(event.time), opId=event.id, opKind=event.kind,
+                                   action=action, entity=entity_view(after, context) if after is not None else None))
+    return found
+
+
+def _meta(record: Record | None) -> dict[str, Any]:
+    data = (record or {}).get("metadata")
+    return data if isinstance(data, dict) else {}
+
+
+def _observations(record: Record | None) -> list[str]:
+    return [str(o) for o in (record or {}).get("observations") or []]
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _chart_events(event: _Event, chart_id: str, context: str) -> list[ChartEvent]:
+    found: list[ChartEvent] = []
+
+    def add(kind: ChartEventKind, entity: str, text: object = None, previous: object = None, value: object = None) -> None:
+        found.append(ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind, kind=kind,
+                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value)))
+
+    for key, (before, after) in event.changes.items():
+        if key[0] != "e":
+            continue
+        name = key[1]
+        old, new = _meta(before), _meta(after)
+        if name == f"{chart_id}_chart":
+            _chart_changes(add, name, before, after)
+        elif name == f"{chart_id}_desired_outcome":
+            if before is not None and after is not None and _observations(before)[:1] != _observations(after)[:1]:
+                add("outcome_changed", name, (_observations(after) or [None])[0], (_observations(before) or [None])[0])
+        elif name == f"{chart_id}_current_reality":
+            previous, current = _observations(before), _observations(after)
+            for line in current:
+                if line not in previous:
+                    add("reality_added", name, line)
+            for line in previous:
+                if line not in current:
+                    add("reality_removed", name, line)
+        elif chart_id in (old.get("chartId"), new.get("chartId")) and (after or before or {}).get("entityType") == "action_step":
+            _step_changes(add, name, before, after)
+        if before is None and after is not None and new.get("parentChart") == chart_id and \
+                after.get("entityType") == "structural_tension_chart":
+            add("step_telescoped", str(new.get("parentActionStep")), new.get("chartId") or name.removesuffix("_chart"))
+    return found
+
+
+def _chart_changes(add: Any, name: str, before: Record | None, after: Record | None) -> None:
+    old, new = _meta(before), _meta(after)
+    if before is None:
+        add("chart_created", name, None, None, new.get("dueDate"))
+    elif after is None:
+        add("chart_removed", name)
+    else:
+        if old.get("completionStatus") is not True and new.get("completionStatus") is True:
+            add("chart_completed", name, None, None, new.get("completedAt"))
+        elif old.get("completionStatus") is True and new.get("completionStatus") is not True:
+            add("chart_reopened", name)
+        if old.get("dueDate") != new.get("dueDate"):
+            add("due_moved", name, None, old.get("dueDate"), new.get("dueDate"))
+
+
+def _step_changes(add: Any, name: str, before: Record | None, after: Record | None) -> None:
+    old, new = _meta(before), _meta(after)
+    previous, current = _observations(before), _observations(after)
+    if before is None:
+        add("step_added", name, current[0] if current else None, None, new.get("dueDate"))
+        return
+    if after is None:
+        add("step_removed", name, previous[0] if previous else None)
+        return
+    if old.get("completionStatus") is not True and new.get("completionStatus") is True:
+        add("step_completed", name, current[0] if current else None, None, new.get("completedAt"))
+    elif old.get("completionStatus") is True and new.get("completionStatus") is not True:
+        add("step_reopened", name, current[0] if current else None)
+    if old.get("dueDate") != new.get("dueDate"):
+        add("step_due_moved", name, current[0] if current else None, old.get("dueDate"), new.get("dueDate"))
+    if previous[:1] != current[:1]:
+        add("step_renamed", name, None, previous[0] if previous else None, current[0] if current else None)
+    for note in current[1:]:
+        if note not in previous[1:]:
+            add("step_note", name, note)
+
+
+# ----------------------------------------------------------------- the library
+
+
+class PastGraph:
+    """A context's state at a past moment, shaped like a :class:`~coaia_store.graph.Graph` for reading."""
+
+    def __init__(self, context: str, state: GraphState) -> None:
+        self.context = context
+        self.state = state
+
+    def read(self, fn: Callable[[GraphState], R]) -> R:
+        return fn(self.state)
+
+
+class History:
+    """The history of a store's contexts: versions, operations, past states, undo."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # ------------------------------------------------------------- reading
+
+    def generations(self, context: str | None = None) -> list[_Generation]:
+        return _Source(self.store, _context(context)).generations()
+
+    def state_as_of(self, context: str | None, as_of: str | datetime) -> GraphState:
+        """The context's graph as it was at ``as_of`` (empty before its first write)."""
+        moment = as_of if isinstance(as_of, datetime) else parse_as_of(as_of)
+        if moment.tzinfo is None:
+            raise InvalidInputError("asOf needs a timezone")
+        return state_at(self.generations(context), moment)
+
+    def past_graphs(self, context: str | None, as_of: str) -> list[PastGraph]:
+        """Each context (``None``: every context) as it was at ``as_of``."""
+        moment = parse_as_of(as_of)
+        names = self.store.contexts() if context is None else [validate_context_name(context)]
+        return [PastGraph(name, self.state_as_of(name, moment)) for name in names]
+
+    def operations(self, context: str | None = None, limit: int | None = 50) -> OperationList:
+        """The context's operations, newest first, each with its id (what :meth:`undo` takes)."""
+        if limit is not None and limit < 1:
+            raise InvalidInputError(f"limit must be at least 1 (got {limit})")
+        name = _context(context)
+        _, events = timeline(self.generations(name))
+        newest = list(reversed(events))
+        chosen = newest if limit is None else newest[:limit]
+        return OperationList(context=name, operations=[_operation(e, name) for e in chosen], total=len(events))
+
+    def entity_history(self, name: str, context: str | None = None) -> EntityHistory:
+        """Every version of entity ``name`` (in one context, or in every context), oldest first."""
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError("name must be a non-empty entity name")
+        versions: list[EntityVersion] = []
+        for ctx in self._contexts(context):
+            _, events = timeline(self.generations(ctx))
+            versions += _versions(events, name, ctx)
+        versions.sort(key=lambda v: v.time or "")
+        return EntityHistory(name=name, versions=versions)
+
+    def chart_history(self, chart_id: str, context: str | None = None) -> ChartHistory:
+        """How a chart evolved: created, reality added, steps added/completed/telescoped, dates moved."""
+        if not isinstance(chart_id, str) or not chart_id:
+            raise InvalidInputError("chartId must be a non-empty chart id")
+        found: list[ChartEvent] = []
+        for ctx in self._contexts(context):
+            _, events = timeline(self.generations(ctx))
+            found += [e for event in events for e in _chart_events(event, chart_id, ctx)]
+        if not found:
+            where = f"context {context!r}" if context is not None else "any context"
+            raise NotFoundError(f"no history of chart {chart_id!r} in {where}; list_charts shows the charts")
+        found.sort(key=lambda e: e.time or "")
+        return ChartHistory(chartId=chart_id, events=found)
+
+    def _contexts(self, context: str | None) -> list[str]:
+        return self.store.contexts() if context is None else [validate_context_name(context)]
+
+    # ------------------------------------------------------------- undo
+
+    def undo(self, context: str | None = None, count: int = 1, op_ids: Sequence[str] | None = None) -> UndoResult:
+        """Revert the last ``count`` operations (or the ones named) by appending ONE new operation.
+
+        Each entity and relation they touched goes back to its value just before the earliest of
+        them. Refused (:class:`ConflictError`) when an operation that is not being undone changed
+        one of them afterwards. The undo is itself an operation: undoing it redoes.
+        """
+        name = _context(context)
+        if op_ids is None and (not isinstance(count, int) or count < 1):
+            raise InvalidInputError(f"count must be at least 1 (got {count})")
+        graph = self.store.graph(name)
+
+        def build() -> tuple[list[Record], UndoResult]:
+            final, events = timeline(_Source(self.store, name).generations())
+            chosen = _choose(events, count, op_ids, name)
+            targets = _targets(events, {e.id for e in chosen})
+            _check_fresh(graph.state, final, targets, name)
+            records = _undo_records(graph.state, targets)
+            touched = [k for k in targets if not _same(_value(graph.state, k), targets[k])]
+            result = UndoResult(context=name, opId=None, undone=[_operation(e, name) for e in reversed(chosen)],
+                                entities=[k[1] for k in touched if k[0] == "e"], relations=sum(k[0] == "r" for k in touched))
+            if not records:
+                return [], result
+            return [{"type": UNDO_TYPE, "undoes": [e.id for e in reversed(chosen)]}, *records], result
+
+        result = graph.journal.write(build)
+        if result.entities or result.relations:
+            result.opId = graph.read(lambda state: _last_undo_op(state))
+        return result
+
+
+def _context(context: str | None) -> str:
+    return DEFAULT_CONTEXT if context is None else validate_context_name(context)
+
+
+def _choose(events: list[_Event], count: int, op_ids: Sequence[str] | None, context: str) -> list[_Event]:
+    """The events to undo, oldest first."""
+    if op_ids is None:
+        if not events:
+            raise NotFoundError(f"nothing to undo: context {context!r} has no operations")
+        if count > len(events):
+            raise InvalidInputError(f"cannot undo {count} operations: context {context!r} has {len(events)}")
+        return events[-count:]
+    wanted = list(dict.fromkeys(op_ids))
+    if not wanted:
+        raise InvalidInputError("give at least one operation id to undo")
+    known = {e.id for e in events}
+    missing = [i for i in wanted if i not in known]
+    if missing:
+        raise NotFoundError(
+            f"no operation {', '.join(map(repr, missing))} in context {context!r}; the history operations list shows the ids"
+        )
+    return [e for e in events if e.id in set(wanted)]
+
+
+def _targets(events: list[_Event], chosen: set[str]) -> dict[Key, Record | None]:
+    """Each key the chosen events touched, with its value just before the earliest of them."""
+    targets: dict[Key, Record | None] = {}
+    for event in events:
+        if event.id in chosen:
+            for key, (before, _) in event.changes.items():
+                targets.setdefault(key, before)
+            continue
+        clash = [k for k in event.changes if k in targets]
+        if clash:
+            raise ConflictError(
+                f"cannot undo: {_describe(clash[0])} was changed afterwards by operation {event.id} "
+                f"({_show(event.time)}), which is not being undone; undo it too, or change the entity directly"
+            )
+    return targets
+
+
+def _check_fresh(state: GraphState, final: GraphState, targets: dict[Key, Record | None], context: str) -> None:
+    for key in targets:
+        if not _same(_value(state, key), _value(final, key)):
+            raise ConflictError(
+                f"cannot undo: {_describe(key)} in context {context!r} does not match its history "
+                "(changed by another process meanwhile, or damaged lines); read the history again and retry"
+            )
+    for key, target in targets.items():
+        if key[0] == "e" and target is None:
+            later = [("r", *k) for k in state.links.get(key[1], ()) if ("r", *k) not in targets]
+            if later:
+                raise ConflictError(
+                    f"cannot undo: entity {key[1]!r} would be removed, but {_describe(later[0])} was added "
+                    "to it by a later operation; undo that operation too"
+                )
+
+
+def _undo_records(state: GraphState, targets: dict[Key, Record | None]) -> list[Record]:
+    changed = {k: v for k, v in targets.items() if not _same(_value(state, k), v)}
+    gone = {k[1] for k, v in changed.items() if k[0] == "e" and v is None}
+    records: list[Record] = [{"type": "delete_entity", "name": k[1]} for k, v in changed.items() if k[0] == "e" and v is None]
+    records += [_strip(v) for k, v in changed.items() if k[0] == "e" and v is not None]  # type: ignore[misc]
+    records += [{"type": "delete_relation", "from": k[1], "relationType": k[2], "to": k[3]}
+                for k, v in changed.items() if k[0] == "r" and v is None and not ({k[1], k[3]} & gone)]
+    records += [_strip(v) for k, v in changed.items() if k[0] == "r" and v is not None]  # type: ignore[misc]
+    return records
+
+
+def _last_undo_op(state: GraphState) -> str | None:
+    for record in reversed(state.extras):
+        if record.get("type") == UNDO_TYPE:
+            op = record.get("_op")
+            return op if isinstance(op, str) else None
+    return None
+
+
+def _describe(key: Key) -> str:
+    return f"entity {key[1]!r}" if key[0] == "e" else f"relation {key[1]} -[{key[2]}]-> {key[3]}"
