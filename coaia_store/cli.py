@@ -520,6 +520,64 @@ def reality_add(
                      + ("" if result.changed else " (nothing new)"), as_json)
 
 
+@app.command()
+def report(
+    window: Annotated[int, typer.Option("--window", "-w", help="Days up to now: 7, 30 or 90.")] = 30,
+    context: ContextOption = None,
+    plot: Annotated[str | None, typer.Option("--plot", show_default=False, help="Also draw the steps completed per "
+                                             "week to this PNG file (needs: pip install 'coaia-store[plot]').")] = None,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """How the charts advanced: steps completed per week, charts completed, steps added, overdue steps and the
+    average days from a step's creation to its completion, per context.
+
+    Example: coaia-store report --window 90 --plot advancement.png
+    """
+    from .report import WINDOWS, advancement_report
+
+    if window not in WINDOWS:
+        raise typer.BadParameter(f"{window}: choose 7, 30 or 90", param_hint="--window")
+    result = advancement_report(_store(directory), window_days=window, context=context)
+    if plot is not None:
+        from .plot import plot_report
+
+        _err.print(f"wrote {plot_report(result, plot)}", highlight=False)
+    if as_json:
+        _emit_json(result)
+        return
+    _print_report(result)
+
+
+def _print_report(result: Any) -> None:
+    _out.print(f"[bold]last {result.windowDays} days[/bold] ({result.windowStart[:10]} to {result.now[:10]})",
+               highlight=False)
+    if not result.contexts:
+        _out.print("no charts yet")
+        return
+    rows: list[tuple[str, Any]] = [(c.context, c) for c in result.contexts]
+    if len(rows) > 1:
+        rows.append(("total", result.totals))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("context")
+    for column in ("steps completed", "charts completed", "steps added", "overdue steps", "avg days to complete"):
+        table.add_column(column, justify="right")
+    for name, row in rows:
+        average = "-" if row.averageDaysToComplete is None else f"{row.averageDaysToComplete:.1f}"
+        table.add_row(escape(name), str(row.stepsCompleted), str(row.chartsCompleted), str(row.stepsAdded),
+                      str(len(row.overdueSteps)), average)
+    _out.print(table)
+    weekly = Table("week of", box=box.SIMPLE_HEAD, pad_edge=False)
+    for name, _ in rows:
+        weekly.add_column(escape(name), justify="right")
+    for i, week in enumerate(result.totals.stepsCompletedPerWeek):
+        weekly.add_row(week.weekStart, *(str(row.stepsCompletedPerWeek[i].count) for _, row in rows))
+    _out.print(weekly)
+    for step in result.totals.overdueSteps:
+        _out.print(f"[red]overdue[/red] {escape(step.dueDate)}  {escape(step.title)}  ({escape(step.name)}, "
+                   f"{escape(step.context)})", highlight=False)
+
+
 @app.command("export")
 def export_(
     context: Annotated[str | None, typer.Option("--context", "-c", help="The context to export (default: default).",

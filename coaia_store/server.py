@@ -62,6 +62,8 @@ from .models import (
     UpdateEntityResult,
 )
 from .prompts import register_prompts
+from .report import AdvancementReport
+from .report import advancement_report as build_advancement_report
 from .resources import register_resources
 from .paging import cursor_offset, page_cursor
 from .search import MAX_LIMIT, SearchIndex, SearchPage
@@ -366,6 +368,15 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
         moved, outcome restated, each with its time and operation id."""
         return history.chart_history(chartId, context)
 
+    def advancement_report(
+        windowDays: Annotated[Literal[7, 30, 90], Field(description="The window: days up to now.")] = 30,  # noqa: N803
+        context: ContextArg = None,
+    ) -> AdvancementReport:
+        """How charts advanced over the last 7, 30 or 90 days, per context and in total: action steps completed
+        (and per week), charts completed, steps added, steps now overdue, and the average days from a step's
+        creation to its completion."""
+        return build_advancement_report(store, window_days=windowDays, context=context)
+
     def list_operations(
         context: WriteContext = None, limit: Annotated[int, Field(ge=1, le=500)] = 20
     ) -> OperationList:
@@ -432,6 +443,7 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
         (read_graph, READ),
         (entity_history, READ),
         (chart_history, READ),
+        (advancement_report, READ),
         (list_operations, READ),
         (undo, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)),
         (list_contexts, READ),
@@ -521,7 +533,7 @@ def _tools(store: Store, profile: Profile, index: SearchIndex) -> list[tuple[Cal
     chart_tools = _chart_tools(Charts(store))
     if profile == "charts":
         admin = ("list_contexts", "validate_integrity", "create_backup", "list_backups", "restore_backup",
-                 "chart_history", "list_operations", "undo", "storage_status")
+                 "chart_history", "advancement_report", "list_operations", "undo", "storage_status")
         return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in admin]
     return chart_tools + graph
 

@@ -64,6 +64,7 @@ async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> Non
         await call("restore_backup", {"backupId": backup})
         await call("entity_history", {"name": "a"})
         await call("chart_history", {"chartId": other, "context": "work"})
+        await call("advancement_report", {"windowDays": 7})
         await call("list_operations", {"context": "work"})
         await call("undo", {"context": "work"})
         await call("read_graph", {"asOf": "2020-01-01"})
