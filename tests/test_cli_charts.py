@@ -100,8 +100,9 @@ def test_charts_nests_a_sub_chart_under_its_step(example: Path) -> None:
 def test_charts_json_gives_the_list_charts_summaries(example: Path) -> None:
     data = _json(example, "charts", "--status", "all")
 
-    assert data["total"] == len(data["charts"]) == 4
-    assert {c["chartId"] for c in data["charts"]} == {"chart_rust", "chart_garden", "chart_launch", "chart_pilots"}
+    assert data["total"] == len(data["charts"]) == 6
+    assert {c["chartId"] for c in data["charts"]} == {
+        "chart_rust", "chart_garden", "chart_launch", "chart_pilots", "chart_workshops", "chart_typing"}
 
 
 def test_charts_filters_by_context_and_due_date(example: Path) -> None:
@@ -198,8 +199,9 @@ def test_export_all_jsonl_writes_one_file_per_context(example: Path, tmp_path: P
 
     summary = _json(example, "export", "--all", "--output", str(out))
 
-    assert sorted(p.name for p in out.iterdir()) == ["charts-learning.jsonl", "charts-personal.jsonl", "charts-work.jsonl"]
-    assert summary["contexts"] == ["learning", "personal", "work"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "charts-learning.jsonl", "charts-personal.jsonl", "charts-work.jsonl", "completed-charts.jsonl"]
+    assert summary["contexts"] == ["completed", "learning", "personal", "work"]
 
 
 def test_export_json_has_entities_and_relations(example: Path) -> None:
@@ -215,7 +217,8 @@ def test_export_markdown_writes_one_file_per_top_level_chart_in_a_folder_per_con
 
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*.md"))
     assert result.returncode == 0
-    assert files == ["learning/chart_rust.md", "personal/chart_garden.md", "work/chart_launch.md"]
+    assert files == ["completed/chart_typing.md", "learning/chart_rust.md", "personal/chart_garden.md",
+                     "work/chart_launch.md"]
     assert "Three pilot customers" in (out / "work" / "chart_launch.md").read_text()
 
 
