@@ -617,9 +617,12 @@ class _WriteLock:
 
     def _acquire_file_lock(self) -> None:
         j = self._j
-        if j._flock is None:
-            j._flock = WriteLock(j.path.parent / LOCK_DIR / (j.path.name + ".lock"), j._settings.lock_timeout)
         try:
+            if j._flock is None:
+                # The store directory is made (durably: its parent is fsynced) before the lock file
+                # creates it as a side effect, or a power cut could lose it with every acked record.
+                j._io.ensure_dir(j.path.parent)
+                j._flock = WriteLock(j.path.parent / LOCK_DIR / (j.path.name + ".lock"), j._settings.lock_timeout)
             j._flock.acquire()
         except LockTimeout as exc:
             raise StoreBusyError(
