@@ -179,6 +179,12 @@ class Backups:
         chosen = self._read_manifest() if backup_id is None else self._resolve(backup_id, None)
         return [self._verify_one(info) for info in chosen]
 
+    def verified_content(self, info: BackupInfo) -> bytes:
+        """The decompressed content of a backup that verifies against its manifest entry (for repair);
+        BackupError if it does not."""
+        with self._verified_fd(info) as fd:
+            return b"".join(_gunzip(_read_all(self._store.io, fd)))
+
     def restore_backup(self, backup_id: str, context: str | None = None) -> RestoreResult:
         """Restore one backup, or every backup of a group (``context`` picks one of them).
 

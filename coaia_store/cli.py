@@ -154,11 +154,12 @@ def contexts(as_json: JsonFlag = False, directory: DirOption = None) -> None:
 @app.command()
 def validate(
     context: Annotated[str | None, typer.Option("--context", "-c", help="Check only this context.")] = None,
-    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe repairs (torn tail, dangling relations).")] = False,
+    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe repairs (damaged lines, with lost records restored from "
+                                                    "backup or history; torn tail; dangling relations).")] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
-    """Check every context: damaged lines, torn tail, dangling relations, orphan sub-charts, timeline.
+    """Check every context: damaged lines, torn tail, dangling relations, orphan sub-charts, timeline, backups.
 
     Exits 3 when a problem remains. Example: coaia-store validate --fix
     """
@@ -183,7 +184,7 @@ def _integrity_lines(ctx: Any) -> list[str]:
         found.append(f"torn tail of {ctx.tornTail.length} bytes (the next write, or --fix, cuts it)")
     found += [f"dangling relation {r}" for r in ctx.danglingRelations]
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
-    return found + ctx.timelineViolations + [f"repaired: {r}" for r in ctx.repairs]
+    return found + ctx.timelineViolations + ctx.backupProblems + [f"repaired: {r}" for r in ctx.repairs]
 
 
 ContextOption = Annotated[str | None, typer.Option("--context", "-c", help="Only this context (default: all).")]

@@ -771,3 +771,67 @@ def _last_undo_op(state: GraphState) -> str | None:
 
 def _describe(key: Key) -> str:
     return f"entity {key[1]!r}" if key[0] == "e" else f"relation {key[1]} -[{key[2]}]-> {key[3]}"
+
+
+# ----------------------------------------------------------------- for repair (coaia_store/integrity.py)
+
+
+def replay(chunks: Iterable[bytes]) -> GraphState:
+    """The state a file's bytes hold: its readable lines applied in file order, as the journal loads them."""
+    state = GraphState()
+    for line in _decode_file(chunks)[1]:
+        state.apply_all(line.members)
+    return state
+
+
+def newest_verified_segment(store: Store, context: str) -> tuple[str, GraphState] | None:
+    """The newest history file of ``context`` that reads back whole (a complete gzip stream, every line
+    intact) with the state at its end, its path relative to the store directory; ``None`` if none does."""
+    source = _Source(store, context)
+    for name in reversed(source._segments()):
+        try:
+            content = _whole_gzip((source.folder / name).read_bytes())
+        except FileNotFoundError:
+            continue
+        if content is not None and _intact(content):
+            return str((source.folder / name).relative_to(store.path)), replay([content])
+    return None
+
+
+def removals(store: Store, context: str) -> dict[Key, datetime | None]:
+    """When each entity and relation was last removed by a valid operation (a write, an undo, a restore),
+    from the history and the live file; a compaction (the repair's dropping of damaged lines) does not
+    count. ``None``: removed at an unknown time."""
+    _, events = timeline(_Source(store, context).generations())
+    gone: dict[Key, datetime | None] = {}
+    for event in events:
+        if event.kind == "compaction":
+            continue
+        for key, (before, after) in event.changes.items():
+            if before is not None and after is None:
+                gone[key] = _latest(gone[key], event.time) if key in gone else event.time
+    return gone
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return None if a is None or b is None else max(a, b)
+
+
+def _whole_gzip(data: bytes) -> bytes | None:
+    inflater = zlib.decompressobj(31)
+    try:
+        content = inflater.decompress(data) + inflater.flush()
+    except zlib.error:
+        return None
+    return content if inflater.eof and not inflater.unused_data else None
+
+
+def _intact(content: bytes) -> bool:
+    """Every line decodes: checksums hold in a file with our header, which also ends every line."""
+    *lines, rest = content.split(b"\n")
+    first, _ = decode_line(lines[0], strict=True) if lines else (None, None)
+    strict = first is not None and is_header(first)
+    if rest and strict:
+        return False
+    return all((decode_line(line, strict=True) if strict else decode_legacy_line(line))[1] is None
+               for line in [*lines, *([rest] if rest else [])])

@@ -398,11 +398,13 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
 
     def validate_integrity(
         context: ContextArg = None,
-        repair: Annotated[bool, Field(description="Apply the safe repairs (rewrite without damaged lines, cut a "
+        repair: Annotated[bool, Field(description="Apply the safe repairs (rewrite without damaged lines and restore "
+                                                  "what they lost from the newest verified backup or history, cut a "
                                                   "torn tail, drop dangling relations), each logged.")] = False,
     ) -> IntegrityReport:
         """Check every context (or one): damaged lines with their line numbers, checksum failures, a torn tail,
-        relations to missing entities, orphan sub-charts, and due dates that break the timeline."""
+        relations to missing entities, orphan sub-charts, due dates that break the timeline, and the newest daily
+        and weekly backups (verified or not)."""
         return check_integrity(store, context=context, repair=repair)
 
     def create_backup(context: ContextArg = None) -> list[BackupInfo]:
