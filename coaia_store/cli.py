@@ -178,6 +178,40 @@ def validate(
         raise typer.Exit(EXIT_DEGRADED)
 
 
+@app.command()
+def doctor(
+    fix: Annotated[bool, typer.Option("--fix", help="Back up, then apply every safe repair (as validate --fix).")] = False,
+    as_json: JsonFlag = False,
+    directory: DirOption = None,
+) -> None:
+    """One check of everything: where the data lives and why, every context's integrity and backups, and what to do.
+
+    Check first, fix second: run it without --fix to see, then with --fix to repair. Exits 3 while a
+    problem remains. Example: coaia-store doctor --fix
+    """
+    from .integrity import validate_integrity
+
+    store = _store(directory)
+    report = validate_integrity(store, repair=fix)
+    status = store.status()
+    if as_json:
+        _emit_json({"status": status.model_dump(mode="json", by_alias=True), "integrity": report.model_dump(mode="json")})
+    else:
+        _out.print(f"[bold]{status.directory}[/bold]  ({status.reason})")
+        for ctx in report.contexts:
+            mark = "[green]ok[/green]" if ctx.ok else "[red]problems[/red]"
+            _out.print(f"{ctx.context} ({ctx.file}): {ctx.linesRead} lines, {ctx.recordsApplied} records {mark}")
+            for line in _integrity_lines(ctx):
+                _out.print(f"  {line}", highlight=False, markup=False)
+        for problem in status.problems:
+            _out.print(f"! {problem}", highlight=False, markup=False)
+        healthy = report.ok and not status.degraded
+        advice = "nothing to do" if healthy else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
+        _out.print(("[green]healthy[/green]: " if healthy else "[red]not healthy[/red]: ") + advice)
+    if not report.ok or status.degraded:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
 def _integrity_lines(ctx: Any) -> list[str]:
     found = [f"line {d.line}: {d.problem}" for d in ctx.damagedLines]
     if ctx.tornTail:

@@ -134,3 +134,36 @@ def test_history_of_a_chart_and_undo_from_the_command_line(store_dir: Path) -> N
     assert "chart_created" in timeline.stdout and "step_completed" in timeline.stdout
     assert undone.returncode == 0 and "undid" in undone.stdout
     assert Charts(Store(store_dir)).get_chart(chartId=chart.chartId).actionSteps[0].completed is False
+
+
+def test_doctor_says_what_to_run_then_fixes(store_dir: Path) -> None:
+    store = Store(store_dir)
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.create_entities([{"name": "b", "entityType": "t"}])
+    path = store_dir / "charts.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
+
+    before = _run("doctor", "--dir", str(store_dir))
+    fixed = _run("doctor", "--dir", str(store_dir), "--fix")
+    after = _run("doctor", "--dir", str(store_dir), "--json")
+
+    assert before.returncode == 3 and "coaia-store doctor --fix" in before.stdout
+    assert fixed.returncode == 0 and "healthy" in fixed.stdout
+    assert after.returncode == 0 and json.loads(after.stdout)["integrity"]["ok"] is True
+
+
+def test_commands_run_in_process_through_the_cli_runner(store_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from coaia_store.cli import app
+
+    runner = CliRunner()
+    created = runner.invoke(app, ["--dir", str(store_dir), "chart-create", "--outcome", "A garden", "--reality", "Lawn",
+                                  "--due", "2027-05-01", "--step", "Beds", "--json"])
+    listed = runner.invoke(app, ["--dir", str(store_dir), "charts", "--json"])
+    bad = runner.invoke(app, ["--dir", str(store_dir), "chart", "chart_missing"])
+
+    assert created.exit_code == 0 and json.loads(created.stdout)["chart"]["desiredOutcome"] == "A garden"
+    assert listed.exit_code == 0 and json.loads(listed.stdout)["total"] == 1
+    assert bad.exit_code != 0
