@@ -113,6 +113,7 @@ class Backups:
         self._store = store
         self.root = store.path / BACKUP_DIR
         self._checked: dict[str, tuple[str, ...]] = {}  # context -> period labels already seen to
+        self._checked_day: dict[str, date] = {}  # context -> the UTC day those labels were confirmed on
         self._locks: dict[str, tuple[threading.Lock, WriteLock]] = {}
         self._locks_guard = threading.Lock()
         self._background = background
@@ -140,8 +141,12 @@ class Backups:
         Never raises: a failure is logged, and the write that triggered it stands.
         """
         now = self._store.clock()
+        today = now.astimezone(timezone.utc).date()
+        if self._checked_day.get(context) == today:  # the common case: no date formatting per write
+            return []
         labels = tuple(label for _, label in _periods(now))
         if self._checked.get(context) == labels:
+            self._checked_day[context] = today
             return []
         try:
             return self._sweep(now, labels)

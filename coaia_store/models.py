@@ -71,7 +71,7 @@ class _Input(BaseModel):
 class EntityInput(_Input):
     name: Name
     entityType: Name
-    observations: list[Text] = []
+    observations: list[Text] = Field(default_factory=list)
     metadata: Metadata | None = None
 
 
@@ -130,14 +130,14 @@ class Relation(_Output):
 
 
 class CreateEntitiesResult(_Output):
-    created: list[Entity] = []
-    unchanged: list[str] = Field([], description="Names that already held exactly this content.")
-    skipped: list[str] = Field([], description="Names that exist with other content (ifExists='skip').")
+    created: list[Entity] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list, description="Names that already held exactly this content.")
+    skipped: list[str] = Field(default_factory=list, description="Names that exist with other content (ifExists='skip').")
 
 
 class CreateRelationsResult(_Output):
-    created: list[Relation] = []
-    unchanged: list[Relation] = []
+    created: list[Relation] = Field(default_factory=list)
+    unchanged: list[Relation] = Field(default_factory=list)
 
 
 class ObservationsAdded(_Output):
@@ -151,7 +151,7 @@ class AddObservationsResult(_Output):
 
 class DeleteResult(_Output):
     deleted: int = Field(description="How many items were removed.")
-    notFound: list[str] = Field([], description="Items that did not exist (deleting them again is harmless).")
+    notFound: list[str] = Field(default_factory=list, description="Items that did not exist (deleting them again is harmless).")
 
 
 class UpdateEntityResult(_Output):
@@ -170,7 +170,7 @@ class GraphPage(_Output):
 class OpenResult(_Output):
     entities: list[Entity]
     relations: list[Relation]
-    notFound: list[str] = []
+    notFound: list[str] = Field(default_factory=list)
 
 
 class DamagedLine(_Output):
@@ -190,7 +190,7 @@ class ContextInfo(_Output):
     checksummed: bool = Field(description="False for a file written by another tool and not yet migrated.")
     formatVersion: int | None
     degraded: bool
-    damagedLines: list[DamagedLine] = []
+    damagedLines: list[DamagedLine] = Field(default_factory=list)
     tornTail: DamagedLine | None = Field(None, description="Bytes after the last complete line; repaired by the next write.")
     readOnly: str | None = None
 
@@ -208,6 +208,6 @@ class StoreStatus(_Output):
     formatVersion: int
     fsync: str
     contexts: list[ContextInfo]
-    backups: list[LastBackups] = []
+    backups: list[LastBackups] = Field(default_factory=list)
     degraded: bool
     problems: list[str]
