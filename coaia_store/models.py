@@ -71,7 +71,7 @@ class _Input(BaseModel):
 class EntityInput(_Input):
     name: Name
     entityType: Name
-    observations: list[Text] = Field(default_factory=list)
+    observations: list[Text] = []
     metadata: Metadata | None = None
 
 
