@@ -7,6 +7,7 @@ Each command is a thin shell over one :class:`~coaia_store.Store` method. Exit c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -165,7 +166,8 @@ def validate(
     """
     from .integrity import validate_integrity
 
-    report = validate_integrity(_store(directory), context=context, repair=fix)
+    with _busy("repairing…" if fix else "checking…"):
+        report = validate_integrity(_store(directory), context=context, repair=fix)
     if as_json:
         _emit_json(report)
     else:
@@ -192,8 +194,9 @@ def doctor(
     from .integrity import validate_integrity
 
     store = _store(directory)
-    report = validate_integrity(store, repair=fix)
-    status = store.status()
+    with _busy("repairing…" if fix else "checking…"):
+        report = validate_integrity(store, repair=fix)
+        status = store.status()
     if as_json:
         _emit_json({"status": status.model_dump(mode="json", by_alias=True), "integrity": report.model_dump(mode="json")})
     else:
@@ -266,7 +269,8 @@ def restore(
 
     Example: coaia-store restore daily/charts-work-2026-11-21
     """
-    result = _store(directory).backups.restore_backup(backup_id, context)
+    with _busy(f"restoring {backup_id}…"):
+        result = _store(directory).backups.restore_backup(backup_id, context)
     if as_json:
         _emit_json(result)
         return
@@ -339,7 +343,8 @@ def compact(
 
     Example: coaia-store compact --context work
     """
-    done = _store(directory).compact(context)
+    with _busy(f"compacting {context}…"):
+        done = _store(directory).compact(context)
     if as_json:
         _emit_json({"context": context, "compacted": done})
     elif done:
@@ -737,6 +742,11 @@ def _existing_context(store: Store, name: str) -> str:
     if name not in store.contexts():
         raise NotFoundError(f"no context {name!r} in {store.path}; `coaia-store contexts` lists them")
     return name
+
+
+def _busy(message: str) -> Any:
+    """A spinner while long work runs (restore, repair, compaction) on a terminal; nothing when piped."""
+    return _out.status(message) if _interactive() else contextlib.nullcontext()
 
 
 def _progress(total_hint: str) -> Any:
