@@ -33,3 +33,21 @@ def open_store(store_dir: Path) -> Iterator[Callable[..., Store]]:
 @pytest.fixture
 def store(open_store: Callable[..., Store]) -> Store:
     return open_store()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def damaged_store_dir(store_dir: Path) -> Path:
+    """A store whose default context has a damaged middle line: entity 'a' (its checksum fails), then 'b'."""
+    store = Store(store_dir)
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.create_entities([{"name": "b", "entityType": "t"}])
+    store.close()
+    path = store_dir / "charts.jsonl"
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
+    return store_dir

@@ -37,15 +37,8 @@ def test_status_json_reports_directory_reason_and_contexts(store_dir: Path) -> N
     assert [(c["name"], c["entities"]) for c in report["contexts"]] == [("work", 1)]
 
 
-def test_status_exits_3_when_the_store_is_degraded(store_dir: Path) -> None:
-    store = Store(store_dir)
-    store.create_entities([{"name": "a", "entityType": "t"}])
-    store.create_entities([{"name": "b", "entityType": "t"}])
-    path = store_dir / "charts.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
-
-    result = _run("--dir", str(store_dir), "status")
+def test_status_exits_3_when_the_store_is_degraded(damaged_store_dir: Path) -> None:
+    result = _run("--dir", str(damaged_store_dir), "status")
 
     assert result.returncode == 3 and "damaged" in result.stdout
 
@@ -136,17 +129,10 @@ def test_history_of_a_chart_and_undo_from_the_command_line(store_dir: Path) -> N
     assert Charts(Store(store_dir)).get_chart(chartId=chart.chartId).actionSteps[0].completed is False
 
 
-def test_doctor_says_what_to_run_then_fixes(store_dir: Path) -> None:
-    store = Store(store_dir)
-    store.create_entities([{"name": "a", "entityType": "t"}])
-    store.create_entities([{"name": "b", "entityType": "t"}])
-    path = store_dir / "charts.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
-
-    before = _run("doctor", "--dir", str(store_dir))
-    fixed = _run("doctor", "--dir", str(store_dir), "--fix")
-    after = _run("doctor", "--dir", str(store_dir), "--json")
+def test_doctor_says_what_to_run_then_fixes(damaged_store_dir: Path) -> None:
+    before = _run("doctor", "--dir", str(damaged_store_dir))
+    fixed = _run("doctor", "--dir", str(damaged_store_dir), "--fix")
+    after = _run("doctor", "--dir", str(damaged_store_dir), "--json")
 
     assert before.returncode == 3 and "coaia-store doctor --fix" in before.stdout
     assert fixed.returncode == 0 and "healthy" in fixed.stdout

@@ -71,14 +71,8 @@ def test_a_torn_tail_is_reported_then_cut_by_repair(store: Store, store_dir: Pat
     assert (store_dir / "charts.jsonl").read_bytes().endswith(b"}\n")
 
 
-def test_damaged_lines_are_reported_with_their_numbers_and_checksum_failures(store: Store, store_dir: Path) -> None:
-    store.create_entities([{"name": "a", "entityType": "t"}])
-    store.create_entities([{"name": "b", "entityType": "t"}])
-    path = store_dir / "charts.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
-
-    ctx = validate_integrity(Store(store_dir)).contexts[0]
+def test_damaged_lines_are_reported_with_their_numbers_and_checksum_failures(damaged_store_dir: Path) -> None:
+    ctx = validate_integrity(Store(damaged_store_dir)).contexts[0]
 
     assert [d.line for d in ctx.damagedLines] == [2] and ctx.checksumFailures == 1
 
@@ -104,20 +98,15 @@ def test_a_step_due_after_its_chart_breaks_the_timeline(store: Store) -> None:
     assert violations == [f"action step {step} is due after its chart {chart.chartId}"]
 
 
-def test_repair_keeps_the_old_file_then_rewrites_without_the_damaged_line(store: Store, store_dir: Path) -> None:
-    store.create_entities([{"name": "a", "entityType": "t"}])
-    store.create_entities([{"name": "b", "entityType": "t"}])
-    path = store_dir / "charts.jsonl"
-    lines = path.read_bytes().splitlines(keepends=True)
-    path.write_bytes(lines[0] + lines[1].replace(b'"a"', b'"A"') + lines[2])
-    fresh = Store(store_dir)
+def test_repair_keeps_the_old_file_then_rewrites_without_the_damaged_line(damaged_store_dir: Path) -> None:
+    fresh = Store(damaged_store_dir)
 
     repaired = validate_integrity(fresh, repair=True)
 
     assert repaired.ok and "damaged line" in repaired.contexts[0].repairs[0]
-    assert list((store_dir / "history" / "charts").glob("*.jsonl.gz"))
+    assert list((damaged_store_dir / "history" / "charts").glob("*.jsonl.gz"))
     assert sorted(e.name for e in fresh.read_graph().entities) == ["a", "b"]  # a: from the day's backup
-    assert list((store_dir / ".recovery" / "quarantine").glob("charts.jsonl.*.bin"))
+    assert list((damaged_store_dir / ".recovery" / "quarantine").glob("charts.jsonl.*.bin"))
     assert validate_integrity(fresh, repair=True).contexts[0].repairs == []
 
 

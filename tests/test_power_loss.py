@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 
 from coaia_store import Store
 from coaia_store.config import CompactionConfig, StoreConfig

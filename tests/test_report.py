@@ -214,10 +214,6 @@ def test_an_unknown_context_is_refused(charts: Charts, clocked: Store) -> None:
 # ----------------------------------------------------------------- the MCP tool
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.mark.anyio
 async def test_the_mcp_tool_returns_the_structured_report(charts: Charts, clocked: Store, clock: FakeClock) -> None:

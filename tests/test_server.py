@@ -19,10 +19,6 @@ OFFICIAL_TOOLS = {"create_entities", "create_relations", "add_observations", "de
                   "delete_relations", "read_graph", "search_nodes", "open_nodes"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def graph_client(store: Store) -> AsyncIterator[Client]:

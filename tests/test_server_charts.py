@@ -16,10 +16,6 @@ CHART = {"desiredOutcome": "A vegetable garden that feeds us all summer", "curre
          "dueDate": "2027-05-01", "actionSteps": ["Build raised beds", {"title": "Test the soil", "dueDate": "2027-03-01"}]}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 async def client(store: Store) -> AsyncIterator[Client]:

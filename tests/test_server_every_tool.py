@@ -15,10 +15,6 @@ CHART = {"desiredOutcome": "A garden that feeds us", "currentReality": "Lawn", "
          "actionSteps": ["Build beds", "Test soil"]}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> None:
     called: list[str] = []

@@ -17,10 +17,6 @@ from mcp.client.streamable_http import streamable_http_client
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -16,10 +16,6 @@ from coaia_store.server import build_server
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
 
 @pytest.fixture
 def chart_id(store: Store) -> str:
