@@ -252,7 +252,10 @@ class Store:
     def status(self) -> StoreStatus:
         """Where the data lives and why, and whether every context is healthy."""
         infos = self.list_contexts()
-        lost = self._lost_contexts({info.name for info in infos})
+        taken = self.backups.list_backups()  # the manifest, read once; oldest first
+        present = {info.name for info in infos}
+        newest = {b.context: b for b in taken}  # the last one wins
+        lost = [b for context, b in sorted(newest.items()) if context not in present]
         problems = [p for info in infos for p in _problems(info)] + [
             f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
             f"restore it with coaia-store restore {b.id} (or the restore_backup tool)" for b in lost
@@ -263,21 +266,10 @@ class Store:
             formatVersion=FORMAT_VERSION,
             fsync=self.config.fsync,
             contexts=infos,
-            backups=[self._last_backups(info.name) for info in infos],
+            backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
             degraded=any(i.degraded for i in infos) or bool(lost),
             problems=problems,
         )
-
-    def _lost_contexts(self, present: set[str]) -> list[BackupInfo]:
-        """The newest backup of each context whose file is gone."""
-        newest = {b.context: b for b in self.backups.list_backups()}  # oldest first: the last one wins
-        return [b for context, b in sorted(newest.items()) if context not in present]
-
-    def _last_backups(self, context: str) -> LastBackups:
-        taken = self.backups.list_backups(context)  # oldest first
-        newest = {b.kind: b.time for b in taken}
-        return LastBackups(context=context, daily=newest.get("daily"), weekly=newest.get("weekly"),
-                           latest=taken[-1].id if taken else None)
 
     def _context_info(self, graph: Graph) -> ContextInfo:
         info: JournalInfo = graph.journal.info()
@@ -300,6 +292,12 @@ class Store:
             tornTail=_damaged_line(info.tail) if info.tail else None,
             readOnly=info.read_only,
         )
+
+
+def _last_backups(context: str, taken: list[BackupInfo]) -> LastBackups:
+    kinds = {b.kind: b.time for b in taken}  # oldest first: the newest of each kind wins
+    return LastBackups(context=context, daily=kinds.get("daily"), weekly=kinds.get("weekly"),
+                       latest=taken[-1].id if taken else None)
 
 
 def _add_page(page: GraphPage, state: GraphState, graph: Graph | PastGraph, records: list[Record]) -> None:
