@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .config import BackupConfig
 from .contexts import DEFAULT_CONTEXT, context_file
-from .errors import CoaiaError
+from .errors import CoaiaError, os_errors_reported
 from .storage.clock import iso_timestamp
 from .storage.fileio import FileIO
 from .storage.journal import BATCH_TYPE, LOCK_DIR, Prefix, _gzip_chunks
@@ -157,11 +157,13 @@ class Backups:
     def backup_context(self, context: str | None = None, reason: str = MANUAL) -> BackupInfo | None:
         """Back up one context now; ``reason`` is ``manual`` or the operation about to run
         (``compaction``, ``restore``, ``repair``...: kind ``pre-<reason>``). ``None``: no file yet."""
-        return self._backup_contexts([context or DEFAULT_CONTEXT], reason)[0]
+        with os_errors_reported("the backup failed", "earlier backups and the data files are intact"):
+            return self._backup_contexts([context or DEFAULT_CONTEXT], reason)[0]
 
     def backup_all(self, reason: str = MANUAL) -> list[BackupInfo]:
         """Back up every context now, as one group."""
-        return [info for info in self._backup_contexts(self._store.contexts(), reason) if info is not None]
+        with os_errors_reported("the backup failed", "earlier backups and the data files are intact"):
+            return [info for info in self._backup_contexts(self._store.contexts(), reason) if info is not None]
 
     def before_compaction(self, context: str, prefix: Prefix) -> None:
         """The journal's hook, under the context's write lock: back up what is about to be rewritten.
@@ -182,7 +184,8 @@ class Backups:
     def verify(self, backup_id: str | None = None) -> list[VerifyResult]:
         """Check a backup (an id or a group id; ``None``: all) against its manifest entry."""
         chosen = self._read_manifest() if backup_id is None else self._resolve(backup_id, None)
-        return [self._verify_one(info) for info in chosen]
+        with os_errors_reported("verifying the backups failed", "earlier backups and the data files are intact"):
+            return [self._verify_one(info) for info in chosen]
 
     def verified_content(self, info: BackupInfo) -> bytes:
         """The decompressed content of a backup that verifies against its manifest entry (for repair);
@@ -199,7 +202,8 @@ class Backups:
         """
         chosen = self._resolve(backup_id, context)
         result = RestoreResult()
-        with ExitStack() as stack:
+        consequence = "each context is either restored or unchanged (coaia-store status shows which)"
+        with os_errors_reported(f"restoring {backup_id} failed", consequence), ExitStack() as stack:
             fds = [stack.enter_context(self._verified_fd(info)) for info in chosen]
             for info, fd in zip(chosen, fds):
                 self._restore_one(info, fd, result)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class CoaiaError(Exception):
     """Base class: a failure the caller can act on, described in its message."""
@@ -45,3 +48,15 @@ class ConfigError(CoaiaError):
 
 class LocationError(CoaiaError):
     """No acceptable ``.coaia`` directory could be chosen."""
+
+
+@contextmanager
+def os_errors_reported(what: str, consequence: str) -> Iterator[None]:
+    """The operating system's refusals (disk full, I/O error, permission) as a :class:`StorageError`
+    saying what failed and what it means; the library's own errors pass through."""
+    try:
+        yield
+    except CoaiaError:
+        raise
+    except OSError as exc:
+        raise StorageError(f"{what}: {exc.strerror or exc}; {consequence}") from exc

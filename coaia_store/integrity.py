@@ -33,6 +33,7 @@ from pydantic import BaseModel, Field, computed_field
 from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, meta
+from .errors import os_errors_reported
 from .graph import Graph, GraphState
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
@@ -78,8 +79,10 @@ class IntegrityReport(BaseModel):
 
 
 def validate_integrity(store: Store, *, context: str | None = None, repair: bool = False) -> IntegrityReport:
-    names = store.contexts() if context is None else [context]
-    reports = [_check_context(store.graph(name), store, repair) for name in names]
+    doing = "the repair" if repair else "the integrity check"
+    with os_errors_reported(f"{doing} failed", "each repair is all-or-nothing and logged: run it again once the disk is fine"):
+        names = store.contexts() if context is None else [context]
+        reports = [_check_context(store.graph(name), store, repair) for name in names]
     return IntegrityReport(ok=all(r.ok for r in reports), contexts=reports)
 
 

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
-from .errors import InvalidInputError
+from .errors import InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
 from .location import StoreLocation, resolve_location
@@ -133,10 +133,11 @@ class Store:
 
     def contexts(self) -> list[str]:
         """Contexts with a file in the directory, ``default`` first."""
-        try:
-            names = self.io.listdir(self.path)
-        except FileNotFoundError:
-            return []
+        with os_errors_reported(f"could not list {self.path}", "retry; if it persists check the disk"):
+            try:
+                names = self.io.listdir(self.path)
+            except FileNotFoundError:
+                return []
         return discover_contexts(names)
 
     def _reading(self, context: str | None) -> list[Graph]:

@@ -242,6 +242,15 @@ def run_compactor(run: Run) -> None:
         run.call(run.store.compact, "C", run.args.writer, seq)
 
 
+def run_backup_taker(run: Run) -> None:
+    """Manual backups back to back; ``ACK K <writer> <seq> <backup id>`` after each returned."""
+    for seq in run.steps():
+        if run.stopped():
+            return
+        info = run.store.backups.backup_context()
+        say("ACK", "K", run.args.writer, seq, info.id if info else "-")
+
+
 def run_reader(run: Run) -> None:
     """Poll read_graph lock-free; count anything that goes backwards instead of raising."""
     path = Path(run.args.dir) / DATA_FILE
@@ -298,6 +307,7 @@ MODES: dict[str, Callable[[Run], None]] = {
     "churn": run_churn,
     "compactor": run_compactor,
     "reader": run_reader,
+    "backup-taker": run_backup_taker,
 }
 
 

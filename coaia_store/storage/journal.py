@@ -17,6 +17,7 @@ Invariants:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import logging
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
-from ..errors import CoaiaError, ReadOnlyError, RecordTooLargeError, StorageError, StoreBusyError
+from ..errors import ReadOnlyError, RecordTooLargeError, StorageError, StoreBusyError, os_errors_reported
 from .clock import Clock, iso_timestamp
 from .fileio import FileIO
 from .lines import FORMAT_VERSION, Record, decode_legacy_line, decode_line, encode_line, header_record, is_header
@@ -151,12 +152,18 @@ class Journal:
 
     def read(self, fn: Callable[[], R]) -> R:
         """Catch up with the file (no file lock: one ``stat`` when nothing changed), then ``fn()``."""
-        with self._mutex:
+        with self._reading(), self._mutex:
             self._catch_up()
             return fn()
 
+    def _saving(self) -> contextlib.AbstractContextManager[None]:
+        return os_errors_reported(f"could not update {self.path.name}", "nothing was saved")
+
+    def _reading(self) -> contextlib.AbstractContextManager[None]:
+        return os_errors_reported(f"could not read {self.path.name}", "retry; if it persists check the disk")
+
     def info(self) -> JournalInfo:
-        with self._mutex:
+        with self._reading(), self._mutex:
             self._catch_up()
             return JournalInfo(
                 path=self.path,
@@ -180,7 +187,7 @@ class Journal:
         write (possibly none, for an idempotent repeat) and the caller's result. If it
         raises, nothing is written. The records become one line (a batch when several).
         """
-        with _os_errors_as_storage_errors(self.path), self._locked():
+        with self._saving(), self._locked():
             records, result = build()
             if records:
                 self._append(self._envelope(records))
@@ -195,7 +202,7 @@ class Journal:
         Returns ``False`` (and changes nothing) when the file has damaged lines, unless this
         is the explicit repair (``drop_damaged``): their bytes stay in quarantine and history.
         """
-        with _os_errors_as_storage_errors(self.path), self._locked():
+        with self._saving(), self._locked():
             if (self._damage and not drop_damaged) or self._fd is None:
                 return False
             self._compact("repair: damaged lines dropped" if self._damage else "requested")
@@ -208,7 +215,7 @@ class Journal:
         The write lock is held only to open the file and read its size: no catch-up, no repair.
         """
         with ExitStack() as stack:
-            with _os_errors_as_storage_errors(self.path), _WriteLock(self, prepare=False):
+            with self._saving(), _WriteLock(self, prepare=False):
                 exists = self._file_exists()
                 prefix = stack.enter_context(self._open_prefix()) if exists else None
             yield prefix
@@ -219,7 +226,7 @@ class Journal:
         The old file is first copied to ``history/`` (its path is returned). Every reader, in
         any process, sees the new inode and reloads.
         """
-        with _os_errors_as_storage_errors(self.path), self._locked():
+        with self._saving(), self._locked():
             history = self._save_history() if self._fd is not None else None
             self._io.ensure_dir(self.path.parent)
             self._io.write_file_atomic(self.path, chunks)
@@ -637,16 +644,6 @@ class _WriteLock:
     def _release_file_lock(self) -> None:
         if self._j._flock is not None:
             self._j._flock.release()
-
-
-@contextmanager
-def _os_errors_as_storage_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except CoaiaError:
-        raise
-    except OSError as exc:
-        raise StorageError(f"could not update {path.name}: {exc.strerror or exc}; nothing was saved") from exc
 
 
 def _unwrap(record: Record) -> list[Record]:

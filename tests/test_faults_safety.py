@@ -1,0 +1,291 @@
+"""I/O faults in the safety net (T12 continued): backup, restore and repair under the ioerr loop.
+
+For each operation (a manual backup, the restore of a verified backup after more writes, an
+integrity repair of a file with a damaged middle line and of one with a torn tail) and each fault
+(EIO, ENOSPC, EACCES; once or persistent), fail call N for N = 1, 2, ... until the operation
+runs without meeting a fault. After each trial, with real I/O and a fresh store: every
+acknowledged record is there (a restore leaves the old state or the restored one exactly, never
+a mix); the manifest loads and every backup it lists verifies; no partial line is left (but the
+damage a failed repair was to remove); no lock is left held (a new write and a new backup work);
+then a repair leaves the store ok, and a second repair changes nothing.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from coaia_store import Store
+from coaia_store.config import StoreConfig
+from coaia_store.errors import CoaiaError
+from coaia_store.integrity import validate_integrity
+
+from faults import FaultyIO, Snapshot, crc_line, data_file, entity, line_spans, raw_state, relation, unsynced_io
+
+CHECK = StoreConfig(lockTimeoutSeconds=2)  # a lock left held shows up as StoreBusyError, not a hang
+MAX_FAULT_POINTS = 200
+FAULTS = [(err, persistent) for err in (errno.EIO, errno.ENOSPC, errno.EACCES) for persistent in (False, True)]
+ID_FILE = "backup-id.txt"  # beside .coaia/: the backup the restore operation restores
+TORN_BYTES = crc_line(b'{"type":"entity","name":"half","entityType":"t","observations":["never acknowledged"]')[:40]
+
+
+# ------------------------------------------------------------------ starting files
+
+
+def _base(store_dir: Path) -> None:
+    """Three lines of data; the first write also takes today's daily and weekly backups."""
+    with Store(store_dir) as store:
+        store.create_entities([entity("a", "first"), entity("b", "second")])
+        store.create_entities([entity("c", "third")])
+        store.create_relations([relation("a", "b")])
+
+
+def _backed_up_then_changed(store_dir: Path) -> None:
+    _base(store_dir)
+    with Store(store_dir) as store:
+        info = store.backups.backup_context()
+        assert info is not None
+        store.create_entities([entity("d", "after the backup")])
+        store.add_observations([{"entityName": "a", "contents": ["also after"]}])
+    (store_dir.parent / ID_FILE).write_text(info.id)
+
+
+def _damaged_middle(store_dir: Path) -> None:
+    """The line of entity c (line 3 of 5) fails its checksum."""
+    _base(store_dir)
+    path = data_file(store_dir)
+    data = bytearray(path.read_bytes())
+    start, end = line_spans(bytes(data))[2]
+    data[start + (end - start) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _torn(store_dir: Path) -> None:
+    _base(store_dir)
+    with data_file(store_dir).open("ab") as f:
+        f.write(TORN_BYTES)
+
+
+def _restore(store: Store) -> object:
+    return store.backups.restore_backup((store.path.parent / ID_FILE).read_text())
+
+
+def _repair(store: Store) -> object:
+    return validate_integrity(store, repair=True)
+
+
+@dataclass(frozen=True)
+class Operation:
+    prepare: Callable[[Path], None]
+    run: Callable[[Store], object]
+    exact: bool  # the state must be exactly the old one or the new one; else it must hold every valid record
+
+
+OPERATIONS: dict[str, Operation] = {
+    "manual backup": Operation(_base, lambda s: s.backups.backup_context(), exact=True),
+    "restore of a verified backup": Operation(_backed_up_then_changed, _restore, exact=True),
+    "repair of a damaged middle line": Operation(_damaged_middle, _repair, exact=False),
+    "repair of a torn tail": Operation(_torn, _repair, exact=True),
+}
+
+
+# ------------------------------------------------------------------ expected outcomes
+
+
+@dataclass(frozen=True)
+class Expected:
+    template: Path
+    before: Snapshot  # what a fresh store loads before the operation (no _op/_ts)
+    after: Snapshot  # ... and after it succeeds
+
+
+def fresh_state(store_dir: Path) -> Snapshot:
+    with Store(store_dir, config=CHECK, io=unsynced_io()) as store:
+        return raw_state(store, envelope=False)
+
+
+def copy_store(template: Path, store_dir: Path) -> None:
+    shutil.copytree(template.parent, store_dir.parent)
+
+
+def expected_outcomes(op: Operation, root: Path) -> Expected:
+    template, reference = root / "template" / ".coaia", root / "reference" / ".coaia"
+    op.prepare(template)
+    before = fresh_state(template)
+    copy_store(template, reference)
+    with Store(reference, io=unsynced_io()) as store:
+        op.run(store)
+    return Expected(template, before, fresh_state(reference))
+
+
+def holds_all(state: Snapshot, required: Snapshot) -> bool:
+    """Every entity, relation and pass-through record of ``required`` is in ``state``, unchanged."""
+    entities, relations, extras = state
+    return (all(entities.get(k) == v for k, v in required[0].items())
+            and all(relations.get(k) == v for k, v in required[1].items())
+            and all(x in extras for x in required[2]))
+
+
+def state_problems(op: Operation, expected: Expected, state: Snapshot, error: Exception | None) -> list[str]:
+    if not op.exact:
+        return [] if holds_all(state, expected.before) else ["a record of a valid line is missing"]
+    allowed = [expected.after] if error is None else [expected.before, expected.after]
+    if state in allowed:
+        return []
+    outcome = "after" if state == expected.after else "before" if state == expected.before else "neither (a mix)"
+    return [f"call {'failed' if error else 'succeeded'} but the file holds the {outcome} state ({error})"]
+
+
+# ------------------------------------------------------------------ one trial and its checks
+
+
+def trial(op: Operation, fault: tuple[int, bool], n: int, expected: Expected, store_dir: Path) -> tuple[bool, list[str]]:
+    """Run ``op`` with call ``n`` failing; return whether a fault fired and every rule broken."""
+    copy_store(expected.template, store_dir)
+    io = FaultyIO(n, fault[0], persistent=fault[1], durable=False)
+    problems: list[str] = []
+    error: Exception | None = None
+    with Store(store_dir, config=CHECK, io=io) as store:
+        try:
+            op.run(store)
+        except Exception as exc:  # noqa: BLE001 - anything but a CoaiaError is a violation
+            error = exc
+            if not isinstance(exc, CoaiaError):
+                problems.append(f"raised {type(exc).__name__}: {exc}")
+        io.disarm()
+    problems += check_fresh(op, expected, store_dir, error)
+    where = f"{errno.errorcode[fault[0]]} {'persistent' if fault[1] else 'once'}, call {n} " \
+            f"({io.injected[0] if io.injected else 'no fault'})"
+    return io.fired, [f"{where}: {p}" for p in problems]
+
+
+def check_fresh(op: Operation, expected: Expected, store_dir: Path, error: Exception | None) -> list[str]:
+    """What a fresh process with real I/O finds, can do, and repairs."""
+    with Store(store_dir, config=CHECK) as fresh:
+        state = raw_state(fresh, envelope=False)
+        problems = state_problems(op, expected, state, error)
+        problems += check_damage(op, fresh, error)
+        problems += check_backups(fresh)
+        problems += check_unlocked(fresh)
+    return problems + check_repair(store_dir, state)
+
+
+def check_damage(op: Operation, store: Store, error: Exception | None) -> list[str]:
+    """No partial line or damaged line, but the damage a repair that failed was to remove."""
+    left_alone = error is not None and op.run is _repair
+    problems = []
+    for info in store.list_contexts():
+        if info.tornTail and not (left_alone and info.tornTail.length == len(TORN_BYTES)):
+            problems.append(f"a partial line of {info.tornTail.length} bytes was left")
+        if info.damagedLines and not left_alone:
+            problems.append(f"damaged lines {[d.line for d in info.damagedLines]}")
+    return problems
+
+
+def check_backups(store: Store) -> list[str]:
+    try:
+        listed = store.backups.list_backups()
+    except CoaiaError as exc:
+        return [f"the manifest does not load: {exc}"]
+    return [f"listed backup {r.id} does not verify: {r.problems[:2]}" for r in store.backups.verify() if not r.ok] + (
+        [] if listed else ["the manifest lists no backup at all"])
+
+
+def check_unlocked(store: Store) -> list[str]:
+    """The write lock is free: a new write succeeds (the backup locks are probed after the repair)."""
+    try:
+        store.create_entities([entity("probe-new-store")])
+    except CoaiaError as exc:
+        return [f"a new store cannot write (lock left held?): {type(exc).__name__}: {exc}"]
+    return []
+
+
+def check_repair(store_dir: Path, state: Snapshot) -> list[str]:
+    """A repair with real I/O leaves the store ok and loses nothing; a second one changes nothing;
+    then a new backup succeeds (the backup locks are free) and verifies."""
+    with Store(store_dir, config=CHECK) as store:
+        first = validate_integrity(store, repair=True)
+        second = validate_integrity(store, repair=True)
+        repaired = raw_state(store, envelope=False)
+        problems = [] if first.ok else [f"not ok after a repair: {first.model_dump(exclude_defaults=True)}"]
+        problems += check_new_backup(store)
+    again = [change for c in second.contexts for change in c.repairs]
+    problems += [f"a second repair changed something: {again}"] if again else []
+    problems += [] if holds_all(repaired, state) else ["the repair lost records"]
+    return problems
+
+
+def check_new_backup(store: Store) -> list[str]:
+    try:
+        info = store.backups.backup_context()
+    except CoaiaError as exc:
+        return [f"a new backup fails after the repair (lock left held?): {type(exc).__name__}: {exc}"]
+    return [] if info is not None and store.backups.verify(info.id)[0].ok else ["the new backup does not verify"]
+
+
+# ------------------------------------------------------------------ the loop
+
+
+@dataclass
+class Tally:
+    operations: set[str] = field(default_factory=set)
+    fault_points: int = 0
+    trials: int = 0
+    violations: int = 0
+
+
+@pytest.fixture(scope="module")
+def tally() -> Iterator[Tally]:
+    total = Tally()
+    yield total
+    print(f"\nFIGURE T12 safety net: {len(total.operations)} operations x {total.fault_points} fault points "
+          f"(summed over operations) x {len(FAULTS)} faults and modes (EIO/ENOSPC/EACCES x once/persistent) = "
+          f"{total.trials} trials, {total.violations} violations")
+
+
+def run_loop(op: Operation, fault: tuple[int, bool], expected: Expected, root: Path) -> tuple[int, list[str]]:
+    """Fail call 1, 2, ... until the operation runs without meeting a fault; return trials and violations."""
+    violations: list[str] = []
+    for n in range(1, MAX_FAULT_POINTS + 1):
+        fired, found = trial(op, fault, n, expected, root / f"n{n}" / ".coaia")
+        shutil.rmtree(root / f"n{n}")
+        violations += found
+        if not fired:
+            return n, violations
+    return MAX_FAULT_POINTS, [*violations, f"{fault}: still failing after {MAX_FAULT_POINTS} fault points"]
+
+
+def calls_made(op: Operation, expected: Expected, root: Path) -> int:
+    store_dir = root / "count" / ".coaia"
+    copy_store(expected.template, store_dir)
+    io = unsynced_io()
+    with Store(store_dir, config=CHECK, io=io) as store:
+        op.run(store)
+    return io.calls
+
+
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_an_io_fault_in_backup_restore_or_repair_loses_no_acknowledged_record_and_leaves_repair_idempotent(
+    name: str, tmp_path: Path, tally: Tally
+) -> None:
+    op = OPERATIONS[name]
+    expected = expected_outcomes(op, tmp_path)
+    assert expected.before != expected.after or op.run is not _restore, "the restore must change the state"
+    points = calls_made(op, expected, tmp_path)
+    violations: list[str] = []
+    trials = 0
+    for i, fault in enumerate(FAULTS):
+        count, found = run_loop(op, fault, expected, tmp_path / f"fault{i}")
+        trials += count
+        violations += found
+    tally.operations.add(name)
+    tally.fault_points += points
+    tally.trials += trials
+    tally.violations += len(violations)
+    print(f"\nFIGURE T12 {name}: {points} calls, {trials} trials, {len(violations)} violations")
+    assert not violations, "\n".join(violations[:15])
