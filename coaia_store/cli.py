@@ -221,6 +221,8 @@ def _integrity_lines(ctx: Any) -> list[str]:
         found.append(f"torn tail of {ctx.tornTail.length} bytes (the next write, or --fix, cuts it)")
     found += [f"dangling relation {r}" for r in ctx.danglingRelations]
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
+    found += [f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
+              for n in ctx.duplicateNames]
     return found + ctx.timelineViolations + ctx.backupProblems + [f"repaired: {r}" for r in ctx.repairs]
 
 

@@ -26,7 +26,9 @@ A second repair changes nothing. Lost updates to records that still exist are no
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -34,11 +36,11 @@ from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, meta
 from .errors import os_errors_reported
-from .graph import Graph, GraphState
+from .graph import ENTITY_TYPES, Graph, GraphState
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
 from .storage.journal import ENVELOPE_KEYS
-from .storage.lines import Record
+from .storage.lines import Record, decode_legacy_line
 from .store import Store
 
 
@@ -59,6 +61,9 @@ class ContextIntegrity(BaseModel):
     danglingRelations: list[str] = Field([], description="'from -[type]-> to' where an end does not exist.")
     orphanSubCharts: list[str] = Field([], description="Sub-charts whose parent chart or action step is gone.")
     timelineViolations: list[str] = []
+    duplicateNames: list[str] = Field([], description="In a file of another tool (not yet migrated): entity names "
+                                                      "written as separate entities more than once; the last one is "
+                                                      "used, and the first write here migrates the file to one each.")
     repairs: list[str] = Field([], description="What repair=true changed in this context.")
     lastDaily: BackupRef | None = Field(None, description="The newest daily backup of this context.")
     lastWeekly: BackupRef | None = Field(None, description="The newest weekly backup of this context.")
@@ -103,9 +108,23 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         danglingRelations=[_describe(r) for r in dangling],
         orphanSubCharts=orphans,
         timelineViolations=timeline,
+        duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
         **_backup_state(store, graph.context),
     )
+
+
+def _duplicate_names(path: Path) -> list[str]:
+    """Entity names a legacy file holds more than once (other tools rewrite whole files: no updates appended)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    names = Counter(
+        record["name"] for record, _ in map(decode_legacy_line, data.splitlines())
+        if record is not None and record.get("type") in ENTITY_TYPES and isinstance(record.get("name"), str)
+    )
+    return sorted(name for name, count in names.items() if count > 1)
 
 
 def _repair(graph: Graph, store: Store) -> list[str]:

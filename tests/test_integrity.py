@@ -248,3 +248,14 @@ def test_repair_takes_a_pre_repair_backup_before_cutting_a_torn_tail(store: Stor
     [backup] = [b for b in fresh.backups.list_backups() if b.kind == "pre-repair"]
     assert repairs[0] == f"backed up the file first as {backup.id}" and "torn tail" in repairs[1]
     assert b'"name":"a"' in gzip.decompress((store_dir / backup.file).read_bytes())
+
+
+def test_an_entity_written_twice_in_a_file_of_another_tool_is_reported(store_dir: Path) -> None:
+    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":["old"]}',
+            '{"type":"entity","name":"b","entityType":"t","observations":[]}',
+            '{"type":"entity","name":"a","entityType":"t","observations":["new"]}')
+
+    ctx = validate_integrity(Store(store_dir)).contexts[0]
+
+    assert ctx.duplicateNames == ["a"] and ctx.ok
+    assert Store(store_dir).open_entities(["a"]).entities[0].observations == ["new"]
