@@ -17,6 +17,7 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,34 @@ def scratch_dir() -> Iterator[Path]:
 def unsynced_io() -> FaultyIO:
     """The real seam without the fsyncs: for tests of parsing and repair logic, not of power loss."""
     return FaultyIO(NEVER, durable=False)
+
+
+# ---------------------------------------------------------------- SQLite's I/O-error loop
+
+
+@dataclass
+class Tally:
+    """Figures summed over the operations of one fault-loop test module."""
+
+    operations: set[str] = field(default_factory=set)
+    fault_points: int = 0  # (operation, call) pairs: calls the operation makes when nothing fails
+    trials: int = 0
+    violations: int = 0
+
+    def record(self, name: str, points: int, trials: int, violations: list[str]) -> None:
+        self.operations.add(name)
+        self.fault_points += points
+        self.trials += trials
+        self.violations += len(violations)
+        print(f"\nFIGURE T12 {name}: {points} calls, {trials} trials, {len(violations)} violations")
+
+
+def fail_each_call_in_turn(trial: Callable[[int], tuple[bool, list[str]]], label: str, limit: int) -> tuple[int, list[str]]:
+    """Run ``trial(n)`` failing call n = 1, 2, ... until a run meets no fault; return trials and violations."""
+    violations: list[str] = []
+    for n in range(1, limit + 1):
+        fired, found = trial(n)
+        violations += found
+        if not fired:
+            return n, violations
+    return limit, [*violations, f"{label}: still failing after {limit} fault points"]

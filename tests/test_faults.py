@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,9 +26,11 @@ from coaia_store.errors import CoaiaError, ReadOnlyError, StorageError
 from faults import (
     FaultyIO,
     Snapshot,
+    Tally,
     crc_line,
     data_file,
     entity,
+    fail_each_call_in_turn,
     history_copies,
     quarantined,
     raw_state,
@@ -259,14 +261,6 @@ def check_repaired(op: Operation, store_dir: Path, on_disk: Snapshot) -> list[st
 
 # ------------------------------------------------------------------ the loop
 
-@dataclass
-class Tally:
-    operations: set[str] = field(default_factory=set)
-    fault_points: int = 0  # (operation, call) pairs: calls the operation makes when nothing fails
-    trials: int = 0
-    violations: int = 0
-
-
 @pytest.fixture(scope="module")
 def tally() -> Iterator[Tally]:
     total = Tally()
@@ -280,13 +274,9 @@ def tally() -> Iterator[Tally]:
 
 def run_loop(op: Operation, fault: Fault, expected: Expected, root: Path) -> tuple[int, list[str]]:
     """Fail call 1, 2, ... until the operation runs without meeting a fault; return trials and violations."""
-    violations: list[str] = []
-    for n in range(1, MAX_FAULT_POINTS + 1):
-        fired, found = trial(op, fault, n, expected, root / f"n{n}" / ".coaia")
-        violations += found
-        if not fired:
-            return n, violations
-    return MAX_FAULT_POINTS, [*violations, f"{fault.label}: still failing after {MAX_FAULT_POINTS} fault points"]
+    return fail_each_call_in_turn(
+        lambda n: trial(op, fault, n, expected, root / f"n{n}" / ".coaia"), fault.label, MAX_FAULT_POINTS
+    )
 
 
 def calls_made(op: Operation, expected: Expected, root: Path) -> int:
@@ -312,11 +302,7 @@ def test_an_io_fault_at_any_call_never_loses_acknowledged_data_or_leaves_a_parti
         count, found = run_loop(op, fault, expected, tmp_path / f"fault{i}")
         trials += count
         violations += found
-    tally.operations.add(name)
-    tally.fault_points += points
-    tally.trials += trials
-    tally.violations += len(violations)
-    print(f"\nFIGURE T12 {name}: {points} calls, {trials} trials, {len(violations)} violations")
+    tally.record(name, points, trials, violations)
     assert not violations, "\n".join(violations[:15])
 
 

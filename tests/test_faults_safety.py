@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,19 @@ from coaia_store.config import StoreConfig
 from coaia_store.errors import CoaiaError
 from coaia_store.integrity import validate_integrity
 
-from faults import FaultyIO, Snapshot, crc_line, data_file, entity, line_spans, raw_state, relation, unsynced_io
+from faults import (
+    FaultyIO,
+    Snapshot,
+    Tally,
+    crc_line,
+    data_file,
+    entity,
+    fail_each_call_in_turn,
+    line_spans,
+    raw_state,
+    relation,
+    unsynced_io,
+)
 
 CHECK = StoreConfig(lockTimeoutSeconds=2)  # a lock left held shows up as StoreBusyError, not a hang
 MAX_FAULT_POINTS = 200
@@ -231,14 +243,6 @@ def check_new_backup(store: Store) -> list[str]:
 # ------------------------------------------------------------------ the loop
 
 
-@dataclass
-class Tally:
-    operations: set[str] = field(default_factory=set)
-    fault_points: int = 0
-    trials: int = 0
-    violations: int = 0
-
-
 @pytest.fixture(scope="module")
 def tally() -> Iterator[Tally]:
     total = Tally()
@@ -250,14 +254,13 @@ def tally() -> Iterator[Tally]:
 
 def run_loop(op: Operation, fault: tuple[int, bool], expected: Expected, root: Path) -> tuple[int, list[str]]:
     """Fail call 1, 2, ... until the operation runs without meeting a fault; return trials and violations."""
-    violations: list[str] = []
-    for n in range(1, MAX_FAULT_POINTS + 1):
-        fired, found = trial(op, fault, n, expected, root / f"n{n}" / ".coaia")
+
+    def one(n: int) -> tuple[bool, list[str]]:
+        outcome = trial(op, fault, n, expected, root / f"n{n}" / ".coaia")
         shutil.rmtree(root / f"n{n}")
-        violations += found
-        if not fired:
-            return n, violations
-    return MAX_FAULT_POINTS, [*violations, f"{fault}: still failing after {MAX_FAULT_POINTS} fault points"]
+        return outcome
+
+    return fail_each_call_in_turn(one, str(fault), MAX_FAULT_POINTS)
 
 
 def calls_made(op: Operation, expected: Expected, root: Path) -> int:
@@ -283,9 +286,5 @@ def test_an_io_fault_in_backup_restore_or_repair_loses_no_acknowledged_record_an
         count, found = run_loop(op, fault, expected, tmp_path / f"fault{i}")
         trials += count
         violations += found
-    tally.operations.add(name)
-    tally.fault_points += points
-    tally.trials += trials
-    tally.violations += len(violations)
-    print(f"\nFIGURE T12 {name}: {points} calls, {trials} trials, {len(violations)} violations")
+    tally.record(name, points, trials, violations)
     assert not violations, "\n".join(violations[:15])
