@@ -271,3 +271,15 @@ def fail_each_call_in_turn(trial: Callable[[int], tuple[bool, list[str]]], label
         if not fired:
             return n, violations
     return limit, [*violations, f"{label}: still failing after {limit} fault points"]
+
+
+def calls_made(run: Callable[[Store], object], template: Path, root: Path, config: StoreConfig) -> int:
+    """How many I/O calls ``run`` makes on a copy of ``template`` (and what lies beside it) when nothing
+    fails: the fault points."""
+    store_dir = root / "count" / template.name
+    if template.parent.exists():
+        shutil.copytree(template.parent, store_dir.parent)
+    io = unsynced_io()
+    with Store(store_dir, config=config, io=io) as store:
+        run(store)
+    return io.calls

@@ -24,6 +24,7 @@ from coaia_store.config import StoreConfig
 from coaia_store.errors import CoaiaError, ReadOnlyError, StorageError
 
 from faults import (
+    calls_made,
     FaultyIO,
     Snapshot,
     Tally,
@@ -279,23 +280,13 @@ def run_loop(op: Operation, fault: Fault, expected: Expected, root: Path) -> tup
     )
 
 
-def calls_made(op: Operation, expected: Expected, root: Path) -> int:
-    store_dir = root / "count" / ".coaia"
-    if expected.template.exists():
-        shutil.copytree(expected.template, store_dir)
-    io = unsynced_io()
-    with Store(store_dir, config=CHECK, io=io) as store:
-        op.run(store)
-    return io.calls
-
-
 @pytest.mark.parametrize("name", OPERATIONS)
 def test_an_io_fault_at_any_call_never_loses_acknowledged_data_or_leaves_a_partial_write(
     name: str, tmp_path: Path, tally: Tally
 ) -> None:
     op = OPERATIONS[name]
     expected = expected_outcomes(op, tmp_path)
-    points = calls_made(op, expected, tmp_path)
+    points = calls_made(op.run, expected.template, tmp_path, CHECK)
     violations: list[str] = []
     trials = 0
     for i, fault in enumerate(FAULTS):

@@ -26,6 +26,7 @@ from coaia_store.errors import CoaiaError
 from coaia_store.integrity import validate_integrity
 
 from faults import (
+    calls_made,
     FaultyIO,
     Snapshot,
     Tally,
@@ -263,15 +264,6 @@ def run_loop(op: Operation, fault: tuple[int, bool], expected: Expected, root: P
     return fail_each_call_in_turn(one, str(fault), MAX_FAULT_POINTS)
 
 
-def calls_made(op: Operation, expected: Expected, root: Path) -> int:
-    store_dir = root / "count" / ".coaia"
-    copy_store(expected.template, store_dir)
-    io = unsynced_io()
-    with Store(store_dir, config=CHECK, io=io) as store:
-        op.run(store)
-    return io.calls
-
-
 @pytest.mark.parametrize("name", OPERATIONS)
 def test_an_io_fault_in_backup_restore_or_repair_loses_no_acknowledged_record_and_leaves_repair_idempotent(
     name: str, tmp_path: Path, tally: Tally
@@ -279,7 +271,7 @@ def test_an_io_fault_in_backup_restore_or_repair_loses_no_acknowledged_record_an
     op = OPERATIONS[name]
     expected = expected_outcomes(op, tmp_path)
     assert expected.before != expected.after or op.run is not _restore, "the restore must change the state"
-    points = calls_made(op, expected, tmp_path)
+    points = calls_made(op.run, expected.template, tmp_path, CHECK)
     violations: list[str] = []
     trials = 0
     for i, fault in enumerate(FAULTS):
