@@ -7,7 +7,9 @@ one relation each) by a *builder* subprocess, then measured by two kinds of subp
 that no size and no phase pollutes another's memory figures:
 
 * *cold* (``--cold-runs`` times): a fresh interpreter times ``Store(dir)`` plus its first
-  ``open_entities`` call, and reports its peak RSS;
+  ``open_entities`` call, and reports its peak RSS; once starting from the state cache that
+  the build's compaction saved (the normal case), once with the cache deleted and off
+  (a full replay of the file);
 * *writer* (once): a fresh interpreter opens the store with the default config
   (``fsync="always"``), times single-item calls, and reports its peak RSS.
 
@@ -62,6 +64,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("get_median_ms", "open_entities 1 name median ms", "{:.3f}"),
     Figure("get_p99_ms", "open_entities 1 name p99 ms", "{:.3f}"),
     Figure("cold_load_s", "cold load Store()+1st read s", "{:.3f}"),
+    Figure("cold_replay_s", "  same without the state cache s (info)", "{:.3f}"),
     Figure("cold_cpu_s", "cold load CPU s (info)", "{:.3f}"),
     Figure("cold_rss_mb", "cold load peak RSS MB", "{:.1f}"),
     Figure("writer_rss_mb", "writer peak RSS MB", "{:.1f}"),
@@ -182,18 +185,34 @@ def child_build(directory: Path, size: int, seed: int) -> dict[str, Any]:
     return {"build_s": time.perf_counter() - start}
 
 
-def child_cold(directory: Path, name: str, t0: float) -> dict[str, Any]:
-    """Time a fresh ``Store`` and its first read; ``t0`` is when this interpreter started importing."""
-    from coaia_store import Store
+def child_cold(directory: Path, name: str, t0: float, cache: str) -> dict[str, Any]:
+    """Time a fresh ``Store`` and its first read; ``t0`` is when this interpreter started importing.
+
+    ``cache`` "off": the state cache is deleted and not saved, so the whole file is replayed."""
+    from coaia_store import Store, StoreConfig
 
     imported = time.perf_counter()
+    config = None
+    if cache == "off":
+        shutil.rmtree(directory / ".cache", ignore_errors=True)
+        config = StoreConfig(stateCacheMinBytes=1 << 62)
     start, cpu = time.perf_counter(), time.process_time()
-    store = Store(directory)
+    store = Store(directory, config=config)
     result = store.open_entities([name], context=CONTEXT)
     loaded, cpu = time.perf_counter() - start, time.process_time() - cpu
     if [e.name for e in result.entities] != [name]:
         raise SystemExit(f"cold load did not find {name!r}")
     return {"cold_load_s": loaded, "cold_cpu_s": cpu, "cold_rss_mb": peak_rss_mb(), "import_s": imported - t0}
+
+
+def child_build_cache(directory: Path) -> dict[str, Any]:
+    """One load with the default config: its replay saves the state cache the cold runs start from
+    (unless the file is under ``stateCacheMinBytes``: small files are always replayed)."""
+    from coaia_store import Store
+
+    with Store(directory) as store:
+        store.read_graph(context=CONTEXT, limit=1)
+    return {"state_cache": (directory / ".cache").is_dir()}
 
 
 def child_writer(directory: Path, size: int, ops: int, seed: int) -> dict[str, Any]:
@@ -257,7 +276,9 @@ def run_child(argv: list[str]) -> None:
     if mode == "build":
         out = child_build(directory, int(argv[2]), int(argv[3]))
     elif mode == "cold":
-        out = child_cold(directory, argv[2], t0)
+        out = child_cold(directory, argv[2], t0, argv[3])
+    elif mode == "build-cache":
+        out = child_build_cache(directory)
     elif mode == "writer":
         out = child_writer(directory, int(argv[2]), int(argv[3]), int(argv[4]))
     else:
@@ -286,7 +307,11 @@ def measure_size(root: Path, size: int, ops: int, cold_runs: int, seed: int) -> 
     with journal.open("rb") as f:
         figures["file_lines"] = sum(1 for _ in f)
     rng = random.Random(seed + 2)
-    colds = [spawn("cold", directory, entity_name(rng.randrange(size))) for _ in range(cold_runs)]
+    names = [entity_name(rng.randrange(size)) for _ in range(cold_runs)]
+    replays = [spawn("cold", directory, name, "off") for name in names]
+    figures["cold_replay_s"] = statistics.median(c["cold_load_s"] for c in replays)
+    figures |= spawn("build-cache", directory)
+    colds = [spawn("cold", directory, name, "on") for name in names]
     figures["cold_load_runs_s"] = [c["cold_load_s"] for c in colds]
     for key in ("cold_load_s", "cold_cpu_s", "cold_rss_mb", "import_s"):
         figures[key] = statistics.median(c[key] for c in colds)

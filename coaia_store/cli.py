@@ -367,6 +367,8 @@ _EXAMPLE_CONFIG = """{
   "_maxRecordBytes": "The largest line one call may write (a whole chart is one line).",
   "lockTimeoutSeconds": 10,
   "_lockTimeoutSeconds": "How long a write waits while another process writes.",
+  "stateCacheMinBytes": 1048576,
+  "_stateCacheMinBytes": "After replaying this much of a file, save the state in .cache/ so the next start skips it.",
   "compaction": {
     "_comment": "A context's file is rewritten to its current state when it is at least minBytes and this share of it is superseded.",
     "garbageRatio": 0.5,
@@ -384,6 +386,7 @@ _GITIGNORE = """# coaia-store: the chart files (charts*.jsonl), config.json and 
 .backup/
 .recovery/
 .locks/
+.cache/
 *.tmp
 """
 _StatusOption = Annotated[str, typer.Option("--status", "-s", help="active, completed or all.")]

@@ -47,6 +47,12 @@ class StoreConfig(_Section):
     )
     maxRecordBytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Largest line one call may write.")
     lockTimeoutSeconds: float = Field(10.0, gt=0, le=600, description="How long a write waits for another process.")
+    stateCacheMinBytes: int = Field(
+        1 << 20,
+        ge=0,
+        description="After replaying this many bytes of a context's file, save the replayed state in .cache/ so "
+        "the next process starts from it instead (derived data: deleting .cache/ loses nothing).",
+    )
     compaction: CompactionConfig = CompactionConfig()
     backup: BackupConfig = BackupConfig()
 
@@ -57,6 +63,7 @@ class StoreConfig(_Section):
             max_record_bytes=self.maxRecordBytes,
             compaction_ratio=self.compaction.garbageRatio,
             compaction_min_bytes=self.compaction.minBytes,
+            state_cache_min_bytes=self.stateCacheMinBytes,
         )
 
 

@@ -47,6 +47,8 @@ _HIDDEN_KEYS = ENVELOPE_KEYS | {"type"}
 class GraphState:
     """Entities, relations and pass-through records, indexed for lookups by name."""
 
+    state_format = "graph-state-1"  # change it whenever export_state() changes shape
+
     def __init__(self) -> None:
         self.reset()
 
@@ -63,6 +65,18 @@ class GraphState:
         yield from self.extras
         yield from self.entities.values()
         yield from self.relations.values()
+
+    def export_state(self) -> object:
+        return (self.entities, self.relations, self.links, self.extras)
+
+    def import_state(self, state: object) -> None:
+        if not (isinstance(state, tuple) and len(state) == 4):
+            raise ValueError("not a graph state")
+        entities, relations, links, extras = state
+        if not (isinstance(entities, dict) and isinstance(relations, dict) and isinstance(links, dict)
+                and isinstance(extras, list)):
+            raise ValueError("not a graph state")
+        self.entities, self.relations, self.links, self.extras = entities, relations, links, extras
 
     def apply_all(self, records: list[Record]) -> None:
         if len(records) == 1:  # the common case on load: kept cheap

@@ -60,7 +60,7 @@ def test_init_creates_a_config_that_loads_and_a_gitignore(tmp_path: Path) -> Non
     gitignore = (tmp_path / ".coaia" / ".gitignore").read_text().splitlines()
     assert result.returncode == 0
     assert load_config(tmp_path / ".coaia").fsync == "always"
-    assert all(entry in gitignore for entry in (".backup/", ".recovery/", ".locks/", "*.tmp"))
+    assert all(entry in gitignore for entry in (".backup/", ".recovery/", ".locks/", ".cache/", "*.tmp"))
     assert not any(entry.startswith("charts") for entry in gitignore)
 
 

@@ -36,6 +36,7 @@ from .fileio import FileIO
 from .lines import FORMAT_VERSION, Record, decode_legacy_line, decode_line, encode_line, header_record, is_header
 from .locking import LockTimeout, WriteLock
 from .recovery import Recovery
+from .statecache import CachedState, StateCache
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,17 @@ class InvalidRecord(ValueError):
 
 
 class RecordSink(Protocol):
+    state_format: str  # names the shape of export_state(): a state cache of another shape is ignored
+
     def reset(self) -> None: ...
     def apply_all(self, records: list[Record]) -> None:
         """Apply every record or, raising :class:`InvalidRecord`, none of them."""
     def live_records(self) -> int: ...
     def snapshot(self) -> Iterable[Record]: ...
+    def export_state(self) -> object:
+        """The whole state as plain built-in objects (dict, list, tuple, set, str, numbers)."""
+    def import_state(self, state: object) -> None:
+        """Take over a state ``export_state`` made; raise ``ValueError`` if it is not one."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,7 @@ class JournalSettings:
     max_record_bytes: int = 1 << 20
     compaction_ratio: float = 0.5
     compaction_min_bytes: int = 1 << 20
+    state_cache_min_bytes: int = 1 << 20  # save the replayed state once this much more was replayed
 
     @property
     def read_line_limit(self) -> int:
@@ -93,6 +101,7 @@ class JournalInfo:
     damage: list[Damage] = field(default_factory=list)
     tail: Damage | None = None
     read_only: str | None = None
+    restored_bytes: int = 0  # of the file, taken from the state cache instead of replayed
 
     @property
     def degraded(self) -> bool:
@@ -146,6 +155,7 @@ class Journal:
         self._ident: tuple[int, int] | None = None
         self._temp_files_checked = False
         self._read_only: str | None = None
+        self._cache = StateCache(path, io, sink.state_format)
         self._reset_position()
 
     # ----------------------------------------------------------------- reading
@@ -176,6 +186,7 @@ class Journal:
                 damage=list(self._damage),
                 tail=self._tail,
                 read_only=self._read_only,
+                restored_bytes=self._restored,
             )
 
     # ----------------------------------------------------------------- writing
@@ -282,6 +293,8 @@ class Journal:
         self._header: bytes | None = None  # the header line as read, to notice a rewrite in place
         self._damage: list[Damage] = []
         self._tail: Damage | None = None
+        self._restored = 0  # bytes taken from the state cache
+        self._cache_end = 0  # bytes the newest state cache known to this journal covers
 
     def _close_fds(self) -> None:
         fds = (self._fd, self._wfd)
@@ -304,18 +317,22 @@ class Journal:
                 self._sink.reset()
             return
         if self._fd is None or (st.st_dev, st.st_ino) != self._ident or st.st_size < self._valid_end:
-            self._reopen()  # replaced, or cut into lines already read: start over
+            reopen = True  # replaced, or cut into lines already read: start over
         elif st.st_size == self._scanned_size and self._tail is None:
             # With a tail pending, an equal size proves nothing: another writer may have
             # cut that tail and appended lines of the same total length; rescan it.
             return
-        elif (not self._strict and st.st_size != self._scanned_size) or not self._header_intact():
+        else:
             # Other tools rewrite the whole file in place (fs.writeFile: same inode), and only
             # coaia-store appends under our header: so a changed legacy file, or a header gone,
             # means the lines already read may be gone too: start over.
-            self._reopen()
+            reopen = (not self._strict and st.st_size != self._scanned_size) or not self._header_intact()
         with _gc_paused():
+            if reopen:
+                self._reopen()
+                self._restore_cached_state()
             self._scan()
+            self._maybe_save_cache()
 
     def _header_intact(self) -> bool:
         assert self._fd is not None
@@ -331,6 +348,37 @@ class Journal:
         self._fd, self._ident = fd, (st.st_dev, st.st_ino)
         self._reset_position()
         self._sink.reset()
+
+    def _restore_cached_state(self) -> None:
+        """Take the state of the file's first bytes from the state cache, if it holds them."""
+        assert self._fd is not None
+        cached = self._cache.load(self._fd, self._io.fstat(self._fd).st_size)
+        if cached is None:
+            return
+        try:
+            self._sink.import_state(cached.sink_state)
+        except (TypeError, ValueError) as exc:
+            log.info("%s: state cache ignored (%s); replaying the file", self.path.name, exc)
+            self._sink.reset()
+            return
+        self._valid_end = self._scanned_size = self._restored = self._cache_end = cached.covered
+        self._lines, self._applied = cached.lines, cached.applied
+        self._strict, self._version, self._header = True, cached.version, cached.header
+
+    def _maybe_save_cache(self) -> None:
+        """After replaying enough new lines, save the state so the next process can skip them.
+
+        Only a clean prefix is cached (our header, no damaged line): loading a damaged file
+        must keep quarantining and reporting its damage."""
+        if self._valid_end - self._cache_end < self._settings.state_cache_min_bytes:
+            return
+        if not self._strict or self._undecided or self._damage or self._read_only or self._header is None:
+            return
+        assert self._fd is not None and self._version is not None
+        state = CachedState(self._valid_end, self._lines, self._applied, self._version, self._header,
+                            self._sink.export_state())
+        self._cache.save(self._fd, state)
+        self._cache_end = self._valid_end
 
     def _scan(self) -> None:
         """Consume the complete lines between ``_valid_end`` and the end of the file."""
@@ -578,6 +626,8 @@ class Journal:
         self._lines, self._applied = live + 1, live
         self._strict, self._version, self._tail, self._damage = True, FORMAT_VERSION, None, []
         self._header = header_line
+        self._restored = self._cache_end = 0
+        self._maybe_save_cache()
         self._recovery.try_log(
             file=self.path.name, found=reason, action="compacted", bytesBefore=old_size, bytesAfter=st.st_size, history=history
         )
