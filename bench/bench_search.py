@@ -4,7 +4,9 @@
 
 For each size a fresh store is filled with bench_engine.py's synthetic entities (fsync off:
 building is not what is measured), reopened, loaded, and then timed through the public
-API only: the first search (full index build), ``rebuild()``, a search after nothing
+API only: the first search (full index build, which saves the index to ``.cache/``), the
+first search of a second index (which starts from that saved index, as a new process
+does), ``rebuild()``, a search after nothing
 changed, after one write, after another Store compacted the file (a reload: every record
 is a new object), and the median latency of some queries. Figures only, no verdicts.
 """
@@ -62,8 +64,16 @@ def measure(directory: Path, size: int, repeats: int) -> None:
             other.compact()
             return median_ms(lambda: index.search("zzzz"), 1)
 
+        def first_search_of_a_new_index() -> float:
+            second = SearchIndex(store)
+            try:
+                return median_ms(lambda: second.search("zzzz"), 1)
+            finally:
+                second.close()
+
         rows = {
             "first search (full build)": median_ms(lambda: index.search("zzzz"), 1),
+            "first search of a new index (from the saved one)": first_search_of_a_new_index(),
             "rebuild() + search": median_ms(lambda: (index.rebuild(), index.search("zzzz")), 1),
             "search, nothing changed": median_ms(lambda: index.search("zzzz"), repeats),
             "search after 1 write by another Store": statistics.median(search_after_a_write() for _ in range(repeats)),

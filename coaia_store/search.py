@@ -11,6 +11,12 @@ object (the engine never changes a record in place: every change puts a new dict
 entities whose record changed are re-indexed (delete + insert); after a reload (another
 process compacted the file) the records are new objects and are compared by content.
 
+A process that indexed many entities saves the index to ``.coaia/.cache/search.index``
+(derived, like the index itself): the SQLite database, and per context each entity's rowid
+and a digest of the record it indexed. A new process starts from that file and re-indexes
+only the entities whose live record has another digest (about 0.1 s instead of 0.75 s at
+50,000 entities), so its first search does not pay for a full build.
+
 Columns and BM25 weights: ``name`` 8, ``entityType`` 4, ``observations`` 2, ``metadata`` 1
 (metadata values and any other keys other tools wrote, flattened to text), plus ``facets``
 (weight 0), exact tokens for the context and entity type filters. Tokenizer:
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import operator
 import re
 import sqlite3
@@ -30,17 +37,21 @@ from dataclasses import dataclass, field
 from itertools import chain, compress, repeat
 from typing import TYPE_CHECKING, Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field
 
 from .errors import CoaiaError, InvalidInputError
 from .graph import entity_view
 from .models import Entity
 from .paging import cursor_offset, page_cursor
+from .storage.cachefile import CacheFile
 from .storage.journal import ENVELOPE_KEYS
 from .storage.lines import Record
 
 if TYPE_CHECKING:
     from .store import Store
+
+log = logging.getLogger(__name__)
 
 MAX_LIMIT = 100
 MAX_QUERY_WORDS = 32
@@ -60,6 +71,10 @@ _SNIPPETS = ", ".join(
 )
 # ORDER BY rank alone lets FTS5 sort, so snippets are made only for the rows returned (ties: deterministic).
 _PAGE = f"SELECT key, rank, {_SNIPPETS} FROM entities WHERE entities MATCH ? ORDER BY rank LIMIT ? OFFSET ?"
+CACHE_FILE = "search.index"
+CACHE_AFTER_ROWS = 2000  # entities indexed before the index is worth saving
+# What the saved rows depend on: change "search-1" whenever _row() changes what it indexes.
+_CACHE_KEY = ("search-1", _TOKENIZER, FIELDS, WEIGHTS, sqlite3.sqlite_version)
 
 Match = Literal["all", "any"]
 
@@ -205,6 +220,21 @@ def _diff(indexed: dict[str, Record], entities: dict[str, Record]) -> _Change | 
     return _Change(snapshot, changed, removed)
 
 
+def _diff_digests(digests: dict[str, bytes], entities: dict[str, Record]) -> _Change:
+    """What differs between rows restored from the cache (by digest) and the live state."""
+    changed = [n for n, record in entities.items() if digests.get(n) != _digest(record)]
+    removed = [n for n in digests if n not in entities]
+    return _Change(entities, changed, removed)
+
+
+def _digest(record: Record) -> bytes:
+    try:
+        data = orjson.dumps(record)
+    except TypeError:  # what orjson refuses (lone surrogates from other tools' files)
+        data = json.dumps(record).encode()
+    return hashlib.blake2b(data, digest_size=8).digest()
+
+
 # ---------------------------------------------------------------- cursor
 
 
@@ -221,12 +251,19 @@ def _fingerprint(words: Sequence[str], context: str | None, types: Sequence[str]
 class SearchIndex:
     """Ranked full-text search over a :class:`Store`'s entities. Safe to share between threads."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, cache_after_rows: int = CACHE_AFTER_ROWS) -> None:
+        """``cache_after_rows``: save the index to ``.coaia/.cache/`` once this many entities were
+        indexed since it was last saved or loaded."""
         if FTS5_PROBLEM:
             raise SearchUnavailableError(FTS5_PROBLEM)
         self._store = store
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        self._cache = CacheFile(store.path, CACHE_FILE, store.io)
+        self._cache_after_rows = cache_after_rows
+        self._unsaved_rows = 0
+        self._restored: dict[str, dict[str, bytes]] | None = None  # digests of cached rows not yet checked
+        self.reused_rows = 0  # entities whose row came from the saved index instead of being indexed again
         self._create_table()
 
     def close(self) -> None:
@@ -243,6 +280,7 @@ class SearchIndex:
         with self._lock:
             self._db.execute("DROP TABLE entities")
             self._create_table()
+            self._restored = {}
 
     def _create_table(self) -> None:
         columns = ", ".join(FIELDS)
@@ -288,15 +326,49 @@ class SearchIndex:
 
     def _sync(self, context: str | None) -> None:
         """Bring the contexts searched up to date (and drop contexts whose file is gone)."""
+        if self._restored is None:
+            self._restored = self._load_cache()
         contexts = self._store.contexts() if context is None else [self._store.graph(context).context]
         stale = [c for c in self._indexed if c not in contexts] if context is None else []  # e.g. a file removed
         for name in [*contexts, *stale]:
             known = self._indexed.setdefault(name, _Indexed())
-            change = self._store.graph(name).read(lambda state, known=known: _diff(known.records, state.entities))
+            graph = self._store.graph(name)
+            digests = self._restored.pop(name, None)
+            if digests is None:
+                change = graph.read(lambda state, known=known: _diff(known.records, state.entities))
+            else:  # records are immutable: the digests are computed outside the journal's lock
+                change = _diff_digests(digests, graph.read(lambda state: dict(state.entities)))
+                self.reused_rows += len(change.snapshot) - len(change.changed)
             if change is not None:
                 self._apply(name, known, change)
             if name in stale and not known.records:
                 del self._indexed[name]
+        self._maybe_save_cache()
+
+    def _load_cache(self) -> dict[str, dict[str, bytes]]:
+        """Start from the saved index, if there is one; returns the digests of the rows it holds."""
+        found = self._cache.load(lambda key: key == _CACHE_KEY)
+        if found is None:
+            return {}
+        next_rowid, contexts, db = found[1]
+        try:
+            self._db.deserialize(db)
+        except sqlite3.Error as exc:
+            log.info("%s ignored (%s); indexing from the data files", CACHE_FILE, exc)
+            self._create_table()
+            return {}
+        self._next_rowid = next_rowid
+        self._indexed = {c: _Indexed(rowids={n: row[0] for n, row in rows.items()}) for c, rows in contexts.items()}
+        return {c: {n: row[1] for n, row in rows.items()} for c, rows in contexts.items()}
+
+    def _maybe_save_cache(self) -> None:
+        if self._unsaved_rows < self._cache_after_rows or self._restored:
+            return  # not worth it yet, or some restored rows are not checked yet (their records are not known)
+        contexts = {
+            c: {n: (known.rowids[n], _digest(r)) for n, r in known.records.items()} for c, known in self._indexed.items()
+        }
+        self._cache.save(_CACHE_KEY, (self._next_rowid, contexts, self._db.serialize()))
+        self._unsaved_rows = 0
 
     def _apply(self, context: str, known: _Indexed, change: _Change) -> None:
         doomed = [(known.rowids[n],) for n in (*change.removed, *change.changed) if n in known.rowids]
@@ -312,6 +384,7 @@ class SearchIndex:
             self._db.execute("ROLLBACK")
             raise
         self._next_rowid = first + len(rowids)
+        self._unsaved_rows += len(rowids)
         for n in change.removed:
             del known.rowids[n]
         known.rowids.update(rowids)

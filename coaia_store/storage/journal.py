@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import gc
 import logging
 import os
 import threading
@@ -33,6 +32,7 @@ from typing import Literal, Protocol, TypeVar
 from ..errors import ReadOnlyError, RecordTooLargeError, StorageError, StoreBusyError, os_errors_reported
 from .clock import Clock, iso_timestamp
 from .fileio import FileIO
+from .gcpause import gc_paused
 from .lines import FORMAT_VERSION, Record, decode_legacy_line, decode_line, encode_line, header_record, is_header
 from .locking import LockTimeout, WriteLock
 from .recovery import Recovery
@@ -327,7 +327,7 @@ class Journal:
             # coaia-store appends under our header: so a changed legacy file, or a header gone,
             # means the lines already read may be gone too: start over.
             reopen = (not self._strict and st.st_size != self._scanned_size) or not self._header_intact()
-        with _gc_paused():
+        with gc_paused():
             if reopen:
                 self._reopen()
                 self._restore_cached_state()
@@ -704,24 +704,6 @@ def _unwrap(record: Record) -> list[Record]:
         return [record]  # the sink rejects an unknown shape as it would any bad record
     stamp = {k: record[k] for k in ("_op", "_ts") if k in record}
     return [{**m, **stamp} for m in members]
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while replaying lines.
-
-    A replay allocates a few containers per line and frees almost none, so the collector
-    would walk the growing graph again and again for nothing to collect: about 40% of the
-    time to load 100,000 entities (bench/bench_engine.py). Only timing changes: reference
-    counting still frees everything, and collection resumes when the replay ends.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _header_version(record: Record) -> int:

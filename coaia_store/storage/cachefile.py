@@ -1,0 +1,105 @@
+"""Derived files in ``.coaia/.cache/``: each is rebuilt from the JSONL files when missing or wrong.
+
+Deleting ``.coaia/.cache/`` at any time loses nothing. A cache file holds ``MAGIC``, then a
+marshalled key (small: read and checked first, so a cache of other data costs almost
+nothing), then the CRC-32 and length of the payload, then the marshalled payload, which is
+used only if its checksum matches. ``marshal`` builds plain objects only (no code runs on
+load, unlike pickle) and is the fastest loader of them in the standard library. Files are
+written to a unique temp file renamed into place, without fsync: a cache lost in a power cut
+is just rebuilt.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import struct
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .fileio import FileIO
+from .gcpause import gc_paused
+
+log = logging.getLogger(__name__)
+
+CACHE_DIR = ".cache"
+MAGIC = b"coaia-st"
+_KEY_SIZE = struct.Struct("<I")
+_PAYLOAD_HEAD = struct.Struct("<IQ")  # crc32, length
+_STALE_TEMP_SECONDS = 3600
+_PYTHON = sys.version_info[:2]  # marshal's format may change between Python versions
+
+
+class CacheFile:
+    """One file in ``.coaia/.cache/``."""
+
+    def __init__(self, store_dir: Path, name: str, io: FileIO) -> None:
+        self.path = store_dir / CACHE_DIR / name
+        self._io = io
+
+    def load(self, accept: Callable[[tuple[Any, ...]], bool]) -> tuple[tuple[Any, ...], Any] | None:
+        """``(key, payload)`` if the file exists, ``accept(key)`` and the payload's checksum matches.
+
+        A damaged or unreadable file is logged at INFO and reads as ``None``, like a missing one.
+        """
+        try:
+            return self._load(accept)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, EOFError, TypeError, struct.error) as exc:
+            log.info("%s ignored (%s); rebuilding it from the data files", self.path.name, exc)
+            return None
+
+    def save(self, key: tuple[Any, ...], payload: object) -> None:
+        """Replace the file; a failure is logged at INFO: it costs the next start some speed, nothing else."""
+        try:
+            self._save(key, payload)
+        except (OSError, ValueError) as exc:
+            log.info("could not save %s (%s); the next start rebuilds it instead", self.path.name, exc)
+
+    def _load(self, accept: Callable[[tuple[Any, ...]], bool]) -> tuple[tuple[Any, ...], Any] | None:
+        with open(self.path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                raise ValueError("not a coaia-store cache file")
+            (key_length,) = _KEY_SIZE.unpack(f.read(_KEY_SIZE.size))
+            python, key = marshal.loads(f.read(key_length))
+            if tuple(python) != _PYTHON or not isinstance(key, tuple) or not accept(key):
+                return None
+            crc, length = _PAYLOAD_HEAD.unpack(f.read(_PAYLOAD_HEAD.size))
+            payload = f.read(length)
+        if len(payload) != length or zlib.crc32(payload) != crc:
+            raise ValueError("its checksum does not match")
+        with gc_paused():
+            return key, marshal.loads(payload)
+
+    def _save(self, key: tuple[Any, ...], payload: object) -> None:
+        head = marshal.dumps((_PYTHON, key))
+        data = marshal.dumps(payload)
+        self._io.ensure_dir(self.path.parent)
+        self._remove_stale_temp_files()
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(MAGIC + _KEY_SIZE.pack(len(head)) + head)
+                f.write(_PAYLOAD_HEAD.pack(zlib.crc32(data), len(data)))
+                f.write(data)
+            os.replace(tmp, self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of a process killed while saving; a live writer's is young and left alone."""
+        cutoff = time.time() - _STALE_TEMP_SECONDS
+        for tmp in self.path.parent.glob(f"{self.path.name}.*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except FileNotFoundError:
+                pass
