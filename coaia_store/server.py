@@ -540,18 +540,22 @@ def _tools(store: Store, profile: Profile, index: SearchIndex) -> list[tuple[Cal
     return chart_tools + graph
 
 
-def build_server(store: Store, profile: Profile = "full", *, warm_up: bool = False) -> MCPServer:
+def build_server(store: Store, profile: Profile = "full", *, warm_up: float | None = None) -> MCPServer:
     """An MCP server publishing ``profile``'s tools over ``store``, with the resources and prompts.
 
-    ``warm_up`` loads every context and builds the search index in a thread, while the client connects,
-    so the first calls need not do it.
+    ``warm_up``: that many seconds after start, load every context and the search index in a
+    thread, so later calls need not do it (``None``: never). Not at once: on 2 cores, loading
+    during the MCP handshake slowed the handshake by 0.1-0.4 s (bench/bench_stdio.py), and a call
+    that comes before the warm-up loads what it needs itself.
     """
     if profile not in PROFILES:
         raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
     server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
     index = SearchIndex(store)
-    if warm_up:
-        threading.Thread(target=_warm_up, args=(index,), name="coaia-warm-up", daemon=True).start()
+    if warm_up is not None:
+        timer = threading.Timer(warm_up, _warm_up, args=(index,))
+        timer.name, timer.daemon = "coaia-warm-up", True
+        timer.start()
     for fn, hints in _tools(store, profile, index):
         server.add_tool(_tool_errors(fn), annotations=hints)
     charts = Charts(store)
@@ -576,6 +580,7 @@ def startup_report(store: Store, profile: str) -> str:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+WARM_UP_AFTER_S = 1.0
 
 
 def _log_to_stderr() -> None:
@@ -585,7 +590,7 @@ def _log_to_stderr() -> None:
 def serve_stdio(store: Store, profile: Profile) -> None:
     _log_to_stderr()
     log.info(startup_report(store, profile))
-    build_server(store, profile, warm_up=True).run("stdio")
+    build_server(store, profile, warm_up=WARM_UP_AFTER_S).run("stdio")
 
 
 def http_app(store: Store, profile: Profile, *, host: str, token: str | None) -> Any:
@@ -601,7 +606,8 @@ def http_app(store: Store, profile: Profile, *, host: str, token: str | None) ->
         security = TransportSecuritySettings(
             enable_dns_rebinding_protection=True, allowed_hosts=[f"{host}:*", *(f"{h}:*" for h in LOOPBACK[:2])]
         )
-    app = build_server(store, profile, warm_up=True).streamable_http_app(host=host, transport_security=security)
+    server = build_server(store, profile, warm_up=WARM_UP_AFTER_S)
+    app = server.streamable_http_app(host=host, transport_security=security)
     return BearerTokenGate(app, token) if token else app
 
 

@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp import Client, StdioServerParameters
 
@@ -233,3 +234,11 @@ async def test_read_graph_full_mode_counts_relations_in_the_reply_budget(graph_c
     data = (await graph_client.call_tool("read_graph", {"mode": "full", "limit": 3})).structured_content
 
     assert len(json.dumps(data)) <= MAX_REPLY_CHARS + 20_000 and data["returned"] < 3 and data["nextCursor"]
+
+
+async def test_warm_up_builds_and_saves_the_search_index_in_the_background(store: Store, store_dir: Path) -> None:
+    store.create_entities([{"name": f"e{i}", "entityType": "t", "observations": [f"word{i}"]} for i in range(2001)])
+    build_server(store, "memory", warm_up=0.0)
+    with anyio.fail_after(30):
+        while not (store_dir / ".cache" / "search.index").exists():
+            await anyio.sleep(0.05)
