@@ -34,6 +34,7 @@ from torture import (
     scaled,
     seqs,
     trial_seeds,
+    write_config,
 )
 
 WRITERS = 4
@@ -96,20 +97,42 @@ def test_each_writer_process_relates_its_entities_to_ones_other_processes_create
 # ----------------------------------------------------------------- processes killed at random (T2)
 
 
+def kill_peers_and_check(store_dir: Path, seed: int, tally: Tally) -> None:
+    """One T2 trial: ``WRITERS`` writers killed at random moments, then every acknowledged record checked."""
+    with Fleet(store_dir, store_dir.parent / "work", seed) as fleet:
+        writers = spawn_peers(fleet)
+        fleet.start_together()
+        rng = random.Random(seed)
+        kill_at(writers, [rng.uniform(0.05, 0.4) for _ in writers])
+    snap, scan = reopen_and_check(store_dir, seed, tally)
+    check_writers(snap, scan, writers, seed, RECORD_CHARS, tally)
+
+
 @pytest.mark.slow
 def test_concurrent_writer_processes_killed_at_random_moments_lose_no_acknowledged_record(tmp_path: Path) -> None:
     tally = Tally(f"T2 kill -9 of {WRITERS} concurrent writers")
     for seed in trial_seeds(scaled(4)):
-        store_dir = tmp_path / f"trial-{seed}" / ".coaia"
-        with Fleet(store_dir, tmp_path / f"trial-{seed}" / "work", seed) as fleet:
-            writers = spawn_peers(fleet)
-            fleet.start_together()
-            rng = random.Random(seed)
-            kill_at(writers, [rng.uniform(0.05, 0.4) for _ in writers])
-        snap, scan = reopen_and_check(store_dir, seed, tally)
-        check_writers(snap, scan, writers, seed, RECORD_CHARS, tally)
+        kill_peers_and_check(tmp_path / f"trial-{seed}" / ".coaia", seed, tally)
     figures = tally.report()
     assert tally.acked and not tally.problems, figures
+
+
+@pytest.mark.slow
+def test_writers_saving_state_caches_at_every_catch_up_and_killed_at_random_lose_nothing(tmp_path: Path) -> None:
+    """T2 with ``stateCacheMinBytes: 0``: each process saves its state to ``.cache/`` after every catch-up
+    (and may be killed while saving), so the checker starts from a cache a killed writer saved."""
+    tally = Tally(f"T2 kill -9 of {WRITERS} concurrent writers saving state caches")
+    started_from_cache = 0
+    for seed in trial_seeds(scaled(3)):
+        store_dir = tmp_path / f"trial-{seed}" / ".coaia"
+        write_config(store_dir, {"stateCacheMinBytes": 0})
+        kill_peers_and_check(store_dir, seed, tally)
+        with Store(store_dir) as fresh:
+            fresh.read_graph(limit=1)
+            started_from_cache += fresh.graph().journal.info().restored_bytes > 0
+    figures = f"{tally.report()}; trials whose check started from a state cache: {started_from_cache}"
+    print(f"\n{figures}")
+    assert tally.acked and not tally.problems and started_from_cache == tally.trials, figures
 
 
 # ----------------------------------------------------------------- lost update

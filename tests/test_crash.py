@@ -41,7 +41,8 @@ RECORD_CHARS = 16_000  # records of 0..16,000 characters: up to ~20 KB of UTF-8 
 BATCH = BatchShape(size=50, max_chars=4_000)  # one create_entities call of ~100 KB
 BULK = BatchShape(size=100, max_chars=4_000)  # ~250 KB written before a compaction trial
 BULK_WRITER = 99
-EAGER_COMPACTION = {"compaction": {"minBytes": 0, "garbageRatio": 0.05}}
+# Compact often, and save the state cache at every compaction and catch-up, so kills land in both.
+EAGER_COMPACTION = {"compaction": {"minBytes": 0, "garbageRatio": 0.05}, "stateCacheMinBytes": 0}
 
 
 def trial_dirs(tmp_path: Path, seed: int) -> tuple[Path, Path]:

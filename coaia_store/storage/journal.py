@@ -370,7 +370,8 @@ class Journal:
 
         Only a clean prefix is cached (our header, no damaged line): loading a damaged file
         must keep quarantining and reporting its damage."""
-        if self._valid_end - self._cache_end < self._settings.state_cache_min_bytes:
+        replayed = self._valid_end - self._cache_end
+        if replayed <= 0 or replayed < self._settings.state_cache_min_bytes:
             return
         if not self._strict or self._undecided or self._damage or self._read_only or self._header is None:
             return
