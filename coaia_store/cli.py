@@ -406,7 +406,7 @@ def init(
     directory: DirOption = None,
 ) -> None:
     """Create a .coaia/ directory with a commented config.json and a .gitignore that keeps backups,
-    recovery files and locks out of git (chart files stay versionable). Existing files are never overwritten.
+    recovery files, locks and caches out of git (chart files stay versionable). Existing files are never overwritten.
 
     Example: coaia-store init ~/project   (or: coaia-store --dir ~/project/.coaia init)
     """
