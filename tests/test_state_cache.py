@@ -7,6 +7,7 @@ Every test opens stores with ``stateCacheMinBytes`` small so a handful of lines 
 from __future__ import annotations
 
 import logging
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -133,11 +134,17 @@ def _key_byte_flipped(data: bytes) -> bytes:
     return data[:20] + bytes([data[20] ^ 0x01]) + data[21:]
 
 
+def _key_middle_bit_flipped(data: bytes) -> bytes:
+    """Inside the key's numbers (line count, applied records, ...): a flip marshal would still load."""
+    middle = 20 + struct.unpack_from("<Q", data, 8)[0] // 2
+    return data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :]
+
+
 @pytest.mark.parametrize(
     "damage",
-    [_truncated, _payload_byte_flipped, _key_byte_flipped, lambda _: b"", lambda _: b"\x00" * 4096,
-     lambda d: b"coaia-st" + b"\xff" * 64],
-    ids=["truncated", "payload-bit", "key-bit", "empty", "zeros", "garbage-after-magic"],
+    [_truncated, _payload_byte_flipped, _key_byte_flipped, _key_middle_bit_flipped, lambda _: b"",
+     lambda _: b"\x00" * 4096, lambda d: b"coaia-st" + b"\xff" * 64],
+    ids=["truncated", "payload-bit", "key-bit", "key-middle-bit", "empty", "zeros", "garbage-after-magic"],
 )
 def test_a_damaged_cache_is_ignored_and_the_file_replayed(
     filled_dir: Path, open_store: Callable[..., Store], damage: Callable[[bytes], bytes]

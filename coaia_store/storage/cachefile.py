@@ -1,9 +1,9 @@
 """Derived files in ``.coaia/.cache/``: each is rebuilt from the JSONL files when missing or wrong.
 
-Deleting ``.coaia/.cache/`` at any time loses nothing. A cache file holds ``MAGIC``, then a
-marshalled key (small: read and checked first, so a cache of other data costs almost
-nothing), then the CRC-32 and length of the payload, then the marshalled payload, which is
-used only if its checksum matches. ``marshal`` builds plain objects only (no code runs on
+Deleting ``.coaia/.cache/`` at any time loses nothing. A cache file holds ``MAGIC``, then the
+length and CRC-32 of a marshalled key and the key (small: read and checked first, so a cache
+of other data costs almost nothing), then the length and CRC-32 of the marshalled payload and
+the payload. Neither is unmarshalled unless its checksum matches. ``marshal`` builds plain objects only (no code runs on
 load, unlike pickle) and is the fastest loader of them in the standard library. Files are
 written to a unique temp file renamed into place, without fsync: a cache lost in a power cut
 is just rebuilt.
@@ -21,7 +21,7 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from .fileio import FileIO
 from .gcpause import gc_paused
@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 
 CACHE_DIR = ".cache"
 MAGIC = b"coaia-st"
-_KEY_SIZE = struct.Struct("<I")
-_PAYLOAD_HEAD = struct.Struct("<IQ")  # crc32, length
+_HEAD = struct.Struct("<QI")  # length, crc32: before the key, and before the payload
 _STALE_TEMP_SECONDS = 3600
 _PYTHON = sys.version_info[:2]  # marshal's format may change between Python versions
 
@@ -67,14 +66,10 @@ class CacheFile:
         with open(self.path, "rb") as f:
             if f.read(len(MAGIC)) != MAGIC:
                 raise ValueError("not a coaia-store cache file")
-            (key_length,) = _KEY_SIZE.unpack(f.read(_KEY_SIZE.size))
-            python, key = marshal.loads(f.read(key_length))
+            python, key = marshal.loads(_checked_block(f))
             if tuple(python) != _PYTHON or not isinstance(key, tuple) or not accept(key):
                 return None
-            crc, length = _PAYLOAD_HEAD.unpack(f.read(_PAYLOAD_HEAD.size))
-            payload = f.read(length)
-        if len(payload) != length or zlib.crc32(payload) != crc:
-            raise ValueError("its checksum does not match")
+            payload = _checked_block(f)
         with gc_paused():
             return key, marshal.loads(payload)
 
@@ -86,9 +81,10 @@ class CacheFile:
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         try:
             with open(tmp, "wb") as f:
-                f.write(MAGIC + _KEY_SIZE.pack(len(head)) + head)
-                f.write(_PAYLOAD_HEAD.pack(zlib.crc32(data), len(data)))
-                f.write(data)
+                f.write(MAGIC)
+                for block in (head, data):
+                    f.write(_HEAD.pack(len(block), zlib.crc32(block)))
+                    f.write(block)
             os.replace(tmp, self.path)
         except BaseException:
             tmp.unlink(missing_ok=True)
@@ -103,3 +99,14 @@ class CacheFile:
                     tmp.unlink()
             except FileNotFoundError:
                 pass
+
+
+def _checked_block(f: BinaryIO) -> bytes:
+    """The next length-and-CRC-prefixed block of ``f``; ``ValueError`` if it is cut or damaged."""
+    length, crc = _HEAD.unpack(f.read(_HEAD.size))
+    if length > os.fstat(f.fileno()).st_size - f.tell():
+        raise ValueError("it is cut short")
+    block = f.read(length)
+    if zlib.crc32(block) != crc:
+        raise ValueError("its checksum does not match")
+    return block
