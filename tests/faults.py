@@ -187,6 +187,16 @@ def relation(src: str, dst: str, kind: str = "relates_to") -> dict[str, Any]:
 Snapshot = tuple[dict[str, dict[str, Any]], dict[tuple[str, str, str], dict[str, Any]], list[dict[str, Any]]]
 
 
+def three_line_store(store_dir: Path) -> None:
+    """The starting store of the fault loops: three data lines (two batches and a relation).
+
+    Its first write also takes today's daily and weekly backups."""
+    with Store(store_dir) as store:
+        store.create_entities([entity("a", "first"), entity("b", "second")])
+        store.create_entities([entity("c", "third")])
+        store.create_relations([relation("a", "b")])
+
+
 def raw_state(store: Store, context: str | None = None, *, envelope: bool = True) -> Snapshot:
     """Entities, relations and pass-through records exactly as loaded (``_op``/``_ts`` dropped unless ``envelope``)."""
 

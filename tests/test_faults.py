@@ -24,10 +24,10 @@ from coaia_store.config import StoreConfig
 from coaia_store.errors import CoaiaError, ReadOnlyError, StorageError
 
 from faults import (
-    calls_made,
     FaultyIO,
     Snapshot,
     Tally,
+    calls_made,
     crc_line,
     data_file,
     entity,
@@ -37,6 +37,7 @@ from faults import (
     raw_state,
     recovery_events,
     relation,
+    three_line_store,
     unsynced_io,
 )
 
@@ -51,15 +52,8 @@ def observe(name: str, *contents: str) -> dict[str, object]:
     return {"entityName": name, "contents": list(contents)}
 
 
-def _base(store_dir: Path) -> None:
-    with Store(store_dir) as store:
-        store.create_entities([entity("a", "first"), entity("b", "second")])
-        store.create_entities([entity("c", "third")])
-        store.create_relations([relation("a", "b")])
-
-
 def _superseded(store_dir: Path) -> None:
-    _base(store_dir)
+    three_line_store(store_dir)
     with Store(store_dir) as store:
         for i in range(3):
             store.add_observations([observe("a", f"more {i}")])
@@ -69,7 +63,7 @@ TORN_BYTES = crc_line(b'{"type":"entity","name":"half","entityType":"t","observa
 
 
 def _torn(store_dir: Path) -> None:
-    _base(store_dir)
+    three_line_store(store_dir)
     with data_file(store_dir).open("ab") as f:
         f.write(TORN_BYTES)
 
@@ -97,10 +91,12 @@ class Operation:
 
 
 OPERATIONS: dict[str, Operation] = {
-    "create_entities": Operation(_base, lambda s: s.create_entities([entity("d", "x"), entity("e")])),
-    "add_observations": Operation(_base, lambda s: s.add_observations([observe("a", "n1"), observe("b", "n2")])),
+    "create_entities": Operation(three_line_store, lambda s: s.create_entities([entity("d", "x"), entity("e")])),
+    "add_observations": Operation(
+        three_line_store, lambda s: s.add_observations([observe("a", "n1"), observe("b", "n2")])
+    ),
     "create_relations (batch)": Operation(
-        _base, lambda s: s.create_relations([relation("b", "c"), relation("c", "a")])
+        three_line_store, lambda s: s.create_relations([relation("b", "c"), relation("c", "a")])
     ),
     "compaction": Operation(_superseded, lambda s: s.compact(), rewrites=True),
     "torn-tail repair": Operation(_torn, lambda s: s.create_entities([entity("d")]), tail=TORN_BYTES),
@@ -300,7 +296,7 @@ def test_an_io_fault_at_any_call_never_loses_acknowledged_data_or_leaves_a_parti
 # ------------------------------------------------------------------ fsync failure and tail-repair ordering
 
 def test_a_failed_fsync_makes_the_context_read_only_but_still_readable(store_dir: Path) -> None:
-    _base(store_dir)
+    three_line_store(store_dir)
     before = data_file(store_dir).read_bytes()
     with Store(store_dir, io=FaultyIO(1, errno.EIO, ops={"fsync"})) as store:
         with pytest.raises(StorageError, match="read-only"):
@@ -314,7 +310,7 @@ def test_a_failed_fsync_makes_the_context_read_only_but_still_readable(store_dir
 
 
 def test_a_new_store_can_write_after_a_failed_fsync_made_the_old_one_read_only(store_dir: Path) -> None:
-    _base(store_dir)
+    three_line_store(store_dir)
     with Store(store_dir, io=FaultyIO(1, errno.EIO, ops={"fsync"})) as broken:
         with pytest.raises(StorageError):
             broken.create_entities([entity("unsaved")])

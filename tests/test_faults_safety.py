@@ -26,17 +26,17 @@ from coaia_store.errors import CoaiaError
 from coaia_store.integrity import validate_integrity
 
 from faults import (
-    calls_made,
     FaultyIO,
     Snapshot,
     Tally,
+    calls_made,
     crc_line,
     data_file,
     entity,
     fail_each_call_in_turn,
     line_spans,
     raw_state,
-    relation,
+    three_line_store,
     unsynced_io,
 )
 
@@ -50,16 +50,8 @@ TORN_BYTES = crc_line(b'{"type":"entity","name":"half","entityType":"t","observa
 # ------------------------------------------------------------------ starting files
 
 
-def _base(store_dir: Path) -> None:
-    """Three lines of data; the first write also takes today's daily and weekly backups."""
-    with Store(store_dir) as store:
-        store.create_entities([entity("a", "first"), entity("b", "second")])
-        store.create_entities([entity("c", "third")])
-        store.create_relations([relation("a", "b")])
-
-
 def _backed_up_then_changed(store_dir: Path) -> None:
-    _base(store_dir)
+    three_line_store(store_dir)
     with Store(store_dir) as store:
         info = store.backups.backup_context()
         assert info is not None
@@ -70,7 +62,7 @@ def _backed_up_then_changed(store_dir: Path) -> None:
 
 def _damaged_middle(store_dir: Path) -> None:
     """The line of entity c (line 3 of 5) fails its checksum."""
-    _base(store_dir)
+    three_line_store(store_dir)
     path = data_file(store_dir)
     data = bytearray(path.read_bytes())
     start, end = line_spans(bytes(data))[2]
@@ -79,7 +71,7 @@ def _damaged_middle(store_dir: Path) -> None:
 
 
 def _torn(store_dir: Path) -> None:
-    _base(store_dir)
+    three_line_store(store_dir)
     with data_file(store_dir).open("ab") as f:
         f.write(TORN_BYTES)
 
@@ -100,7 +92,7 @@ class Operation:
 
 
 OPERATIONS: dict[str, Operation] = {
-    "manual backup": Operation(_base, lambda s: s.backups.backup_context(), exact=True),
+    "manual backup": Operation(three_line_store, lambda s: s.backups.backup_context(), exact=True),
     "restore of a verified backup": Operation(_backed_up_then_changed, _restore, exact=True),
     "repair of a damaged middle line": Operation(_damaged_middle, _repair, exact=False),
     "repair of a torn tail": Operation(_torn, _repair, exact=True),
