@@ -43,10 +43,18 @@ def _name_problem(name: object) -> str | None:
     return None
 
 
+def context_path(store_dir: Path, name: str) -> Path:
+    """The name of the file holding context ``name``, whatever is found there.
+
+    The store opens it only as a regular file and never follows a link (``storage.filekind``).
+    """
+    validate_context_name(name)
+    return store_dir / _SPECIAL_FILES.get(name, f"charts-{name}.jsonl")
+
+
 def context_file(store_dir: Path, name: str) -> Path:
     """The file holding context ``name``; refuses any path that would leave ``store_dir``."""
-    validate_context_name(name)
-    path = store_dir / _SPECIAL_FILES.get(name, f"charts-{name}.jsonl")
+    path = context_path(store_dir, name)
     real_dir = store_dir.resolve()
     if path.resolve().parent != real_dir:
         raise InvalidContextError(

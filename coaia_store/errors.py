@@ -38,6 +38,10 @@ class StorageError(CoaiaError, OSError):
     """The operating system refused a read or write; the call was not acknowledged."""
 
 
+class UnreadableFileError(StorageError):
+    """A context's file is not a regular file of records (a link, a directory, a pipe, not JSONL)."""
+
+
 class ReadOnlyError(CoaiaError):
     """The context cannot be written (failed fsync, newer format, or no permission)."""
 

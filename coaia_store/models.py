@@ -193,6 +193,13 @@ class ContextInfo(_Output):
     damagedLines: list[DamagedLine] = Field(default_factory=list)
     tornTail: DamagedLine | None = Field(None, description="Bytes after the last complete line; repaired by the next write.")
     readOnly: str | None = None
+    unreadable: str | None = Field(
+        None, description="Why the file cannot be read (a link, a directory, a pipe, not JSONL) and what to do; "
+        "the context is then skipped by every search and listing."
+    )
+    housekeeping: str | None = Field(
+        None, description="A failed compaction after a write (the write was saved), when it is retried, what to do."
+    )
 
 
 class LastBackups(_Output):

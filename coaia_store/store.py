@@ -19,7 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
-from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
+from .contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
 from .errors import InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
@@ -46,6 +46,7 @@ from .models import (
 from .paging import cursor_offset, page_cursor
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
+from .storage.filekind import odd_file_problem
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
 from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
@@ -111,7 +112,7 @@ class Store:
         with self._lock:
             graph = self._graphs.get(name)
             if graph is None:
-                path = context_file(self.path, name)
+                path = context_path(self.path, name)
                 graph = Graph(name, lambda state: self._journal(path, state, name))
                 self._graphs[name] = graph
             return graph
@@ -132,7 +133,16 @@ class Store:
         )
 
     def contexts(self) -> list[str]:
-        """Contexts with a file in the directory, ``default`` first."""
+        """Contexts with a readable file in the directory, ``default`` first.
+
+        A context whose file is not a regular file (a link, a directory, a pipe) is left out of
+        every scan; :meth:`list_contexts` and :meth:`status` report it with what to do.
+        """
+        found = self._all_contexts()
+        with os_errors_reported(f"could not read {self.path}", "retry; if it persists check the disk"):
+            return [c for c in found if odd_file_problem(self.io, context_path(self.path, c)) is None]
+
+    def _all_contexts(self) -> list[str]:
         with os_errors_reported(f"could not list {self.path}", "retry; if it persists check the disk"):
             try:
                 names = self.io.listdir(self.path)
@@ -248,7 +258,7 @@ class Store:
 
     def list_contexts(self) -> list[ContextInfo]:
         """Every context with its counts, size, last change and health."""
-        return [self._context_info(self.graph(c)) for c in self.contexts()]
+        return [self._context_info(self.graph(c)) for c in self._all_contexts()]
 
     def status(self) -> StoreStatus:
         """Where the data lives and why, and whether every context is healthy."""
@@ -276,7 +286,7 @@ class Store:
         info: JournalInfo = graph.journal.info()
         counts = graph.read(lambda s: (len(s.entities), len(s.relations)))
         modified = None
-        if info.exists:
+        if info.exists and not info.unreadable:
             mtime = self.io.stat(info.path).st_mtime
             modified = iso_timestamp(datetime.fromtimestamp(mtime, timezone.utc))
         return ContextInfo(
@@ -292,6 +302,8 @@ class Store:
             damagedLines=[_damaged_line(d) for d in info.damage],
             tornTail=_damaged_line(info.tail) if info.tail else None,
             readOnly=info.read_only,
+            unreadable=info.unreadable,
+            housekeeping=info.housekeeping,
         )
 
 
@@ -329,4 +341,8 @@ def _problems(info: ContextInfo) -> list[str]:
         found.append(f"{info.file}: ends with {info.tornTail.length} bytes of an unfinished write; the next write repairs it")
     if info.readOnly:
         found.append(f"{info.file}: read-only: {info.readOnly}")
+    if info.unreadable:
+        found.append(f"context {info.name!r} is unreadable and skipped: {info.unreadable}")
+    if info.housekeeping:
+        found.append(f"{info.file}: {info.housekeeping}")
     return found

@@ -36,7 +36,7 @@ from .errors import InvalidInputError, RecordTooLargeError
 from .graph import ENTITY_TYPES, GraphState, RelKey, relation_key
 from .models import EntityInput, RelationInput
 from .storage.journal import ENVELOPE_KEYS, InvalidRecord
-from .storage.lines import Record, decode_legacy_line, dumps, is_header
+from .storage.lines import Record, decode_legacy_line, dumps, is_header, json_document_values
 from .store import Store
 
 OnConflict = Literal["skip", "merge", "replace"]
@@ -73,8 +73,7 @@ def read_source(path: str | Path) -> Source:
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
     source, state = Source(path), GraphState()
-    for number, raw in enumerate(data.split(b"\n"), 1):
-        record, problem = decode_legacy_line(raw)
+    for number, (record, problem) in enumerate(_records(data), 1):
         if problem is not None:
             source.problems.append(SkippedLine(line=number, problem=problem))
         elif record is not None and not _apply(state, record, number, source):
@@ -84,6 +83,18 @@ def read_source(path: str | Path) -> Source:
     for record in state.relations.values():
         _keep_valid(record, source.relations, source.problems, _check_relation)
     return source
+
+
+def _records(data: bytes) -> Iterator[tuple[Record | None, str | None]]:
+    """Each line's record; for JSON that is not JSONL (an array, pretty-printed JSON), each value's,
+    numbered in order as lines are."""
+    values = json_document_values(data)
+    if values is None:
+        yield from map(decode_legacy_line, data.split(b"\n"))
+        return
+    for value in values:
+        for item in value if isinstance(value, list) else [value]:
+            yield (item, None) if isinstance(item, dict) else (None, "not a JSON object")
 
 
 def _is_graph_record(record: Record) -> bool:

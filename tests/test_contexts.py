@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import InvalidContextError, Store
+from coaia_store.errors import UnreadableFileError
 from coaia_store.contexts import context_file, discover_contexts
 
 
@@ -31,8 +32,9 @@ def test_a_context_file_linking_outside_the_directory_is_refused(store: Store, s
     store_dir.mkdir()
     os.symlink(tmp_path / "elsewhere.jsonl", store_dir / "charts-evil.jsonl")
 
-    with pytest.raises(InvalidContextError, match="outside"):
+    with pytest.raises(UnreadableFileError, match="symbolic link"):
         store.create_entities([{"name": "x", "entityType": "t"}], context="evil")
+    assert not (tmp_path / "elsewhere.jsonl").exists()
 
 
 def test_contexts_are_discovered_from_the_files_present() -> None:

@@ -28,7 +28,8 @@ from hypothesis import strategies as st
 
 from coaia_store import Store
 from coaia_store.config import CompactionConfig, StoreConfig
-from coaia_store.errors import InvalidInputError, ReadOnlyError, RecordTooLargeError
+from coaia_store.errors import CoaiaError, InvalidInputError, ReadOnlyError, RecordTooLargeError
+from coaia_store.transfer import import_file
 
 from faults import (
     SCALE,
@@ -104,8 +105,14 @@ def place(store_dir: Path, data: bytes) -> Path:
 # ------------------------------------------------------------------ T6: truncated tail, every cut point
 
 def check_cut(store_dir: Path, data: bytes, k: int, states: list[Snapshot]) -> list[str]:
-    """Cut ``data`` at ``k`` and check load, report, repair and reload; return what went wrong."""
-    complete = [end for _, end in line_spans(data) if end <= k]
+    """Cut ``data`` at ``k`` and check load, report, repair and reload; return what went wrong.
+
+    A cut just before a line's newline leaves a whole record without its newline: it is
+    read (no torn tail) and the next write adds the newline before its own line.
+    """
+    ends = [end for _, end in line_spans(data)]
+    whole = k + 1 in ends
+    complete = [end for end in ends if end <= k] + ([k] if whole else [])
     valid_end, expected = complete[-1], states[len(complete) - 1]  # the header adds no state
     torn = k != valid_end
     path = place(store_dir, data[:k])
@@ -123,7 +130,8 @@ def check_cut(store_dir: Path, data: bytes, k: int, states: list[Snapshot]) -> l
         store.create_entities([entity("after-repair")])
         logged = [e["range"] for e in store.recovery.entries() if e["action"] == TORN_TAIL]
     after = path.read_bytes()
-    if after[:valid_end] != data[:valid_end] or after.count(b"\n") != len(complete) + 1 or not after.endswith(b"\n"):
+    kept = data[:k] + b"\n" if whole else data[:valid_end]
+    if not after.startswith(kept) or after.count(b"\n") != len(complete) + 1 or not after.endswith(b"\n"):
         problems.append("the repaired file is not the complete prefix plus one line")
     if quarantined(store_dir) != ([data[valid_end:k]] if torn else []):
         problems.append("quarantined bytes differ from the removed bytes")
@@ -158,24 +166,113 @@ def sample_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Snapsh
 garbage = st.binary(min_size=1, max_size=64 << 10) | st.integers(1, 64 << 10).map(lambda n: b"\0" * n)
 
 
+def damaged_part(junk: bytes) -> int:
+    """How many leading bytes of ``junk`` (after the last good line) are damage, kept for ever.
+
+    Only an unterminated fragment and lines of nothing but NUL bytes (a power loss's hole) after
+    the last complete line that holds anything else are a torn tail; that line and all before it
+    are damage.
+    """
+    kept = 0
+    pos = 0
+    while (nl := junk.find(b"\n", pos)) >= 0:
+        if junk[pos:nl].strip(b"\0"):
+            kept = nl + 1
+        pos = nl + 1
+    return kept
+
+
 @hypothesis_settings
 @given(junk=garbage, newline=st.booleans())
-def test_garbage_after_the_last_line_is_never_accepted_and_the_next_write_repairs_it(
+def test_garbage_after_the_last_line_is_never_accepted_and_only_what_a_crash_leaves_is_cut(
     sample_file: tuple[bytes, Snapshot], junk: bytes, newline: bool
 ) -> None:
     data, state = sample_file
     junk += b"\n" if newline else b""
+    kept = damaged_part(junk)
     with scratch_dir() as store_dir:
         path = place(store_dir, data + junk)
         with Store(store_dir, config=FAST, io=unsynced_io()) as store:
             assert raw_state(store) == state
-            tail = store.list_contexts()[0].tornTail
-            assert tail is not None and (tail.offset, tail.length) == (len(data), len(junk))
+            info = store.list_contexts()[0]
+            tail = info.tornTail
+            assert (tail and (tail.offset, tail.length)) == ((len(data) + kept, len(junk) - kept) if kept < len(junk) else None)
+            assert bool(info.damagedLines) == (kept > 0) and info.degraded == (kept > 0)
+            assert sum(d.length for d in info.damagedLines) == kept
             store.create_entities([entity("after-repair")])
-        assert quarantined(store_dir) == [junk]
         after = path.read_bytes()
-        assert after.startswith(data) and after.count(b"\n") == data.count(b"\n") + 1
+        assert after.startswith(data + junk[:kept]) and after.count(b"\n") == (data + junk[:kept]).count(b"\n") + 1
+        assert (junk[kept:] in quarantined(store_dir)) if kept < len(junk) else True
         assert without(load_state(store_dir), "after-repair") == state
+
+
+def test_damaged_complete_last_lines_are_kept_and_reported_never_cut(store_dir: Path) -> None:
+    """Regression (issue 9): one byte changed in each of the last 3 lines; the next write cut all three."""
+    build(store_dir, 6, (_single,))
+    path = data_file(store_dir)
+    data = path.read_bytes()
+    spans = line_spans(data)[-3:]
+    damaged = bytearray(data)
+    for start, _ in spans:
+        damaged[start + 10] ^= 0x01
+    path.write_bytes(bytes(damaged))
+    with Store(store_dir) as store:
+        store.create_entities([entity("after")])
+        (info,) = store.list_contexts()
+        status = store.status()
+    assert path.read_bytes().startswith(bytes(damaged))
+    assert [d.line for d in info.damagedLines] == [5, 6, 7] and info.tornTail is None
+    assert status.degraded and any("line 5, 6, 7" in p for p in status.problems)
+
+
+def test_a_whole_last_record_without_its_newline_is_read_and_the_next_write_adds_the_newline(store_dir: Path) -> None:
+    """Regression (issue 9): an editor removed the final newline; the next write cut the record."""
+    build(store_dir, 3, (_single,))
+    path = data_file(store_dir)
+    data = path.read_bytes()
+    path.write_bytes(data[:-1])
+    with Store(store_dir) as store:
+        assert sorted(raw_state(store)[0]) == ["e0", "e1", "e2"]
+        (info,) = store.list_contexts()
+        assert info.tornTail is None and not info.degraded
+        store.create_entities([entity("after")])
+    assert path.read_bytes().startswith(data) and quarantined(store_dir) == []
+    assert sorted(load_state(store_dir)[0]) == ["after", "e0", "e1", "e2"]
+
+
+PRETTY_SHAPES: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {
+    "a JSON array": lambda records: json.dumps(records).encode(),
+    "a pretty-printed JSON array": lambda records: json.dumps(records, indent=2).encode(),
+    "pretty-printed records one after another (jq .)": lambda records: b"\n".join(
+        json.dumps(r, indent=2).encode() for r in records
+    ) + b"\n",
+}
+
+
+@pytest.mark.parametrize("shape", PRETTY_SHAPES.values(), ids=PRETTY_SHAPES.keys())
+def test_a_file_that_is_json_but_not_jsonl_is_reported_and_never_changed(store_dir: Path, shape: Any) -> None:
+    """Regression (issue 9): a pretty-printed file lost all its entities to the next write."""
+    records = [good_record(i) for i in range(84)]
+    path = place(store_dir, shape(records))
+    before = path.read_bytes()
+    with Store(store_dir) as store:
+        (info,) = store.list_contexts()
+        assert info.unreadable and "not JSONL" in info.unreadable and "coaia-store import" in info.unreadable
+        assert store.status().degraded and any("not JSONL" in p for p in store.status().problems)
+        with pytest.raises(CoaiaError, match="not JSONL"):
+            store.create_entities([entity("after")])
+        assert raw_state(store)[0] == {}
+    assert path.read_bytes() == before and quarantined(store_dir) == []
+
+
+@pytest.mark.parametrize("shape", PRETTY_SHAPES.values(), ids=PRETTY_SHAPES.keys())
+def test_a_file_that_is_json_but_not_jsonl_imports_whole_once_moved_out(store_dir: Path, tmp_path: Path, shape: Any) -> None:
+    records = [good_record(i) for i in range(84)]
+    moved = tmp_path / "charts.json"
+    moved.write_bytes(shape(records))
+    with Store(store_dir) as store:
+        import_file(store, moved, context="default")
+        assert raw_state(store, envelope=False)[0] == {r["name"]: r for r in records}
 
 
 # ------------------------------------------------------------------ T8: single-bit flips
@@ -703,6 +800,7 @@ _READ_THEN_WRITE = """
 import json, os, sys
 from coaia_store import Store
 from coaia_store.config import StoreConfig
+from coaia_store.transfer import import_file
 from coaia_store.errors import CoaiaError
 out = {}
 with Store(sys.argv[1], config=StoreConfig(lockTimeoutSeconds=3)) as store:

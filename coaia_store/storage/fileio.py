@@ -64,6 +64,13 @@ class FileIO:
     def stat(self, path: str | Path) -> os.stat_result:
         return os.stat(path)
 
+    def lstat(self, path: str | Path) -> os.stat_result:
+        return os.lstat(path)
+
+    def writable(self, path: str | Path) -> bool:
+        """Whether this process may write ``path`` (permissions, a read-only mount: ``access(2)``)."""
+        return os.access(path, os.W_OK)
+
     def listdir(self, path: str | Path) -> list[str]:
         return os.listdir(path)
 

@@ -11,8 +11,14 @@ Invariants:
 * The file is replaced only by compaction (temp, fsync, rename, fsync dir); readers hold
   the old descriptor open, so an inode is never reused under them, and a changed inode
   means "reload from the start".
-* Damaged bytes are never thrown away: a torn tail is quarantined before it is truncated,
-  a damaged middle line is quarantined and skipped, and the journal reports itself degraded.
+* Damaged bytes are never thrown away: a torn tail (only an unterminated last fragment, or
+  NUL bytes, which is all a crash can leave) is quarantined before it is truncated; a damaged
+  complete line, at the end as in the middle, is quarantined and skipped, never cut, and the
+  journal reports itself degraded. A file that is not JSONL at all is left alone.
+* Housekeeping after an acknowledged append (compaction) never turns it into an error: a
+  failure is logged, reported in :class:`JournalInfo`, and retried at a later write.
+* The file is opened without following links and without blocking: a name that is not a
+  regular file makes the journal *unreadable* (empty, reported, refusing writes).
 """
 
 from __future__ import annotations
@@ -26,14 +32,33 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol, TypeVar
 
-from ..errors import ReadOnlyError, RecordTooLargeError, StorageError, StoreBusyError, os_errors_reported
+from ..errors import (
+    CoaiaError,
+    ReadOnlyError,
+    RecordTooLargeError,
+    StorageError,
+    StoreBusyError,
+    UnreadableFileError,
+    os_errors_reported,
+)
 from .clock import Clock, iso_timestamp
 from .fileio import FileIO
+from .filekind import SAFE_OPEN, kind_problem
 from .gcpause import gc_paused
-from .lines import FORMAT_VERSION, Record, decode_legacy_line, decode_line, encode_line, header_record, is_header
+from .lines import (
+    FORMAT_VERSION,
+    Record,
+    decode_legacy_line,
+    decode_line,
+    encode_line,
+    header_record,
+    is_header,
+    json_document_values,
+)
 from .locking import LockTimeout, WriteLock
 from .recovery import Recovery
 from .statecache import CachedState, StateCache
@@ -46,6 +71,9 @@ ENVELOPE_KEYS = frozenset({"_op", "_ts"})  # which call wrote a record, and when
 LOCK_DIR = ".locks"
 HISTORY_DIR = "history"
 _CHUNK = 4 << 20
+_END_MARK = 32  # bytes before the end of what was read, re-checked when the file grows
+_DOCUMENT_LIMIT = 64 << 20  # a larger non-JSONL file is recognised by its first line alone
+HOUSEKEEPING_BACKOFF = timedelta(seconds=30), timedelta(minutes=30)  # first and longest wait before a retry
 
 
 class InvalidRecord(ValueError):
@@ -102,10 +130,12 @@ class JournalInfo:
     tail: Damage | None = None
     read_only: str | None = None
     restored_bytes: int = 0  # of the file, taken from the state cache instead of replayed
+    unreadable: str | None = None  # not a regular file, or not JSONL: why, and what to do
+    housekeeping: str | None = None  # the last failed housekeeping step (compaction), and what to do
 
     @property
     def degraded(self) -> bool:
-        return bool(self.damage) or self.read_only is not None
+        return bool(self.damage) or any((self.read_only, self.unreadable, self.housekeeping))
 
 
 @dataclass(frozen=True)
@@ -155,6 +185,9 @@ class Journal:
         self._ident: tuple[int, int] | None = None
         self._temp_files_checked = False
         self._read_only: str | None = None
+        self._housekeeping: str | None = None
+        self._housekeeping_due: datetime | None = None  # no housekeeping before then (backoff after a failure)
+        self._housekeeping_failures = 0
         self._cache = StateCache(path, io, sink.state_format)
         self._reset_position()
 
@@ -185,9 +218,28 @@ class Journal:
                 records_applied=self._applied,
                 damage=list(self._damage),
                 tail=self._tail,
-                read_only=self._read_only,
+                read_only=self._read_only or self._write_blocker(),
                 restored_bytes=self._restored,
+                unreadable=self._unreadable,
+                housekeeping=self._housekeeping,
             )
+
+    def _write_blocker(self) -> str | None:
+        """Why a write would be refused for lack of permission (or a read-only mount), before one is tried."""
+        folder = self.path.parent
+        if self._unreadable or not folder.is_dir():
+            return None
+        lock = folder / LOCK_DIR / (self.path.name + ".lock")
+        lock_target = lock if lock.exists() else lock.parent if lock.parent.is_dir() else folder
+        needed = (self.path if self._fd is not None else folder, lock_target)
+        blocked = next((p for p in needed if not self._io.writable(p)), None)
+        if blocked is None:
+            return None
+        return (
+            f"{blocked} is not writable by this process (its permissions, or a read-only file system): reads work, "
+            f"every write will be refused. What to do: make it writable (chmod u+w {blocked}, or remount the disk "
+            "read-write), or run coaia-store as the user who owns .coaia/"
+        )
 
     # ----------------------------------------------------------------- writing
 
@@ -202,7 +254,8 @@ class Journal:
             records, result = build()
             if records:
                 self._append(self._envelope(records))
-                self._maybe_compact()
+                # From here the write is acknowledged: housekeeping may fail, the write stands.
+                self._housekeep("automatic compaction", self._maybe_compact)
         if records and self._hooks.after_write is not None:
             self._hooks.after_write()
         return result
@@ -214,10 +267,31 @@ class Journal:
         is the explicit repair (``drop_damaged``): their bytes stay in quarantine and history.
         """
         with self._saving(), self._locked():
-            if (self._damage and not drop_damaged) or self._fd is None:
+            if (self._damage and not drop_damaged) or self._fd is None or self._unreadable:
                 return False
             self._compact("repair: damaged lines dropped" if self._damage else "requested")
             return True
+
+    def _housekeep(self, what: str, step: Callable[[], None]) -> None:
+        """Run a housekeeping ``step`` under the write lock unless a failed one waits for its backoff.
+
+        A failure is logged and reported (``JournalInfo.housekeeping``), never raised: it is
+        retried at the first write after a backoff that doubles from 30 s up to 30 min.
+        """
+        now = self._clock()
+        if self._housekeeping_due is not None and now < self._housekeeping_due:
+            return
+        try:
+            step()
+        except (OSError, CoaiaError) as exc:
+            first, longest = HOUSEKEEPING_BACKOFF
+            self._housekeeping_due = now + min(first * 2**self._housekeeping_failures, longest)
+            self._housekeeping_failures += 1
+            self._housekeeping = _housekeeping_problem(what, exc, self._housekeeping_due)
+            log.error("%s: %s", self.path.name, self._housekeeping)
+        else:
+            self._housekeeping = self._housekeeping_due = None
+            self._housekeeping_failures = 0
 
     @contextmanager
     def prefix(self) -> Iterator[Prefix | None]:
@@ -246,11 +320,12 @@ class Journal:
             return history
 
     def _file_exists(self) -> bool:
+        """Whether the file is there as a regular file (anything else is never opened)."""
         try:
-            self._io.stat(self.path)
+            st = self._io.lstat(self.path)
         except FileNotFoundError:
             return False
-        return True
+        return kind_problem(self.path, st) is None
 
     @contextmanager
     def _open_prefix(self) -> Iterator[Prefix]:
@@ -259,7 +334,7 @@ class Journal:
         A file with our header ends every line with a newline, so bytes after the last one are
         a torn tail and are left out; a file of other tools may end without one.
         """
-        fd = self._io.open(self.path, os.O_RDONLY)
+        fd = self._open_regular(os.O_RDONLY)
         try:
             st = self._io.fstat(fd)
             strict = _starts_with_header(self._io, fd, st.st_size)
@@ -295,6 +370,11 @@ class Journal:
         self._tail: Damage | None = None
         self._restored = 0  # bytes taken from the state cache
         self._cache_end = 0  # bytes the newest state cache known to this journal covers
+        self._open_line = False  # what was read ends with a whole record but no newline: the next write adds one
+        self._sig: tuple[int, int, int] | None = None  # (size, mtime_ns, ctime_ns) when last read: unchanged if equal
+        self._end_mark = b""  # the last bytes before _valid_end, to notice a rewrite of what was read
+        self._unreadable: str | None = None
+        self._format_checked = False  # whether the file was checked for being JSON but not JSONL
 
     def _close_fds(self) -> None:
         fds = (self._fd, self._wfd)
@@ -309,45 +389,89 @@ class Journal:
 
     def _catch_up(self) -> None:
         try:
-            st = self._io.stat(self.path)
+            st = self._io.lstat(self.path)  # a link is not followed: it is reported, never read
         except FileNotFoundError:
-            if self._fd is not None or self._applied:
-                self._close_fds()
-                self._reset_position()
-                self._sink.reset()
+            self._forget(None)
+            return
+        odd = kind_problem(self.path, st)
+        if odd is not None:
+            self._forget(odd)
             return
         if self._fd is None or (st.st_dev, st.st_ino) != self._ident or st.st_size < self._valid_end:
             reopen = True  # replaced, or cut into lines already read: start over
-        elif st.st_size == self._scanned_size and self._tail is None:
+        elif _signature(st) == self._sig and self._tail is None:
             # With a tail pending, an equal size proves nothing: another writer may have
             # cut that tail and appended lines of the same total length; rescan it.
             return
+        elif st.st_size == self._scanned_size and self._tail is None:
+            reopen = True  # same size, new mtime/ctime: rewritten in place (an editor saving over it)
         else:
             # Other tools rewrite the whole file in place (fs.writeFile: same inode), and only
-            # coaia-store appends under our header: so a changed legacy file, or a header gone,
-            # means the lines already read may be gone too: start over.
-            reopen = (not self._strict and st.st_size != self._scanned_size) or not self._header_intact()
+            # coaia-store appends under our header: so a changed legacy file, or what was read
+            # changed (header, last bytes), means the lines already read may be gone: start over.
+            reopen = (not self._strict and st.st_size != self._scanned_size) or not self._read_part_intact()
         with gc_paused():
             if reopen:
-                self._reopen()
+                if not self._reopen():
+                    return
                 self._restore_cached_state()
             self._scan()
             self._maybe_save_cache()
 
-    def _header_intact(self) -> bool:
-        assert self._fd is not None
-        return self._header is None or self._io.pread(self._fd, len(self._header), 0) == self._header
+    def _forget(self, unreadable: str | None) -> None:
+        """The file is gone, or is not a regular file: hold nothing, and say why when it is unreadable."""
+        if self._fd is not None or self._applied or self._unreadable != unreadable:
+            self._close_fds()
+            self._reset_position()
+            self._sink.reset()
+            if unreadable is not None:
+                log.warning("%s", unreadable)
+        self._unreadable = unreadable
 
-    def _reopen(self) -> None:
+    def _read_part_intact(self) -> bool:
+        """The header, the last bytes read, and the newline a whole unterminated record awaited, still there."""
+        assert self._fd is not None
+        if self._header is not None and self._io.pread(self._fd, len(self._header), 0) != self._header:
+            return False
+        mark = self._end_mark
+        if mark and self._io.pread(self._fd, len(mark), self._valid_end - len(mark)) != mark:
+            return False
+        return not self._open_line or self._io.pread(self._fd, 1, self._valid_end) == b"\n"
+
+    def _remember_end(self) -> None:
+        assert self._fd is not None
+        n = min(_END_MARK, self._valid_end)
+        self._end_mark = self._io.pread(self._fd, n, self._valid_end - n) if n else b""
+
+    def _open_regular(self, flags: int) -> int:
+        """Open the file without following a link or blocking, and only if it is a regular file."""
+        try:
+            fd = self._io.open(self.path, flags | SAFE_OPEN)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link made since it was checked
+                raise UnreadableFileError(kind_problem(self.path, os.lstat(self.path)) or str(exc)) from exc
+            raise
+        problem = kind_problem(self.path, self._io.fstat(fd))
+        if problem is not None:
+            self._io.close(fd)
+            raise UnreadableFileError(problem)
+        return fd
+
+    def _reopen(self) -> bool:
+        """Open the file afresh with empty state; ``False`` if it turned out unreadable."""
         self._close_fds()
         try:
-            fd = self._io.open(self.path, os.O_RDONLY)
+            fd = self._open_regular(os.O_RDONLY)
+        except UnreadableFileError as exc:
+            self._forget(str(exc))
+            return False
         except OSError as exc:
             raise StorageError(f"cannot read {self.path.name}: {exc.strerror}; check its permissions") from exc
         st = self._io.fstat(fd)
         self._fd, self._ident = fd, (st.st_dev, st.st_ino)
         self._reset_position()
         self._sink.reset()
+        return True
 
     def _restore_cached_state(self) -> None:
         """Take the state of the file's first bytes from the state cache, if it holds them."""
@@ -375,6 +499,8 @@ class Journal:
             return
         if not self._strict or self._undecided or self._damage or self._read_only or self._header is None:
             return
+        if self._open_line:  # a cache ending without a newline would make the newline a bad line
+            return
         assert self._fd is not None and self._version is not None
         state = CachedState(self._valid_end, self._lines, self._applied, self._version, self._header,
                             self._sink.export_state())
@@ -382,40 +508,76 @@ class Journal:
         self._cache_end = self._valid_end
 
     def _scan(self) -> None:
-        """Consume the complete lines between ``_valid_end`` and the end of the file."""
+        """Consume the complete lines between ``_valid_end`` and the end of the file.
+
+        A complete line that cannot be read is damage wherever it is: reported, quarantined,
+        skipped, never cut. Only what a crash can leave is a torn tail: an unterminated last
+        fragment, and lines of nothing but NUL bytes (a file extended but not written before a
+        power loss) that no good line follows. An unterminated last line holding a whole
+        record (an editor removed the final newline) is read; the next write adds the newline.
+        """
         assert self._fd is not None
-        size = self._io.fstat(self._fd).st_size
-        pending: list[Damage] = []  # bad lines not yet followed by a good one
+        st = self._io.fstat(self._fd)
+        size = st.st_size
+        if not self._format_checked and self._valid_end == 0 and size and self._not_jsonl(size):
+            self._scanned_size, self._sig, self._tail = size, _signature(st), None
+            return
+        self._format_checked = True
+        if self._open_line and size > self._valid_end:  # the newline it awaited (checked on catch-up)
+            self._valid_end += 1
+            self._open_line = False
+        holes: list[Damage] = []  # NUL-only lines not (yet) followed by a good line
         line_no, line_end = self._lines, self._valid_end
         for start, end, data in _iter_lines(self._io, self._fd, self._valid_end, size, self._settings.read_line_limit):
             line_no, line_end = line_no + 1, end
             record, problem = self._decode(start, data)
             if record is None and problem is None:  # blank line in a legacy file
-                if not pending:
+                if not holes:
                     self._valid_end, self._lines = end, line_no
                 continue
             if record is not None:
                 problem = self._apply_line(record)
-            if problem is not None:
-                pending.append(Damage(start, end - start, line_no, problem))
+            if problem is not None and data is not None and not data.strip(b"\0"):
+                holes.append(Damage(start, end - start, line_no, "NUL bytes"))
                 continue
-            for damage in pending:
-                self._register_damage(damage)
-            pending.clear()
+            self._register_all(holes)
+            if problem is not None:
+                self._register_damage(Damage(start, end - start, line_no, problem))
             self._valid_end, self._lines = end, line_no
-        if size > line_end and not self._strict and self._accept_unterminated_legacy_line(line_end, size):
-            for damage in pending:
-                self._register_damage(damage)
-            pending.clear()
-            self._valid_end, self._lines = size, line_no + 1
-        self._scanned_size = size
-        self._tail = None
+        if size > line_end and self._accept_unterminated_line(line_end, size):
+            self._register_all(holes)
+            self._valid_end, self._lines, self._open_line = size, line_no + 1, True
+        self._remember_end()
+        self._scanned_size, self._sig, self._tail = size, _signature(st), None  # set last: a failed scan is redone
         if size > self._valid_end:
-            what = pending[0].problem if pending else "unterminated last line"
+            what = holes[0].problem if holes else "unterminated last line"
             self._tail = Damage(self._valid_end, size - self._valid_end, self._lines + 1, what)
 
-    def _accept_unterminated_legacy_line(self, start: int, size: int) -> bool:
-        """Other tools end their files without a newline; a complete record there is no torn tail."""
+    def _register_all(self, damages: list[Damage]) -> None:
+        for damage in damages:
+            self._register_damage(damage)
+        damages.clear()
+
+    def _not_jsonl(self, size: int) -> bool:
+        """Whether the file is JSON but not JSONL (an array, pretty-printed JSON); then it is left alone."""
+        assert self._fd is not None
+        first = self._io.pread(self._fd, min(size, 64 << 10), 0).lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
+        if decode_legacy_line(first)[0] is not None:
+            return False
+        values = json_document_values(self._io.pread(self._fd, size, 0)) if size <= _DOCUMENT_LIMIT else None
+        if values is None and first.strip() not in (b"[", b"{"):
+            return False
+        shape = "a JSON array" if first.startswith(b"[") else "JSON spread over several lines (pretty-printed)"
+        self._unreadable = (
+            f"{self.path.name} is not JSONL (one record per line): it holds {shape}. coaia-store reads nothing "
+            f"from it and never changes it. What to do: move it out of .coaia/ (mv {self.path} ~/{self.path.stem}.json) "
+            f"and bring its records back with coaia-store import ~/{self.path.stem}.json --context <this context>"
+        )
+        log.warning("%s", self._unreadable)
+        return True
+
+    def _accept_unterminated_line(self, start: int, size: int) -> bool:
+        """A whole record with no newline after it (other tools and editors end files so) is no torn tail."""
         assert self._fd is not None
         length = size - start
         if length > self._settings.read_line_limit:
@@ -484,14 +646,20 @@ class Journal:
     def _prepare_write(self) -> None:
         """Under the locks: catch up, refuse if read-only, clean leftovers, repair the tail."""
         self._catch_up()
+        if self._unreadable:
+            raise UnreadableFileError(f"{self._unreadable}. Nothing was saved")
         if self._read_only:
             raise ReadOnlyError(self._read_only)
         if not self._temp_files_checked:
-            self._remove_stale_temp_files()
+            self._housekeep("removing temp files left by an interrupted write", self._remove_stale_temp_files)
         if self._tail is not None:
             self._repair_tail()
         if self._fd is not None and not self._strict and self._lines and not self._damage:
-            self._compact("migrating a file without checksums to the coaia-store format")
+            self._housekeep("migrating the file to the checksummed format", self._migrate)
+            self._catch_up()  # a failed migration may have replaced the file: never append to the old one
+
+    def _migrate(self) -> None:
+        self._compact("migrating a file without checksums to the coaia-store format")
 
     def _remove_stale_temp_files(self) -> None:
         """Remove what a killed compaction, history copy or quarantine copy left half-written.
@@ -520,8 +688,18 @@ class Journal:
         self._io.truncate(wfd, tail.offset)
         self._io.fsync(wfd)
         self._scanned_size = tail.offset
+        self._sig = self._signature_of(wfd)
         self._tail = None
         log.warning("%s: repaired a torn tail of %d bytes (kept in .recovery/)", self.path.name, tail.length)
+
+    def _signature_of(self, fd: int) -> tuple[int, int, int] | None:
+        """The signature after this journal's own change; ``None`` (read again) if ``fstat`` fails,
+        which must not fail a write that is already on disk."""
+        try:
+            return _signature(self._io.fstat(fd))
+        except OSError as exc:
+            log.warning("%s: fstat after a write failed (%s); the file will be read again", self.path.name, exc)
+            return None
 
     def _envelope(self, records: list[Record]) -> Record:
         stamp = {"_op": os.urandom(8).hex(), "_ts": iso_timestamp(self._clock())}
@@ -542,8 +720,8 @@ class Journal:
             self._create_file()
         wfd = self._write_fd()
         start = self._scanned_size
-        if not self._strict and self._fd is not None and self._io.pread(self._fd, 1, start - 1) != b"\n":
-            line = b"\n" + line  # a legacy file may end without a newline
+        if self._open_line:
+            line = b"\n" + line  # the file ends with a whole record but no newline (other tools, editors)
         step = "write"
         try:
             self._io.write_all(wfd, line)
@@ -565,6 +743,9 @@ class Journal:
         self._applied += len(members)
         self._valid_end = self._scanned_size = start + len(line)
         self._lines += 1
+        self._open_line = False
+        self._end_mark = line[-_END_MARK:] if len(line) >= _END_MARK else b""
+        self._sig = self._signature_of(wfd)
 
     def _undo_append(self, wfd: int, start: int, *, failed_fsync: bool) -> bool:
         """Cut the file back to ``start``; return whether that worked (if not, the outcome is unknown)."""
@@ -587,7 +768,7 @@ class Journal:
     def _write_fd(self) -> int:
         if self._wfd is None:
             try:
-                self._wfd = self._io.open(self.path, os.O_WRONLY | os.O_APPEND)
+                self._wfd = self._open_regular(os.O_WRONLY | os.O_APPEND)
             except PermissionError as exc:
                 raise ReadOnlyError(f"{self.path.name} is not writable: {exc.strerror}; fix its permissions") from exc
         return self._wfd
@@ -620,7 +801,7 @@ class Journal:
         live = self._sink.live_records()
         # The sink already holds exactly what was written: adopt the new file without replaying it.
         self._close_fds()
-        fd = self._io.open(self.path, os.O_RDONLY)
+        fd = self._open_regular(os.O_RDONLY)
         st = self._io.fstat(fd)
         self._fd, self._ident = fd, (st.st_dev, st.st_ino)
         self._valid_end = self._scanned_size = st.st_size
@@ -628,6 +809,10 @@ class Journal:
         self._strict, self._version, self._tail, self._damage = True, FORMAT_VERSION, None, []
         self._header = header_line
         self._restored = self._cache_end = 0
+        self._open_line, self._sig = False, _signature(st)
+        self._remember_end()
+        self._housekeeping = self._housekeeping_due = None  # a compaction that ran clears an earlier failure
+        self._housekeeping_failures = 0
         self._maybe_save_cache()
         self._recovery.try_log(
             file=self.path.name, found=reason, action="compacted", bytesBefore=old_size, bytesAfter=st.st_size, history=history
@@ -695,6 +880,35 @@ class _WriteLock:
     def _release_file_lock(self) -> None:
         if self._j._flock is not None:
             self._j._flock.release()
+
+
+def _signature(st: os.stat_result) -> tuple[int, int, int]:
+    """What changes whenever the file's bytes change: size, and modification and change times."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+_FIXES = {
+    errno.ENOSPC: "free space on the disk that holds .coaia/ (df -h .coaia)",
+    errno.EDQUOT: "free space within your disk quota, or raise it",
+    errno.EACCES: "make .coaia/ and .coaia/history/ writable by this user (chmod -R u+w .coaia)",
+    errno.EPERM: "make .coaia/ and .coaia/history/ writable by this user (chmod -R u+w .coaia)",
+    errno.EROFS: "remount the file system read-write",
+    errno.ENOTDIR: ".coaia/history (or a folder in it) is not a directory: move it away (mv .coaia/history .coaia/history.bad)",
+    errno.EIO: "the disk reported an I/O error: check it (dmesg, SMART) and copy .coaia/ somewhere safe",
+}
+
+
+def _housekeeping_problem(what: str, exc: BaseException, retry_at: datetime) -> str:
+    cause: BaseException | None = exc
+    while cause is not None and getattr(cause, "errno", None) is None:
+        cause = cause.__cause__
+    code = getattr(cause, "errno", None)
+    reason = f"{errno.errorcode.get(code, code)}: {getattr(cause, 'strerror', None) or cause}" if cause else str(exc)
+    fix = _FIXES.get(code or 0, "check the disk and the permissions of .coaia/")
+    return (
+        f"{what} failed ({reason}); every write was saved all the same. It is retried at the first write after "
+        f"{iso_timestamp(retry_at)}, or at once with coaia-store compact. What to do: {fix}"
+    )
 
 
 def _unwrap(record: Record) -> list[Record]:

@@ -127,3 +127,34 @@ def _parse(data: bytes) -> tuple[Record | None, str | None]:
     if not isinstance(value, dict):
         return None, "not a JSON object"
     return value, None
+
+
+def json_document_values(data: bytes) -> list[Any] | None:
+    """The values of a file that holds JSON but is not JSONL, else ``None``.
+
+    Such a file is one JSON array, or JSON pretty-printed over several lines (one object, or a
+    stream of them as ``jq .`` writes). A file of one compact object per line is JSONL: ``None``.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+    values: list[Any] = []
+    multiline = False
+    pos = _skip_space(text, 0)
+    try:
+        while pos < len(text):
+            value, end = decoder.raw_decode(text, pos)
+            multiline = multiline or isinstance(value, list) or "\n" in text[pos:end]
+            values.append(value)
+            pos = _skip_space(text, end)
+    except (ValueError, RecursionError):
+        return None
+    return values if multiline else None
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos

@@ -1,0 +1,67 @@
+"""What a data file's name points at, and what a person should do when it is not a plain file.
+
+A context file is read and written only as a regular file opened without following links
+(``O_NOFOLLOW``) and without blocking (``O_NONBLOCK``): a symbolic link could alias another
+context under a different write lock, or lead outside ``.coaia/``; a named pipe would block
+every reader; a directory cannot be read. Such a file makes its context *unreadable*: it is
+reported with what to do, skipped by every scan, and every other context keeps working.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from .fileio import FileIO
+
+# Open flags for a data file: never follow a link, never block on a pipe or device.
+SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+_KINDS = {
+    stat.S_IFDIR: ("a directory", "move it out of .coaia/ (nothing in it is read)"),
+    stat.S_IFIFO: ("a named pipe (FIFO)", "remove it (rm {path})"),
+    stat.S_IFSOCK: ("a socket", "remove it (rm {path})"),
+    stat.S_IFCHR: ("a character device", "remove it (rm {path})"),
+    stat.S_IFBLK: ("a block device", "remove it (rm {path})"),
+}
+
+
+def odd_file_problem(io: FileIO, path: Path) -> str | None:
+    """``None`` if ``path`` is a regular file or absent, else why it is unreadable and what to do."""
+    try:
+        st = io.lstat(path)
+    except FileNotFoundError:
+        return None
+    return kind_problem(path, st)
+
+
+def kind_problem(path: Path, st: os.stat_result) -> str | None:
+    """Like :func:`odd_file_problem`, for an ``lstat`` (or ``fstat``) result already taken."""
+    if stat.S_ISREG(st.st_mode):
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        return _link_problem(path)
+    what, fix = _KINDS.get(stat.S_IFMT(st.st_mode), ("not a regular file", "remove it (rm {path})"))
+    return f"{path.name} is {what}, not a file of records; coaia-store skips it. What to do: {fix.format(path=path)}"
+
+
+def _link_problem(path: Path) -> str:
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    resolved = path.parent / target
+    if not resolved.exists():
+        where, fix = f"{target}, which does not exist", f"remove the link (rm {path})"
+    else:
+        inside = resolved.resolve().parent == path.parent.resolve()
+        where = f"{target}{'' if inside else ', outside .coaia/'}"
+        fix = (
+            f"to keep that data in this context, replace the link with a copy of the file "
+            f"(cp --remove-destination \"$(readlink -f {path})\" {path}); otherwise remove the link (rm {path})"
+        )
+    return (
+        f"{path.name} is a symbolic link (to {where}); coaia-store opens only regular files, so that one write "
+        f"lock guards one file, and skips it. What to do: {fix}"
+    )
