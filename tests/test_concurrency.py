@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import Store, StoreBusyError, StoreConfig
+from faults import crc_line
 from proc_writer import batch_entities
 from torture import (
     BASE_SEED,
@@ -351,3 +353,32 @@ def filler_of_line_length(scratch: Path, length: int) -> dict[str, object]:
         store.create_entities([{"name": "filler", "entityType": "chart", "observations": [""]}])
         empty_line = (scratch / ".coaia" / DATA_FILE).stat().st_size - start
     return {"name": "filler", "entityType": "chart", "observations": ["x" * (length - empty_line)]}
+
+
+def rewrite_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Change ``old`` to ``new`` (same length) in the one line holding it, with a valid checksum, through
+    ``open('r+b')``: same inode, same size, as an editor saving over the file does."""
+    assert len(old) == len(new)
+    data = path.read_bytes()
+    start = data.rindex(b"\n", 0, data.index(old)) + 1
+    end = data.index(b"\n", start) + 1
+    line = data[start:end]
+    head = line[: line.rindex(b',"_crc"')].replace(old, new)
+    with path.open("r+b") as f:
+        f.seek(start)
+        f.write(crc_line(head))
+
+
+def test_a_same_size_rewrite_in_place_is_seen_by_another_store_at_its_next_read(
+    open_store: Callable[..., Store], store_dir: Path
+) -> None:
+    """Regression (issue 9): a running server kept the old content after an editor saved the file in place."""
+    writer, reader = open_store(), open_store()
+    writer.create_entities([{"name": "goal", "entityType": "chart", "observations": ["draft"]}])
+    assert reader.open_entities(["goal"]).entities[0].observations == ["draft"]
+    before = (store_dir / DATA_FILE).stat()
+    time.sleep(0.02)  # let the file times tick (their clock is coarse, a few ms) so the rewrite shows in them
+    rewrite_in_place(store_dir / DATA_FILE, b'"draft"', b'"final"')
+    after = (store_dir / DATA_FILE).stat()
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size), "precondition: same inode, same size"
+    assert reader.open_entities(["goal"]).entities[0].observations == ["final"]

@@ -868,3 +868,30 @@ def test_a_read_only_directory_serves_reads_and_refuses_writes_with_read_only_er
     assert result["lock_dir_after_read"] is lock_dir_exists
     assert result["write"] == "ReadOnlyError", result
     assert data_file(shared_store_dir).read_bytes() == before
+
+
+_STATUS = """
+import json, sys
+from coaia_store import Store
+with Store(sys.argv[1]) as store:
+    status = store.status()
+print(json.dumps({"readOnly": [c.readOnly for c in status.contexts], "degraded": status.degraded,
+                  "problems": status.problems}))
+"""
+
+
+@pytest.mark.slow
+def test_a_read_only_store_is_reported_read_only_before_any_write_is_tried(shared_store_dir: Path) -> None:
+    """Regression (issue 9): status said healthy, and only the first write found out."""
+    build(shared_store_dir, 3, (_single,))
+    read_only_tree(shared_store_dir)
+    result = without_privileges(_STATUS, str(shared_store_dir))
+    (read_only,) = result["readOnly"]
+    assert read_only and "not writable" in read_only and "What to do" in read_only
+    assert result["degraded"] and any("read-only" in p for p in result["problems"])
+
+
+def test_a_writable_store_is_not_reported_read_only(store_dir: Path) -> None:
+    build(store_dir, 1, (_single,))
+    with Store(store_dir) as store:
+        assert [c.readOnly for c in store.list_contexts()] == [None] and not store.status().degraded
