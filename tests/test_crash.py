@@ -8,6 +8,7 @@ The deterministic tests make a real writer process SIGKILL itself at a chosen po
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from coaia_store import Store
 from torture import (
     BASE_SEED,
+    CHECKER_CONFIG,
     DATA_FILE,
     BatchShape,
     Fleet,
@@ -25,11 +27,13 @@ from torture import (
     check_batches,
     check_observations,
     check_writers,
+    count_repairs,
     kill_at,
     reopen_and_check,
     scaled,
     scan_file,
     seqs,
+    snapshot,
     trial_seeds,
     write_config,
 )
@@ -143,3 +147,50 @@ def test_temp_file_of_a_compaction_killed_before_its_rename_is_removed_by_the_ne
     check_batches(snap, BULK_WRITER, [0], [0], seed, BULK, tally)
     figures = tally.report()
     assert tally.stale_temps == 1 and not tally.problems, figures
+
+
+def damage_the_last_lines_and_plant_odd_files(store_dir: Path, damaged: int = 2) -> bytes:
+    """Four entities written here, one byte changed in each of the last ``damaged`` lines (complete lines:
+    damage, not a torn tail), a FIFO and a dangling link as two more contexts; returns the damaged file."""
+    with Store(store_dir) as store:
+        for i in range(4):
+            store.create_entities([{"name": f"before-{i}", "entityType": "probe"}])
+    path = store_dir / DATA_FILE
+    data = bytearray(path.read_bytes())
+    starts = [0] + [i + 1 for i, byte in enumerate(data[:-1]) if byte == ord("\n")]
+    for start in starts[-damaged:]:
+        data[start + 10] ^= 0x01
+    path.write_bytes(data)
+    os.mkfifo(store_dir / "charts-pipe.jsonl")
+    os.symlink(store_dir.parent / "nowhere.jsonl", store_dir / "charts-gone.jsonl")
+    return bytes(data)
+
+
+def test_writers_killed_beside_damaged_last_lines_and_odd_files_lose_nothing_and_never_cut_the_damage(
+    tmp_path: Path,
+) -> None:
+    tally = Tally("kill -9 of 2 writers appending after 2 damaged last lines, a FIFO and a dangling link beside")
+    for seed in trial_seeds(scaled(6)):
+        store_dir, work = trial_dirs(tmp_path, seed)
+        damaged = damage_the_last_lines_and_plant_odd_files(store_dir)
+        with Fleet(store_dir, work, seed) as fleet:
+            writers = [fleet.spawn("entities", writer=w, max_chars=2_000) for w in (0, 1)]
+            for writer in writers:
+                writer.wait_ready()
+            rng = random.Random(seed)
+            kill_at(writers, [rng.uniform(0.02, 0.25) for _ in writers])
+        tally.trials += 1
+        with Store(store_dir, config=CHECKER_CONFIG) as store:
+            store.create_entities([{"name": "checker-probe", "entityType": "probe"}])
+            snap = snapshot(store)
+            infos = {i.name: i for i in store.list_contexts()}
+            count_repairs(store, tally)
+        if not (store_dir / DATA_FILE).read_bytes().startswith(damaged):
+            tally.problem(seed, "the damaged last lines were cut or changed")
+        if [d.line for d in infos["default"].damagedLines] != [4, 5]:
+            tally.problem(seed, f"damaged lines reported as {infos['default'].damagedLines}")
+        if not (infos["pipe"].unreadable and infos["gone"].unreadable):
+            tally.problem(seed, "an odd context file is not reported unreadable")
+        check_writers(snap, scan_file(store_dir / DATA_FILE), fleet.writers, seed, 2_000, tally)
+    figures = tally.report()
+    assert tally.acked and not tally.problems, figures
