@@ -278,14 +278,13 @@ class Journal:
         A failure is logged and reported (``JournalInfo.housekeeping``), never raised: it is
         retried at the first write after a backoff that doubles from 30 s up to 30 min.
         """
-        now = self._clock()
-        if self._housekeeping_due is not None and now < self._housekeeping_due:
+        if self._housekeeping_due is not None and self._clock() < self._housekeeping_due:
             return
         try:
             step()
         except (OSError, CoaiaError) as exc:
             first, longest = HOUSEKEEPING_BACKOFF
-            self._housekeeping_due = now + min(first * 2**self._housekeeping_failures, longest)
+            self._housekeeping_due = self._clock() + min(first * 2**self._housekeeping_failures, longest)
             self._housekeeping_failures += 1
             self._housekeeping = _housekeeping_problem(what, exc, self._housekeeping_due)
             log.error("%s: %s", self.path.name, self._housekeeping)
