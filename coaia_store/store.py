@@ -46,7 +46,6 @@ from .models import (
 from .paging import cursor_offset, page_cursor
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
-from .storage.filekind import odd_file_problem
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
 from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
@@ -135,12 +134,10 @@ class Store:
     def contexts(self) -> list[str]:
         """Contexts with a readable file in the directory, ``default`` first.
 
-        A context whose file is not a regular file (a link, a directory, a pipe) is left out of
-        every scan; :meth:`list_contexts` and :meth:`status` report it with what to do.
+        A context whose file is not a regular file (a link, a directory, a pipe) or not JSONL is
+        left out of every scan; :meth:`list_contexts` and :meth:`status` report it with what to do.
         """
-        found = self._all_contexts()
-        with os_errors_reported(f"could not read {self.path}", "retry; if it persists check the disk"):
-            return [c for c in found if odd_file_problem(self.io, context_path(self.path, c)) is None]
+        return [c for c in self._all_contexts() if self.graph(c).journal.unreadable() is None]
 
     def _all_contexts(self) -> list[str]:
         with os_errors_reported(f"could not list {self.path}", "retry; if it persists check the disk"):

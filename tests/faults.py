@@ -13,6 +13,7 @@ import errno
 import gzip
 import os
 import shutil
+import subprocess
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -293,3 +294,21 @@ def calls_made(run: Callable[[Store], object], template: Path, root: Path, confi
     with Store(store_dir, config=config, io=io) as store:
         run(store)
     return io.calls
+
+
+@contextmanager
+def tmpfs(mount: Path, size: str = "1m") -> Iterator[Path]:
+    """A real small file system at ``mount`` (root only; the calling test is skipped otherwise)."""
+    import pytest
+
+    mount.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a tmpfs")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
+                          check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

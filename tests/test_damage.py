@@ -45,6 +45,7 @@ from faults import (
     recovery_events,
     relation,
     scratch_dir,
+    tmpfs,
     unsynced_io,
 )
 
@@ -895,3 +896,17 @@ def test_a_writable_store_is_not_reported_read_only(store_dir: Path) -> None:
     build(store_dir, 1, (_single,))
     with Store(store_dir) as store:
         assert [c.readOnly for c in store.list_contexts()] == [None] and not store.status().degraded
+
+
+def test_a_store_on_a_read_only_mount_is_reported_read_only_and_refuses_writes(tmp_path: Path) -> None:
+    """Root ignores permissions but not a read-only file system (EROFS)."""
+    with tmpfs(tmp_path / "mnt", "4m") as mount:
+        store_dir = mount / ".coaia"
+        build(store_dir, 2, (_single,))
+        subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
+        with Store(store_dir) as store:
+            (info,) = store.list_contexts()
+            assert info.readOnly and "not writable" in info.readOnly and store.status().degraded
+            assert sorted(raw_state(store)[0]) == ["e0", "e1"]
+            with pytest.raises(ReadOnlyError):
+                store.create_entities([entity("new")])

@@ -9,8 +9,6 @@ after a backoff, and a compaction that runs clears it.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -22,7 +20,7 @@ from coaia_store import Store
 from coaia_store.config import CompactionConfig, StoreConfig
 from coaia_store.errors import CoaiaError
 
-from faults import SCALE, data_file, entity, history_copies
+from faults import SCALE, data_file, entity, history_copies, tmpfs
 
 EAGER = StoreConfig(compaction=CompactionConfig(garbageRatio=0.2, minBytes=0))  # compaction due at almost every write
 
@@ -105,17 +103,8 @@ class FullDiskTally:
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("needs root to mount a 1 MiB tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "tiny", "1m") as mount:
         yield mount / ".coaia"
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
 
 
 def fill(store_dir: Path, tally: FullDiskTally, calls: int) -> None:

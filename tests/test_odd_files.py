@@ -1,4 +1,4 @@
-"""Odd context files (issue 9 item 4): a ``charts-x.jsonl`` that is a link, a directory or a pipe.
+"""Odd context files (issue 9 item 4): a ``charts-x.jsonl`` that is a link, a directory, a pipe or not JSONL.
 
 The rules under test: such a file is never followed, opened blocking or written; its context is
 reported unreadable, with why and what to do; every scan skips it; every other context keeps
@@ -30,9 +30,12 @@ ODD = "x"  # the context whose file is odd
 Plant = Callable[[Path, Path], None]  # (store_dir, a folder outside it)
 
 
+OUTSIDE_RECORD = {"type": "entity", "name": "outside", "entityType": "t", "observations": []}
+
+
 def _link_outside(store_dir: Path, outside: Path) -> None:
     target = outside / "elsewhere.jsonl"
-    target.write_text(json.dumps({"type": "entity", "name": "outside", "entityType": "t", "observations": []}) + "\n")
+    target.write_text(json.dumps(OUTSIDE_RECORD) + "\n")
     os.symlink(target, data_file(store_dir, ODD))
 
 
@@ -57,6 +60,10 @@ def _alias(store_dir: Path, outside: Path) -> None:
     os.symlink("charts.jsonl", data_file(store_dir, ODD))
 
 
+def _pretty_printed(store_dir: Path, outside: Path) -> None:
+    data_file(store_dir, ODD).write_text(json.dumps([OUTSIDE_RECORD], indent=2))
+
+
 ODD_FILES: dict[str, tuple[Plant, str]] = {  # how to plant it, and a word the report must use
     "link outside .coaia": (_link_outside, "outside .coaia"),
     "dangling link": (_dangling_link, "does not exist"),
@@ -64,6 +71,7 @@ ODD_FILES: dict[str, tuple[Plant, str]] = {  # how to plant it, and a word the r
     "directory": (_directory, "a directory"),
     "FIFO": (_fifo, "named pipe"),
     "link aliasing another context": (_alias, "symbolic link"),
+    "pretty-printed JSON": (_pretty_printed, "not JSONL"),
 }
 
 
@@ -105,7 +113,8 @@ def test_every_scan_skips_an_odd_context_file_and_the_other_contexts_keep_workin
 
 def test_a_write_to_an_odd_context_file_is_refused_and_changes_nothing(store_dir: Path, tmp_path: Path, odd: str) -> None:
     outside = tmp_path / "outside"
-    before = {p: p.read_bytes() for p in [*outside.rglob("*"), data_file(store_dir)] if p.is_file() and not p.is_symlink()}
+    candidates = [*outside.rglob("*"), data_file(store_dir), data_file(store_dir, ODD)]
+    before = {p: p.read_bytes() for p in candidates if p.is_file() and not p.is_symlink()}
     with Store(store_dir) as store:
         with pytest.raises(UnreadableFileError, match="What to do") as refused:
             store.create_entities([entity("new")], context=ODD)

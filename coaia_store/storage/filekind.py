@@ -13,8 +13,6 @@ import os
 import stat
 from pathlib import Path
 
-from .fileio import FileIO
-
 # Open flags for a data file: never follow a link, never block on a pipe or device.
 SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
@@ -27,17 +25,9 @@ _KINDS = {
 }
 
 
-def odd_file_problem(io: FileIO, path: Path) -> str | None:
-    """``None`` if ``path`` is a regular file or absent, else why it is unreadable and what to do."""
-    try:
-        st = io.lstat(path)
-    except FileNotFoundError:
-        return None
-    return kind_problem(path, st)
-
-
 def kind_problem(path: Path, st: os.stat_result) -> str | None:
-    """Like :func:`odd_file_problem`, for an ``lstat`` (or ``fstat``) result already taken."""
+    """``None`` if ``st`` (from ``lstat`` or ``fstat`` of ``path``) is a regular file, else why ``path`` is
+    unreadable and what to do."""
     if stat.S_ISREG(st.st_mode):
         return None
     if stat.S_ISLNK(st.st_mode):

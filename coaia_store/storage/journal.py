@@ -224,6 +224,12 @@ class Journal:
                 housekeeping=self._housekeeping,
             )
 
+    def unreadable(self) -> str | None:
+        """Why the file cannot be read as records (after catching up with it), or ``None``."""
+        with self._reading(), self._mutex:
+            self._catch_up()
+            return self._unreadable
+
     def _write_blocker(self) -> str | None:
         """Why a write would be refused for lack of permission (or a read-only mount), before one is tried."""
         folder = self.path.parent
@@ -424,7 +430,7 @@ class Journal:
             self._reset_position()
             self._sink.reset()
             if unreadable is not None:
-                log.warning("%s", unreadable)
+                log.info("%s", unreadable)  # status reports it with what to do
         self._unreadable = unreadable
 
     def _read_part_intact(self) -> bool:
@@ -572,7 +578,7 @@ class Journal:
             f"from it and never changes it. What to do: move it out of .coaia/ (mv {self.path} ~/{self.path.stem}.json) "
             f"and bring its records back with coaia-store import ~/{self.path.stem}.json --context <this context>"
         )
-        log.warning("%s", self._unreadable)
+        log.info("%s", self._unreadable)  # status reports it with what to do
         return True
 
     def _accept_unterminated_line(self, start: int, size: int) -> bool:
