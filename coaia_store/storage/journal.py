@@ -225,10 +225,36 @@ class Journal:
             )
 
     def unreadable(self) -> str | None:
-        """Why the file cannot be read as records (after catching up with it), or ``None``."""
+        """Why the file cannot be read as records, or ``None``.
+
+        Cheap either way: a loaded journal catches up (one ``lstat``); another looks only at the
+        file's kind and first line, and is loaded only when that line is not a record.
+        """
         with self._reading(), self._mutex:
+            if self._fd is None and self._unreadable is None and self._first_line_is_a_record():
+                return None
             self._catch_up()
             return self._unreadable
+
+    def _first_line_is_a_record(self) -> bool:
+        """``True`` for an absent file too; ``False`` when only a full read can tell (or it is odd)."""
+        try:
+            st = self._io.lstat(self.path)
+        except FileNotFoundError:
+            return True
+        if kind_problem(self.path, st) is not None:
+            return False
+        if not st.st_size:
+            return True
+        try:
+            fd = self._open_regular(os.O_RDONLY)
+        except UnreadableFileError:  # replaced since the lstat: the catch-up says how
+            return False
+        try:
+            head = self._io.pread(fd, min(st.st_size, 64 << 10), 0)
+        finally:
+            self._io.close(fd)
+        return decode_legacy_line(_first_line(head))[0] is not None
 
     def _write_blocker(self) -> str | None:
         """Why a write would be refused for lack of permission (or a read-only mount), before one is tried."""
@@ -566,7 +592,7 @@ class Journal:
     def _not_jsonl(self, size: int) -> bool:
         """Whether the file is JSON but not JSONL (an array, pretty-printed JSON); then it is left alone."""
         assert self._fd is not None
-        first = self._io.pread(self._fd, min(size, 64 << 10), 0).lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
+        first = _first_line(self._io.pread(self._fd, min(size, 64 << 10), 0))
         if decode_legacy_line(first)[0] is not None:
             return False
         values = json_document_values(self._io.pread(self._fd, size, 0)) if size <= _DOCUMENT_LIMIT else None
@@ -885,6 +911,11 @@ class _WriteLock:
     def _release_file_lock(self) -> None:
         if self._j._flock is not None:
             self._j._flock.release()
+
+
+def _first_line(head: bytes) -> bytes:
+    """The first line that is not blank (a BOM and blank lines skipped), without its newline."""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0]
 
 
 def _signature(st: os.stat_result) -> tuple[int, int, int]:
