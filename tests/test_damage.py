@@ -613,9 +613,10 @@ def test_malformed_lines_in_a_legacy_file_never_stop_the_good_records_from_loadi
         assert {n: reloaded.get(n) for n in good} == good and "after" in reloaded
 
 
-def test_a_legacy_file_whose_first_line_is_malformed_still_loads_its_other_records(store_dir: Path) -> None:
+@pytest.mark.parametrize("stray", [b"not json, maybe a stray first line", b"[1,2,3]"], ids=["text", "an array"])
+def test_a_legacy_file_whose_first_line_is_malformed_still_loads_its_other_records(store_dir: Path, stray: bytes) -> None:
     data, _ = legacy_file([("compact", []), ("compact", []), ("compact", [])])
-    place(store_dir, b"not json, maybe a stray first line\n" + data)
+    place(store_dir, stray + b"\n" + data)
     with Store(store_dir) as store:
         assert sorted(raw_state(store)[0]) == ["good-0", "good-1", "good-2"]
         assert [d.line for d in store.list_contexts()[0].damagedLines] == [1]

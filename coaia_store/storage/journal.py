@@ -936,11 +936,14 @@ _FIXES = {
 
 def _housekeeping_problem(what: str, exc: BaseException, retry_at: datetime) -> str:
     cause: BaseException | None = exc
-    while cause is not None and getattr(cause, "errno", None) is None:
-        cause = cause.__cause__
-    code = getattr(cause, "errno", None)
-    reason = f"{errno.errorcode.get(code, code)}: {getattr(cause, 'strerror', None) or cause}" if cause else str(exc)
-    fix = _FIXES.get(code or 0, "check the disk and the permissions of .coaia/")
+    while cause is not None and not (isinstance(cause, OSError) and cause.errno is not None):
+        cause = cause.__cause__  # a StorageError wraps the OSError that names the errno
+    if isinstance(cause, OSError) and cause.errno is not None:
+        code = cause.errno
+        reason = f"{errno.errorcode.get(code, code)}: {cause.strerror or cause}"
+    else:
+        code, reason = 0, str(exc)
+    fix = _FIXES.get(code, "check the disk and the permissions of .coaia/")
     return (
         f"{what} failed ({reason}); every write was saved all the same. It is retried at the first write after "
         f"{iso_timestamp(retry_at)}, or at once with coaia-store compact. What to do: {fix}"

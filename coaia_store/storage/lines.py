@@ -133,7 +133,8 @@ def json_document_values(data: bytes) -> list[Any] | None:
     """The values of a file that holds JSON but is not JSONL, else ``None``.
 
     Such a file is one JSON array, or JSON pretty-printed over several lines (one object, or a
-    stream of them as ``jq .`` writes). A file of one compact object per line is JSONL: ``None``.
+    stream of them as ``jq .`` writes). A file of one compact value per line is JSONL (perhaps
+    with bad lines): ``None``.
     """
     try:
         text = data.decode("utf-8-sig")
@@ -146,12 +147,13 @@ def json_document_values(data: bytes) -> list[Any] | None:
     try:
         while pos < len(text):
             value, end = decoder.raw_decode(text, pos)
-            multiline = multiline or isinstance(value, list) or "\n" in text[pos:end]
+            multiline = multiline or "\n" in text[pos:end]
             values.append(value)
             pos = _skip_space(text, end)
     except (ValueError, RecursionError):
         return None
-    return values if multiline else None
+    one_array = len(values) == 1 and isinstance(values[0], list)
+    return values if multiline or one_array else None
 
 
 def _skip_space(text: str, pos: int) -> int:
