@@ -220,6 +220,8 @@ def _integrity_lines(ctx: Any) -> list[str]:
     if ctx.tornTail:
         found.append(f"torn tail of {ctx.tornTail.length} bytes (the next write, or --fix, cuts it)")
     found += [f"dangling relation {r}" for r in ctx.danglingRelations]
+    found += [f"relation {r} waits for an end lost with a damaged line (kept; create that entity again, "
+              "or delete the relation)" for r in ctx.waitingRelations]
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
     found += [f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
               for n in ctx.duplicateNames]
