@@ -91,14 +91,20 @@ class ContextIntegrity(BaseModel):
 class IntegrityReport(BaseModel):
     ok: bool
     contexts: list[ContextIntegrity]
+    problems: list[str] = Field([], description="Problems of the whole store (an unreadable backup manifest), with the fix.")
+    repairs: list[str] = Field([], description="What repair=true changed outside the contexts (the manifest rebuilt).")
 
 
 def validate_integrity(store: Store, *, context: str | None = None, repair: bool = False) -> IntegrityReport:
     doing = "the repair" if repair else "the integrity check"
     with os_errors_reported(f"{doing} failed", "each repair is all-or-nothing and logged: run it again once the disk is fine"):
+        repairs = [done for done in [store.backups.repair_manifest()] if done] if repair else []
         names = store.contexts() if context is None else [context]
         reports = [_check_context(store.graph(name), store, repair) for name in names]
-    return IntegrityReport(ok=all(r.ok for r in reports), contexts=reports)
+        problems = [problem for problem in [store.backups.manifest_problem()] if problem]
+    for done in repairs:
+        store.recovery.log(file=".backup/MANIFEST.json", found="integrity check", action=done)
+    return IntegrityReport(ok=all(r.ok for r in reports) and not problems, contexts=reports, problems=problems, repairs=repairs)
 
 
 def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity:
@@ -209,10 +215,7 @@ def _recover(graph: Graph, store: Store) -> list[tuple[str, str]]:
 def _sources(store: Store, context: str) -> list[tuple[str, GraphState]]:
     """The newest backup of ``context`` that verifies, and the end of its newest history file that reads back whole."""
     found: list[tuple[str, GraphState]] = []
-    try:
-        taken = store.backups.list_backups(context)
-    except BackupError:  # an unreadable manifest: the report says so; history may still help
-        taken = []
+    taken = store.backups.list_backups(context)  # with an unreadable manifest: the backup files that verify
     for info in reversed(taken):
         try:
             found.append((f"backup {info.id}", replay([store.backups.verified_content(info)])))
@@ -269,10 +272,7 @@ def _name(key: Key) -> str:
 
 def _backup_state(store: Store, context: str) -> dict[str, object]:
     """The newest daily and weekly of ``context`` and whether they verify (only those two: cheap enough)."""
-    try:
-        taken = store.backups.list_backups(context)
-    except BackupError as exc:
-        return {"backupsVerified": False, "backupProblems": [str(exc)]}
+    taken = store.backups.list_backups(context)
     newest: dict[str, BackupInfo] = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}  # oldest first: last wins
     if not newest:
         return {}

@@ -253,14 +253,14 @@ class Store:
     def status(self) -> StoreStatus:
         """Where the data lives and why, and whether every context is healthy."""
         infos = self.list_contexts()
-        taken = self.backups.list_backups()  # the manifest, read once; oldest first
+        taken, manifest_problem = self.backups.listing()  # the manifest, read once; oldest first
         present = {info.name for info in infos}
         newest = {b.context: b for b in taken}  # the last one wins
         lost = [b for context, b in sorted(newest.items()) if context not in present]
         problems = [p for info in infos for p in _problems(info)] + [
             f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
             f"restore it with coaia-store restore {b.id} (or the restore_backup tool)" for b in lost
-        ]
+        ] + ([manifest_problem] if manifest_problem else [])
         return StoreStatus(
             directory=str(self.path),
             reason=self.location.reason,
@@ -268,7 +268,7 @@ class Store:
             fsync=self.config.fsync,
             contexts=infos,
             backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
-            degraded=any(i.degraded for i in infos) or bool(lost),
+            degraded=any(i.degraded for i in infos) or bool(lost) or manifest_problem is not None,
             problems=problems,
         )
 
