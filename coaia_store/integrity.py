@@ -81,11 +81,13 @@ class ContextIntegrity(BaseModel):
                                                            "(None: no daily or weekly backup yet).")
     backupProblems: list[str] = Field([], description="Backups that do not verify, and why.")
 
+    readOnly: str | None = Field(None, description="Why the context cannot be written, and what to do.")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not (self.damagedLines or self.tornTail or self.danglingRelations or self.orphanSubCharts
-                    or self.timelineViolations or self.backupsVerified is False)
+                    or self.timelineViolations or self.backupsVerified is False or self.readOnly)
 
 
 class IntegrityReport(BaseModel):
@@ -101,7 +103,7 @@ def validate_integrity(store: Store, *, context: str | None = None, repair: bool
         repairs = [done for done in [store.backups.repair_manifest()] if done] if repair else []
         names = store.contexts() if context is None else [context]
         reports = [_check_context(store.graph(name), store, repair) for name in names]
-        problems = [problem for problem in [store.backups.manifest_problem()] if problem]
+        problems = store.store_problems()
     for done in repairs:
         store.recovery.log(file=".backup/MANIFEST.json", found="integrity check", action=done)
     return IntegrityReport(ok=all(r.ok for r in reports) and not problems, contexts=reports, problems=problems, repairs=repairs)
@@ -128,8 +130,37 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         timelineViolations=timeline,
         duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
+        readOnly=info.read_only,
         **_backup_state(store, graph.context),
     )
+
+
+def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> list[str]:
+    """What :func:`validate_integrity` finds in a context beyond its file's damage, cheaply enough for every
+    status (``taken``: the context's backups, oldest first): dangling relations (but those waiting for a lost
+    end), orphan sub-charts, due dates out of order, and a newest daily or weekly backup whose file is gone or
+    changed size (only validate reads the backups through)."""
+    name = graph.journal.path.name
+    dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+    waiting = _waiting(graph, store, graph.journal.info().damage) if dangling else set()
+    removable = [_describe(r) for r in dangling if relation_key(r) not in waiting]
+    found = [f"{name}: {len(removable)} dangling relation(s) ({'; '.join(removable[:3])}): an end does not exist; "
+             "coaia-store validate --fix removes them"] if removable else []
+    found += [f"{name}: {len(orphans)} sub-chart(s) whose parent chart or action step is gone ({', '.join(orphans[:3])}); "
+              "coaia-store validate lists them"] if orphans else []
+    found += [f"{name}: {len(timeline)} due date(s) out of order ({timeline[0]}); coaia-store validate lists them"
+              ] if timeline else []
+    newest = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}
+    return found + [f"backup {b.id}: {problem}; coaia-store validate checks it, coaia-store backup takes a new one"
+                    for b in newest.values() if (problem := _file_problem(store, b))]
+
+
+def _file_problem(store: Store, info: BackupInfo) -> str | None:
+    try:
+        size = store.io.stat(store.path / info.file).st_size
+    except FileNotFoundError:
+        return "its file is missing"
+    return None if size == info.size else f"its file is {size} bytes, the manifest says {info.size}"
 
 
 def _duplicate_names(path: Path) -> list[str]:

@@ -251,16 +251,17 @@ class Store:
         return [self._context_info(self.graph(c)) for c in self.contexts()]
 
     def status(self) -> StoreStatus:
-        """Where the data lives and why, and whether every context is healthy."""
+        """Where the data lives and why, and whether every context is healthy: degraded whenever there is a
+        problem that ``validate_integrity`` would also report (it reads the backups through; status only
+        checks that the newest daily and weekly files are there, with their size)."""
+        from .integrity import context_problems  # the safety layer's checks of what the store holds
+
         infos = self.list_contexts()
         taken, manifest_problem = self.backups.listing()  # the manifest, read once; oldest first
-        present = {info.name for info in infos}
-        newest = {b.context: b for b in taken}  # the last one wins
-        lost = [b for context, b in sorted(newest.items()) if context not in present]
-        problems = [p for info in infos for p in _problems(info)] + [
-            f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
-            f"restore it with coaia-store restore {b.id} (or the restore_backup tool)" for b in lost
-        ] + ([manifest_problem] if manifest_problem else [])
+        problems = [p for info in infos for p in _problems(info)]
+        problems += [p for info in infos
+                     for p in context_problems(self, self.graph(info.name), [b for b in taken if b.context == info.name])]
+        problems += self._lost_contexts(taken, {info.name for info in infos}) + ([manifest_problem] if manifest_problem else [])
         return StoreStatus(
             directory=str(self.path),
             reason=self.location.reason,
@@ -268,9 +269,22 @@ class Store:
             fsync=self.config.fsync,
             contexts=infos,
             backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
-            degraded=any(i.degraded for i in infos) or bool(lost) or manifest_problem is not None,
+            degraded=bool(problems),
             problems=problems,
         )
+
+    def store_problems(self) -> list[str]:
+        """Problems outside the context files: a context whose file is gone though a backup holds it, and an
+        unreadable backup manifest (each with what to do)."""
+        taken, manifest_problem = self.backups.listing()
+        return self._lost_contexts(taken, set(self.contexts())) + ([manifest_problem] if manifest_problem else [])
+
+    @staticmethod
+    def _lost_contexts(taken: list[BackupInfo], present: set[str]) -> list[str]:
+        newest = {b.context: b for b in taken}  # the last one wins
+        return [f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
+                f"restore it with coaia-store restore {b.id} (or the restore_backup tool)"
+                for context, b in sorted(newest.items()) if context not in present]
 
     def _context_info(self, graph: Graph) -> ContextInfo:
         info: JournalInfo = graph.journal.info()
