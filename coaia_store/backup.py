@@ -129,6 +129,7 @@ class Backups:
         self._locks_guard = threading.Lock()
         self._background = background
         self._worker: threading.Thread | None = None
+        self._manifest_checked: tuple[tuple[int, ...] | None, str | None] = (None, None)  # stat stamp, its problem
 
     def after_write(self, context: str) -> None:
         """The journal's hook: the automatic backups, inline, or (``background=True``, the server's
@@ -205,12 +206,22 @@ class Backups:
         return sorted((e for e in entries if context is None or e.context == context), key=lambda e: (e.time, e.id)), problem
 
     def manifest_problem(self) -> str | None:
-        """What is wrong with ``MANIFEST.json`` (one read, no backup file opened), or ``None``."""
+        """What is wrong with ``MANIFEST.json``, or ``None``: one stat while the file is unchanged."""
         try:
-            self._read_manifest()
-        except BackupError as exc:
-            return f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
-        return None
+            st = self._store.io.stat(self.root / MANIFEST_FILE)
+            stamp: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions"
+        if self._manifest_checked[0] != stamp:
+            try:
+                self._read_manifest()
+                problem = None
+            except BackupError as exc:
+                problem = f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
+            self._manifest_checked = (stamp, problem)
+        return self._manifest_checked[1]
 
     def repair_manifest(self) -> str | None:
         """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
-from .errors import InvalidInputError, os_errors_reported
+from .errors import CoaiaError, InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
 from .location import StoreLocation, resolve_location
@@ -272,6 +272,28 @@ class Store:
             degraded=bool(problems),
             problems=problems,
         )
+
+    def warnings(self, context: str | None = None) -> list[str]:
+        """One line per problem of the context a call touched (``None``: every context loaded so far) and of
+        the backup manifest, each naming the command that fixes it; for every tool reply, so an agent can tell
+        its person. Cheap: the journals' catch-up check (one stat each) and the manifest's stat, no scan."""
+        with self._lock:
+            graphs = [g for g in self._graphs.values() if context in (None, g.context)]
+        found = []
+        for graph in graphs:
+            try:
+                info = graph.journal.info()
+            except CoaiaError:  # the call itself reports what went wrong
+                continue
+            if info.damage:
+                lines = ", ".join(str(d.line) for d in info.damage[:5]) + (", ..." if len(info.damage) > 5 else "")
+                found.append(f"warning: context {graph.context!r} is degraded: {len(info.damage)} damaged line(s) in "
+                             f"{info.path.name} (line {lines}) are skipped, their bytes kept; repair: coaia-store "
+                             "validate --fix (or validate_integrity with repair: true)")
+            if info.read_only:
+                found.append(f"warning: context {graph.context!r} is read-only: {info.read_only}")
+        manifest = self.backups.manifest_problem()
+        return found + ([f"warning: {manifest}"] if manifest else [])
 
     def store_problems(self) -> list[str]:
         """Problems outside the context files: a context whose file is gone though a backup holds it, and an
