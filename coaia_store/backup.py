@@ -384,7 +384,7 @@ class Backups:
         """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped)."""
         if not self.root.is_dir() or self.root.is_symlink():
             return []
-        found = []
+        found: list[BackupInfo] = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and not folder.is_symlink():
                 found += filter(None, map(self._entry_of_file, sorted(folder.glob("*" + SUFFIX))))

@@ -31,10 +31,10 @@ from faults import (
     Tally,
     calls_made,
     crc_line,
+    damage_line,
     data_file,
     entity,
     fail_each_call_in_turn,
-    line_spans,
     raw_state,
     three_line_store,
     unsynced_io,
@@ -75,11 +75,7 @@ def _damaged_after_a_backup(store_dir: Path) -> None:
 
 
 def _damage_line_of_c(store_dir: Path) -> None:
-    path = data_file(store_dir)
-    data = bytearray(path.read_bytes())
-    start, end = line_spans(bytes(data))[2]
-    data[start + (end - start) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    damage_line(store_dir, 2)
 
 
 def _torn(store_dir: Path) -> None:

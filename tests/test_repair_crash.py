@@ -25,7 +25,7 @@ import pytest
 from coaia_store import Store
 from coaia_store.integrity import validate_integrity
 
-from faults import SCALE, Snapshot, data_file, entity, line_spans, load_state, relation
+from faults import SCALE, Snapshot, damage_line, entity, load_state, relation
 
 pytestmark = pytest.mark.slow
 
@@ -43,13 +43,8 @@ def build(store_dir: Path) -> None:
         store.create_entities([entity("late")])
         store.create_relations([relation("late", "e00")])
         store.add_observations([{"entityName": "e00", "contents": ["after the backup"]}])
-    path = data_file(store_dir)
-    data = bytearray(path.read_bytes())
-    spans = line_spans(bytes(data))
     for index in DAMAGED_LINES:
-        start, end = spans[index]
-        data[start + (end - start) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+        damage_line(store_dir, index)
 
 
 def run(store_dir: Path, command: str, kill_at: int) -> subprocess.CompletedProcess[str]:

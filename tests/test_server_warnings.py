@@ -15,17 +15,9 @@ from coaia_store import Store
 from coaia_store.server import build_server
 from coaia_store.storage.lines import encode_line, header_record
 
-from faults import data_file, entity, line_spans
+from faults import damage_line, data_file, entity
 
 pytestmark = pytest.mark.anyio
-
-
-def damage_line(store_dir: Path, index: int, context: str = "default") -> None:
-    path = data_file(store_dir, context)
-    data = bytearray(path.read_bytes())
-    start, end = line_spans(bytes(data))[index]
-    data[start + (end - start) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 @pytest.fixture

@@ -12,20 +12,12 @@ import pytest
 from coaia_store import Store
 from coaia_store.charts import Charts
 
-from faults import data_file, entity, line_spans
+from faults import damage_line, entity
 
 
 def cli(store_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "coaia_store", *args, "--dir", str(store_dir)],
                           capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
-
-
-def damage_line(store_dir: Path, index: int, context: str = "default") -> None:
-    path = data_file(store_dir, context)
-    data = bytearray(path.read_bytes())
-    start, end = line_spans(bytes(data))[index]
-    data[start + (end - start) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
 
 
 def exit_codes(store_dir: Path) -> dict[str, int]:
