@@ -21,11 +21,13 @@ Locks (in ``.coaia/.locks/``), always taken in this order, never the other way:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
+import stat
 import threading
 import time
 import zlib
@@ -35,10 +37,10 @@ from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .config import BackupConfig
-from .contexts import DEFAULT_CONTEXT, context_file
+from .contexts import DEFAULT_CONTEXT, context_file, context_of_file
 from .errors import CoaiaError, os_errors_reported
 from .storage.clock import iso_timestamp
 from .storage.fileio import FileIO
@@ -57,6 +59,8 @@ SUFFIX = ".jsonl.gz"
 DAILY, WEEKLY, MANUAL = "daily", "weekly", "manual"
 _SWEEP_LOCK, _MANIFEST_LOCK = "backup-sweep.lock", "backup-manifest.lock"
 _REASON = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_BACKUP_ID = re.compile(r"[a-z][a-z0-9-]{0,40}/[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_FILE_NAME = re.compile(r"(?P<stem>.+)-(?P<label>\d{4}-\d{2}-\d{2}|\d{4}-W\d{2}|\d{8}T\d{12}Z-[0-9a-f]{6})")
 _STALE_TEMP_SECONDS = 3600  # a manual or pre-operation temp file older than this was left by a killed process
 _MAX_LISTED_PROBLEMS = 5
 _CHUNK = 1 << 20
@@ -85,6 +89,13 @@ class BackupInfo(BaseModel):
     sourceStamp: tuple[int, int, int]  # inode, size, mtime_ns of the source when copied
     strict: bool  # the source had the coaia-store header, so every line must carry a checksum
     time: str
+
+    @model_validator(mode="after")
+    def _inside_backup_dir(self) -> BackupInfo:
+        """An entry names only its own file in ``.backup/<kind>/``: never an absolute path, ``..`` or elsewhere."""
+        if not _BACKUP_ID.fullmatch(self.id) or ".." in self.id or self.file != f"{BACKUP_DIR}/{self.id}{SUFFIX}":
+            raise ValueError(f"backup {self.id!r} points outside {BACKUP_DIR}/ (file {self.file!r}): refused")
+        return self
 
 
 class VerifyResult(BaseModel):
@@ -118,6 +129,7 @@ class Backups:
         self._locks_guard = threading.Lock()
         self._background = background
         self._worker: threading.Thread | None = None
+        self._manifest_checked: tuple[tuple[int, ...] | None, str | None] = (None, None)  # stat stamp, its problem
 
     def after_write(self, context: str) -> None:
         """The journal's hook: the automatic backups, inline, or (``background=True``, the server's
@@ -177,13 +189,55 @@ class Backups:
             log.warning("backup before compacting context %r failed: %s", context, exc)
 
     def list_backups(self, context: str | None = None) -> list[BackupInfo]:
-        """Recorded backups, oldest first, of one context or of all."""
-        entries = self._read_manifest()
-        return sorted((e for e in entries if context is None or e.context == context), key=lambda e: (e.time, e.id))
+        """Recorded backups, oldest first, of one context or of all (see :meth:`listing`)."""
+        return self.listing(context)[0]
+
+    def listing(self, context: str | None = None) -> tuple[list[BackupInfo], str | None]:
+        """Recorded backups, oldest first, and what is wrong with the manifest (``None``: nothing).
+
+        With an unreadable manifest, the backups are the files in ``.backup/`` that verify, as
+        ``doctor --fix`` (:meth:`repair_manifest`) records them: no backup is ever left unlisted."""
+        try:
+            entries, problem = self._read_manifest(), None
+        except BackupError as exc:
+            entries, problem = self._from_disk(), (
+                f"{exc}; the backups listed are the files in {BACKUP_DIR}/ that verify. "
+                "Rebuild it: coaia-store doctor --fix (or the validate_integrity tool with repair: true)")
+        return sorted((e for e in entries if context is None or e.context == context), key=lambda e: (e.time, e.id)), problem
+
+    def manifest_problem(self) -> str | None:
+        """What is wrong with ``MANIFEST.json``, or ``None``: one stat while the file is unchanged."""
+        try:
+            st = self._store.io.stat(self.root / MANIFEST_FILE)
+            stamp: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions"
+        if self._manifest_checked[0] != stamp:
+            try:
+                self._read_manifest()
+                problem = None
+            except BackupError as exc:
+                problem = f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
+            self._manifest_checked = (stamp, problem)
+        return self._manifest_checked[1]
+
+    def repair_manifest(self) -> str | None:
+        """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept
+        beside it); what was done, or ``None`` when the manifest was fine."""
+        with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
+            try:
+                self._read_manifest()
+                return None
+            except BackupError as exc:
+                entries, aside = self._rebuilt(exc)
+                self._write_manifest(entries)
+        return f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify (the damaged one is kept as {aside})"
 
     def verify(self, backup_id: str | None = None) -> list[VerifyResult]:
         """Check a backup (an id or a group id; ``None``: all) against its manifest entry."""
-        chosen = self._read_manifest() if backup_id is None else self._resolve(backup_id, None)
+        chosen = self.list_backups() if backup_id is None else self._resolve(backup_id, None)
         with os_errors_reported("verifying the backups failed", "earlier backups and the data files are intact"):
             return [self._verify_one(info) for info in chosen]
 
@@ -224,7 +278,7 @@ class Backups:
             if not held:  # another thread or process is taking them right now
                 return []
             self._remove_stale_temp_files()
-            entries = self._read_manifest(lenient=True)
+            entries = self.list_backups()
             taken: list[BackupInfo] = []
             for context in self._store.contexts():
                 taken += self._take_due(context, entries, now)
@@ -311,15 +365,63 @@ class Backups:
 
     # ------------------------------------------------------------------ manifest and retention
 
-    def _read_manifest(self, *, lenient: bool = False) -> list[BackupInfo]:
+    def _read_manifest(self) -> list[BackupInfo]:
+        path = self.root / MANIFEST_FILE
         try:
-            return _Manifest.model_validate_json((self.root / MANIFEST_FILE).read_bytes()).backups
+            with self._opened(path) as fd:
+                data = b"".join(_read_all(self._store.io, fd))
         except FileNotFoundError:
             return []
+        except (OSError, BackupError) as exc:
+            raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({getattr(exc, 'strerror', None) or exc})") from exc
+        try:
+            return _Manifest.model_validate_json(data).backups
         except ValidationError as exc:
-            if lenient:
-                return []
-            raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({exc.error_count()} problems)") from exc
+            first = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({first}; {exc.error_count()} problem(s))") from exc
+
+    def _from_disk(self) -> list[BackupInfo]:
+        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped)."""
+        if not self.root.is_dir() or self.root.is_symlink():
+            return []
+        found: list[BackupInfo] = []
+        for folder in sorted(self.root.iterdir()):
+            if folder.is_dir() and not folder.is_symlink():
+                found += filter(None, map(self._entry_of_file, sorted(folder.glob("*" + SUFFIX))))
+        return found
+
+    def _entry_of_file(self, path: Path) -> BackupInfo | None:
+        match = _FILE_NAME.fullmatch(path.name.removesuffix(SUFFIX))
+        context = context_of_file(match["stem"] + ".jsonl") if match else None
+        if match is None or context is None:
+            return None
+        io = self._store.io
+        try:
+            with self._opened(path) as fd:
+                content = b"".join(_gunzip(_read_all(io, fd)))
+                strict = _starts_with_header(content)
+                scan, mtime = _scan(_read_all(io, fd), strict), io.fstat(fd).st_mtime
+        except (OSError, BackupError) as exc:
+            log.warning("backup file %s left out: %s", path.name, exc)
+            return None
+        if scan.problems:
+            log.warning("backup file %s left out: it does not verify: %s", path.name, "; ".join(scan.problems[:3]))
+            return None
+        kind, label = path.parent.name, match["label"]
+        return BackupInfo(id=f"{kind}/{path.name.removesuffix(SUFFIX)}", group=f"{kind}/{label}", context=context, kind=kind,
+                          file=str(path.relative_to(self._store.path)), sha256=scan.sha256, size=scan.size,
+                          records=scan.records, lines=scan.lines, sourceFile=match["stem"] + ".jsonl",
+                          sourceSize=scan.content_size, sourceStamp=(0, 0, 0), strict=strict,
+                          time=iso_timestamp(datetime.fromtimestamp(mtime, timezone.utc)))
+
+    def _rebuilt(self, problem: BackupError) -> tuple[list[BackupInfo], str]:
+        """Under the manifest lock: set the unreadable manifest aside (kept, logged) and list the backup files."""
+        aside = self.root / f"{MANIFEST_FILE}.unreadable-{_unique_label(self._store.clock())}"
+        self._store.io.replace(self.root / MANIFEST_FILE, aside)
+        entries = self._from_disk()
+        self._store.recovery.try_log(file=f"{BACKUP_DIR}/{MANIFEST_FILE}", found=str(problem),
+                                     action=f"set aside as {aside.name}; rebuilt from {len(entries)} backup file(s) that verify")
+        return entries, aside.name
 
     def _record(self, info: BackupInfo, now: datetime) -> None:
         """Add ``info`` to the manifest, drop what retention no longer keeps, then delete those files."""
@@ -331,14 +433,11 @@ class Backups:
                 self._prune(entry)
 
     def _manifest_for_update(self) -> list[BackupInfo]:
-        """The manifest's entries; an unreadable manifest is set aside (kept, logged) and started afresh."""
+        """The manifest's entries; an unreadable manifest is set aside and rebuilt from the backup files."""
         try:
             return self._read_manifest()
         except BackupError as exc:
-            aside = self.root / f"{MANIFEST_FILE}.unreadable-{_unique_label(self._store.clock())}"
-            self._store.io.replace(self.root / MANIFEST_FILE, aside)
-            self._store.recovery.try_log(file=f"{BACKUP_DIR}/{MANIFEST_FILE}", found=str(exc), action=f"set aside as {aside.name}")
-            return []
+            return self._rebuilt(exc)[0]
 
     def _write_manifest(self, entries: list[BackupInfo]) -> None:
         manifest = _Manifest(backups=sorted(entries, key=lambda e: (e.time, e.id)))
@@ -357,7 +456,7 @@ class Backups:
     # ------------------------------------------------------------------ verify and restore
 
     def _resolve(self, backup_id: str, context: str | None) -> list[BackupInfo]:
-        entries = self._read_manifest()
+        entries = self.list_backups()
         chosen = [e for e in entries if e.id == backup_id] or [e for e in entries if e.group == backup_id]
         if context is not None:
             chosen = [e for e in chosen if e.context == context]
@@ -370,8 +469,8 @@ class Backups:
         try:
             with self._opened(self._store.path / info.file) as fd:
                 problems = self._problems(info, fd)
-        except OSError as exc:
-            problems = [f"cannot read {info.file}: {exc.strerror or exc}"]
+        except (OSError, BackupError) as exc:
+            problems = [f"cannot read {info.file}: {getattr(exc, 'strerror', None) or exc}"]
         if problems:
             log.warning("backup %s does not verify: %s", info.id, "; ".join(problems[:_MAX_LISTED_PROBLEMS]))
         return VerifyResult(id=info.id, ok=not problems, problems=problems)
@@ -382,9 +481,11 @@ class Backups:
         refused = f"restore of backup {info.id} refused, nothing was changed"
         io = self._store.io
         try:
-            fd = io.open(self._store.path / info.file, os.O_RDONLY)
+            fd = self._open_regular(self._store.path / info.file)
         except FileNotFoundError:
             raise BackupError(f"{info.file} is missing: {refused}") from None
+        except BackupError as exc:
+            raise BackupError(f"{exc}: {refused}") from None
         try:
             problems = self._problems(info, fd)
             if problems:
@@ -417,12 +518,29 @@ class Backups:
 
     @contextmanager
     def _opened(self, path: Path) -> Iterator[int]:
-        io = self._store.io
-        fd = io.open(path, os.O_RDONLY)
+        fd = self._open_regular(path)
         try:
             yield fd
         finally:
+            self._store.io.close(fd)
+
+    def _open_regular(self, path: Path) -> int:
+        """Open a file of ``.backup/`` to read; BackupError for a symbolic link (the file or its folders), which
+        is never followed, or for anything but a regular file (a FIFO would block)."""
+        name = path.relative_to(self._store.path)
+        if any(folder.is_symlink() for folder in (self.root, path.parent)):
+            raise BackupError(f"a folder of {name} is a symbolic link: refused, not opened")
+        io = self._store.io
+        try:
+            fd = io.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise BackupError(f"{name} is a symbolic link: refused, not opened") from None
+            raise
+        if not stat.S_ISREG(io.fstat(fd).st_mode):
             io.close(fd)
+            raise BackupError(f"{name} is not a regular file: refused")
+        return fd
 
     @contextmanager
     def _locked(self, name: str, timeout: float) -> Iterator[bool]:
@@ -583,6 +701,11 @@ def _scan(compressed: Iterable[bytes], strict: bool) -> _Scan:
     except BackupError as exc:
         scan.problems.append(str(exc))
     return scan
+
+
+def _starts_with_header(content: bytes) -> bool:
+    record, _ = decode_line(content.split(b"\n", 1)[0], strict=True)
+    return record is not None and is_header(record)
 
 
 def _record_count(record: Record) -> int:

@@ -176,6 +176,8 @@ def validate(
                        f"{ctx.recordsApplied} records " + ("[green]ok[/green]" if ctx.ok else "[red]problems[/red]"))
             for line in _integrity_lines(ctx):
                 _out.print(f"  {line}", highlight=False, markup=False)
+        for line in report.problems + [f"repaired: {r}" for r in report.repairs]:
+            _out.print(line, highlight=False, markup=False)
     if not report.ok:
         raise typer.Exit(EXIT_DEGRADED)
 
@@ -206,8 +208,8 @@ def doctor(
             _out.print(f"{ctx.context} ({ctx.file}): {ctx.linesRead} lines, {ctx.recordsApplied} records {mark}")
             for line in _integrity_lines(ctx):
                 _out.print(f"  {line}", highlight=False, markup=False)
-        for problem in status.problems:
-            _out.print(f"! {problem}", highlight=False, markup=False)
+        for line in [f"repaired: {r}" for r in report.repairs] + [f"! {problem}" for problem in status.problems]:
+            _out.print(line, highlight=False, markup=False)
         healthy = report.ok and not status.degraded
         advice = "nothing to do" if healthy else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
         _out.print(("[green]healthy[/green]: " if healthy else "[red]not healthy[/red]: ") + advice)
@@ -220,6 +222,8 @@ def _integrity_lines(ctx: Any) -> list[str]:
     if ctx.tornTail:
         found.append(f"torn tail of {ctx.tornTail.length} bytes (the next write, or --fix, cuts it)")
     found += [f"dangling relation {r}" for r in ctx.danglingRelations]
+    found += [f"relation {r} waits for an end lost with a damaged line (kept; create that entity again, "
+              "or delete the relation)" for r in ctx.waitingRelations]
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
     found += [f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
               for n in ctx.duplicateNames]
@@ -250,10 +254,18 @@ def backups(context: ContextOption = None, as_json: JsonFlag = False, directory:
 
     Example: coaia-store backups --json
     """
-    found = _store(directory).backups.list_backups(context)
+    found, problem = _store(directory).backups.listing(context)
+    if problem:
+        _err.print(f"! {problem}", highlight=False, markup=False)
     if as_json:
         _emit_json([b.model_dump(mode="json") for b in found])
-        return
+    else:
+        _backups_table(found)
+    if problem:
+        raise typer.Exit(EXIT_DEGRADED)
+
+
+def _backups_table(found: list[Any]) -> None:
     table = Table("id", "context", "kind", "time (UTC)", "records", "size", box=box.SIMPLE_HEAD, pad_edge=False)
     for info in found:
         table.add_row(info.id, info.context, info.kind, info.time[:19].replace("T", " "), str(info.records), _size(info.size))

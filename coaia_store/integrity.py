@@ -8,18 +8,25 @@ backup yet is fine; one that does not verify is a problem).
 
 ``repair=True`` then applies what is safe, each change logged to the recovery log:
 
-* A file with damaged lines is rewritten without them (a forced compaction: the old file is kept
-  whole in history/, the bad lines are already in quarantine; a backup cannot be taken first, as
-  backups hold only verified lines). Then the records those lines held are recovered where
-  possible. The damaged bytes cannot tell which records they held, so the rule is: every entity
-  or relation that is in the newest backup of the context that verifies, or at the end of the
-  newest history file that reads back whole, and is absent from the repaired file, is restored,
-  unless a valid operation (a delete, a cascade, an undo, a restore) removed it after that copy's
-  ``_ts`` (or at an unknown time). When both sources hold it, the copy with the later ``_ts`` wins.
-  A relation comes back only if both its ends exist. The restored records are one new operation;
-  each is logged with its source (the backup id or the history file).
+* A file with damaged lines: first the records those lines held are recovered where possible. The
+  damaged bytes cannot tell which records they held, so the rule is: every entity or relation that
+  is in the newest backup of the context that verifies, or at the end of the newest history file
+  that reads back whole, and is absent from the file, is restored, unless a valid operation (a
+  delete, a cascade, an undo, a restore) removed it after that copy's ``_ts`` (or at an unknown
+  time). When both sources hold it, the copy with the later ``_ts`` wins. A relation comes back
+  only if both its ends exist. The restored records are one new operation, appended; each is
+  logged with its source (the backup id or the history file). Then the file is rewritten without
+  the damaged lines (a forced compaction: the old file is kept whole in history/, the bad lines
+  are already in quarantine; a backup cannot be taken first, as backups hold only verified lines).
+  Appending first makes a killed repair safe to rerun: until the atomic rewrite, the damaged lines
+  are still there for the next repair to find, and what was restored is not restored twice.
 * Otherwise, before cutting a torn tail or removing dangling relations, a ``pre-repair`` backup is
-  taken. The torn tail is cut (its bytes go to quarantine) and dangling relations are removed in one write.
+  taken. The torn tail is cut (its bytes go to quarantine).
+* Dangling relations are removed in one write (before the rewrite, for the same reason), except
+  those *waiting*: a relation whose missing end may have been lost with a damaged line (it was
+  written after the first damaged line, or the context had damage that a repair already dropped)
+  and that no valid operation removed. They are kept and reported; they count again once their
+  end is restored or created anew.
 
 A second repair changes nothing. Lost updates to records that still exist are not restored.
 """
@@ -36,10 +43,10 @@ from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, meta
 from .errors import os_errors_reported
-from .graph import ENTITY_TYPES, Graph, GraphState
+from .graph import ENTITY_TYPES, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
-from .storage.journal import ENVELOPE_KEYS
+from .storage.journal import ENVELOPE_KEYS, Damage
 from .storage.lines import Record, decode_legacy_line
 from .store import Store
 
@@ -58,7 +65,10 @@ class ContextIntegrity(BaseModel):
     damagedLines: list[DamagedLine] = []
     checksumFailures: int = 0
     tornTail: DamagedLine | None = None
-    danglingRelations: list[str] = Field([], description="'from -[type]-> to' where an end does not exist.")
+    danglingRelations: list[str] = Field([], description="'from -[type]-> to' where an end does not exist (repair removes them).")
+    waitingRelations: list[str] = Field([], description="'from -[type]-> to' whose missing end may have been lost with a "
+                                                        "damaged line: kept (repair never removes them), they count again "
+                                                        "once the end is restored or created anew; delete_relations removes one.")
     orphanSubCharts: list[str] = Field([], description="Sub-charts whose parent chart or action step is gone.")
     timelineViolations: list[str] = []
     duplicateNames: list[str] = Field([], description="In a file of another tool (not yet migrated): entity names "
@@ -71,30 +81,39 @@ class ContextIntegrity(BaseModel):
                                                            "(None: no daily or weekly backup yet).")
     backupProblems: list[str] = Field([], description="Backups that do not verify, and why.")
 
+    readOnly: str | None = Field(None, description="Why the context cannot be written, and what to do.")
+
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not (self.damagedLines or self.tornTail or self.danglingRelations or self.orphanSubCharts
-                    or self.timelineViolations or self.backupsVerified is False)
+                    or self.timelineViolations or self.backupsVerified is False or self.readOnly)
 
 
 class IntegrityReport(BaseModel):
     ok: bool
     contexts: list[ContextIntegrity]
+    problems: list[str] = Field([], description="Problems of the whole store (an unreadable backup manifest), with the fix.")
+    repairs: list[str] = Field([], description="What repair=true changed outside the contexts (the manifest rebuilt).")
 
 
 def validate_integrity(store: Store, *, context: str | None = None, repair: bool = False) -> IntegrityReport:
     doing = "the repair" if repair else "the integrity check"
     with os_errors_reported(f"{doing} failed", "each repair is all-or-nothing and logged: run it again once the disk is fine"):
+        repairs = [done for done in [store.backups.repair_manifest()] if done] if repair else []
         names = store.contexts() if context is None else [context]
         reports = [_check_context(store.graph(name), store, repair) for name in names]
-    return IntegrityReport(ok=all(r.ok for r in reports), contexts=reports)
+        problems = store.store_problems()
+    for done in repairs:
+        store.recovery.log(file=".backup/MANIFEST.json", found="integrity check", action=done)
+    return IntegrityReport(ok=all(r.ok for r in reports) and not problems, contexts=reports, problems=problems, repairs=repairs)
 
 
 def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity:
     repairs = _repair(graph, store) if repair else []
     info = graph.journal.info()
     dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+    waiting = _waiting(graph, store, info.damage)
     return ContextIntegrity(
         context=graph.context,
         file=info.path.name,
@@ -105,13 +124,43 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         checksumFailures=sum(d.problem == "checksum mismatch" for d in info.damage),
         tornTail=DamagedLine(line=info.tail.line, offset=info.tail.offset, length=info.tail.length,
                              problem=info.tail.problem) if info.tail else None,
-        danglingRelations=[_describe(r) for r in dangling],
+        danglingRelations=[_describe(r) for r in dangling if relation_key(r) not in waiting],
+        waitingRelations=[_describe(r) for r in dangling if relation_key(r) in waiting],
         orphanSubCharts=orphans,
         timelineViolations=timeline,
         duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
+        readOnly=info.read_only,
         **_backup_state(store, graph.context),
     )
+
+
+def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> list[str]:
+    """What :func:`validate_integrity` finds in a context beyond its file's damage, cheaply enough for every
+    status (``taken``: the context's backups, oldest first): dangling relations (but those waiting for a lost
+    end), orphan sub-charts, due dates out of order, and a newest daily or weekly backup whose file is gone or
+    changed size (only validate reads the backups through)."""
+    name = graph.journal.path.name
+    dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+    waiting = _waiting(graph, store, graph.journal.info().damage) if dangling else set()
+    removable = [_describe(r) for r in dangling if relation_key(r) not in waiting]
+    found = [f"{name}: {len(removable)} dangling relation(s) ({'; '.join(removable[:3])}): an end does not exist; "
+             "coaia-store validate --fix removes them"] if removable else []
+    found += [f"{name}: {len(orphans)} sub-chart(s) whose parent chart or action step is gone ({', '.join(orphans[:3])}); "
+              "coaia-store validate lists them"] if orphans else []
+    found += [f"{name}: {len(timeline)} due date(s) out of order ({timeline[0]}); coaia-store validate lists them"
+              ] if timeline else []
+    newest = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}
+    return found + [f"backup {b.id}: {problem}; coaia-store validate checks it, coaia-store backup takes a new one"
+                    for b in newest.values() if (problem := _file_problem(store, b))]
+
+
+def _file_problem(store: Store, info: BackupInfo) -> str | None:
+    try:
+        size = store.io.stat(store.path / info.file).st_size
+    except FileNotFoundError:
+        return "its file is missing"
+    return None if size == info.size else f"its file is {size} bytes, the manifest says {info.size}"
 
 
 def _duplicate_names(path: Path) -> list[str]:
@@ -128,35 +177,43 @@ def _duplicate_names(path: Path) -> list[str]:
 
 
 def _repair(graph: Graph, store: Store) -> list[str]:
-    """Drop damaged lines by compacting (the whole file as it was goes to history/ first, its bad lines are
-    already in quarantine), then restore what they lost; or, on a file without damage, take a pre-repair
-    backup. The journal cuts a torn tail under the write lock; dangling relations go in one write.
-    A backup cannot stand in for the history copy of a damaged file: backups hold only verified lines."""
+    """Restore what damaged lines lost and remove the relations that were dangling before the damage, then
+    drop the damaged lines by compacting; or, on a file without damage, take a pre-repair backup. The
+    journal cuts a torn tail under the write lock.
+
+    The order makes a killed repair safe to rerun: the restored records and the removals are appended (each
+    an all-or-nothing write) while the damaged lines are still in the file, so a repair killed after them
+    still finds the damage and finishes the job; the compaction that drops them is one atomic rename. A
+    backup cannot stand in for the history copy of a damaged file: backups hold only verified lines."""
     info = graph.journal.info()
     tail, damaged = info.tail, info.damage
     done: list[str] = []
+    if not damaged and (tail or _removable(graph, store)):
+        done.append(_pre_repair_backup(store, graph.context))
+    restored = _recover(graph, store) if damaged else []
+    _log(store, graph, [(change, source, "integrity check: lost with a damaged line") for change, source in restored])
+    waiting = _waiting(graph, store, damaged)
+
+    def plan(state: GraphState) -> tuple[list[Record], list[Record]]:
+        dangling = [r for r in _dangling(state) if relation_key(r) not in waiting]
+        return [{"type": "delete_relation", "from": r["from"], "relationType": r["relationType"], "to": r["to"]}
+                for r in dangling], dangling
+
+    removed = graph.journal.write(lambda: plan(graph.state))
     if damaged:
         graph.journal.compact(drop_damaged=True)
         done.append(f"rewrote the file without {len(damaged)} damaged line(s); the file as it was is in history/ and "
                     "the bad lines in .recovery/quarantine/")
-    elif tail or graph.read(_dangling):
-        done.append(_pre_repair_backup(store, graph.context))
-
-    def plan(state: GraphState) -> tuple[list[Record], list[Record]]:
-        dangling = _dangling(state)
-        return [{"type": "delete_relation", "from": r["from"], "relationType": r["relationType"], "to": r["to"]}
-                for r in dangling], dangling
-
-    restored = _recover(graph, store) if damaged else []
-    removed = graph.journal.write(lambda: plan(graph.state))
     done += [f"cut a torn tail of {tail.length} bytes at line {tail.line} (kept in .recovery/quarantine/)"] if tail else []
     done += [f"removed dangling relation {_describe(r)}" for r in removed]
-    for change in done:
-        store.recovery.log(file=graph.journal.path.name, found="integrity check", action=change)
-    for change, source in restored:
-        store.recovery.log(file=graph.journal.path.name, found="integrity check: lost with a damaged line",
-                           action=change, source=source)
+    _log(store, graph, [(change, None, "integrity check") for change in done])
     return done[:1] + [change for change, _ in restored] + done[1:]
+
+
+def _log(store: Store, graph: Graph, changes: list[tuple[str, str | None, str]]) -> None:
+    for change, source, found in changes:
+        extra = {} if source is None else {"source": source}
+        store.recovery.log(file=graph.journal.path.name, found=found, action=change, **extra)
 
 
 def _pre_repair_backup(store: Store, context: str) -> str:
@@ -189,10 +246,7 @@ def _recover(graph: Graph, store: Store) -> list[tuple[str, str]]:
 def _sources(store: Store, context: str) -> list[tuple[str, GraphState]]:
     """The newest backup of ``context`` that verifies, and the end of its newest history file that reads back whole."""
     found: list[tuple[str, GraphState]] = []
-    try:
-        taken = store.backups.list_backups(context)
-    except BackupError:  # an unreadable manifest: the report says so; history may still help
-        taken = []
+    taken = store.backups.list_backups(context)  # with an unreadable manifest: the backup files that verify
     for info in reversed(taken):
         try:
             found.append((f"backup {info.id}", replay([store.backups.verified_content(info)])))
@@ -249,10 +303,7 @@ def _name(key: Key) -> str:
 
 def _backup_state(store: Store, context: str) -> dict[str, object]:
     """The newest daily and weekly of ``context`` and whether they verify (only those two: cheap enough)."""
-    try:
-        taken = store.backups.list_backups(context)
-    except BackupError as exc:
-        return {"backupsVerified": False, "backupProblems": [str(exc)]}
+    taken = store.backups.list_backups(context)
     newest: dict[str, BackupInfo] = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}  # oldest first: last wins
     if not newest:
         return {}
@@ -266,6 +317,43 @@ def _backup_state(store: Store, context: str) -> dict[str, object]:
 def _dangling(state: GraphState) -> list[Record]:
     return [r for (source, _, target), r in state.relations.items()
             if source not in state.entities or target not in state.entities]
+
+
+def _waiting(graph: Graph, store: Store, damage: list[Damage]) -> set[RelKey]:
+    """Dangling relations whose missing end may have been lost with a damaged line; the others were dangling
+    before the damage. While the damaged lines are in the file, a relation that was already dangling in the
+    lines before the first of them is not waiting; once a repair dropped them, the recovery log still tells
+    that the context had damage. A missing end that a valid operation removed was not lost."""
+    dangling, names = graph.read(lambda s: (_dangling(s), set(s.entities)))
+    if not dangling or not (damage or _had_damage(store, graph.journal.path.name)):
+        return set()
+    before = _state_before(graph.journal.path, damage[0].offset) if damage else None
+    removed = removals(store, graph.context)
+
+    def waits(relation: Record) -> bool:
+        missing = [end for end in (relation["from"], relation["to"]) if end not in names]
+        if any(("e", end) in removed for end in missing):
+            return False
+        return before is None or relation_key(relation) not in before.relations or any(
+            end in before.entities for end in missing)
+
+    return {relation_key(r) for r in dangling if waits(r)}
+
+
+def _state_before(path: Path, offset: int) -> GraphState:
+    """The state the lines of ``path`` before ``offset`` hold."""
+    with path.open("rb") as fh:
+        return replay([fh.read(offset)])
+
+
+def _removable(graph: Graph, store: Store) -> bool:
+    waiting = _waiting(graph, store, [])
+    return any(relation_key(r) not in waiting for r in graph.read(_dangling))
+
+
+def _had_damage(store: Store, file: str) -> bool:
+    """Whether a damaged line of ``file`` was ever found (and quarantined) on load: the recovery log says so."""
+    return any(e.get("file") == file and e.get("action") == "skipped on load" for e in store.recovery.entries())
 
 
 def _describe(relation: Record) -> str:

@@ -22,8 +22,8 @@ from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import BaseModel, Field, TypeAdapter
 
 from . import __version__
 from .backup import BackupInfo, RestoreResult
@@ -92,17 +92,32 @@ INSTRUCTIONS = (
 )
 
 
-def _tool_errors(fn: F) -> F:
-    """Turn the library's errors into messages the agent sees; hide anything unexpected."""
+def _tool_errors(fn: F, store: Store) -> F:
+    """Turn the library's errors into messages the agent sees; hide anything unexpected. A reply touching
+    a degraded or read-only context also carries a warning line (:meth:`Store.warnings`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except CoaiaError as exc:
             raise ToolError(str(exc)) from exc
+        return _with_warnings(result, store.warnings(kwargs.get("context")))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _with_warnings(result: Any, warnings: list[str]) -> Any:
+    """The reply as the SDK would build it (a model as is, a list wrapped in ``result``), plus one text block per warning."""
+    if not warnings or not isinstance(result, BaseModel | list | tuple):
+        return result
+    if isinstance(result, BaseModel):
+        structured = result.model_dump(mode="json", by_alias=True)
+    else:
+        structured = {"result": TypeAdapter(Any).dump_python(result, mode="json", by_alias=True)}
+    text = json.dumps(structured, indent=2, ensure_ascii=False)
+    return CallToolResult(content=[TextContent(type="text", text=t) for t in [text, *warnings]],
+                          structured_content=structured)
 
 
 # ------------------------------------------------------------------ the official memory server's shapes
@@ -557,7 +572,7 @@ def build_server(store: Store, profile: Profile = "full", *, warm_up: float | No
         timer.name, timer.daemon = "coaia-warm-up", True
         timer.start()
     for fn, hints in _tools(store, profile, index):
-        server.add_tool(_tool_errors(fn), annotations=hints)
+        server.add_tool(_tool_errors(fn, store), annotations=hints)
     charts = Charts(store)
     register_resources(server, store, charts)
     register_prompts(server, charts)

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
-from .errors import InvalidInputError, os_errors_reported
+from .errors import CoaiaError, InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
 from .location import StoreLocation, resolve_location
@@ -258,16 +258,17 @@ class Store:
         return [self._context_info(self.graph(c)) for c in self._all_contexts()]
 
     def status(self) -> StoreStatus:
-        """Where the data lives and why, and whether every context is healthy."""
+        """Where the data lives and why, and whether every context is healthy: degraded whenever there is a
+        problem that ``validate_integrity`` would also report (it reads the backups through; status only
+        checks that the newest daily and weekly files are there, with their size)."""
+        from .integrity import context_problems  # the safety layer's checks of what the store holds
+
         infos = self.list_contexts()
-        taken = self.backups.list_backups()  # the manifest, read once; oldest first
-        present = {info.name for info in infos}
-        newest = {b.context: b for b in taken}  # the last one wins
-        lost = [b for context, b in sorted(newest.items()) if context not in present]
-        problems = [p for info in infos for p in _problems(info)] + [
-            f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
-            f"restore it with coaia-store restore {b.id} (or the restore_backup tool)" for b in lost
-        ]
+        taken, manifest_problem = self.backups.listing()  # the manifest, read once; oldest first
+        problems = [p for info in infos for p in _problems(info)]
+        problems += [p for info in infos
+                     for p in context_problems(self, self.graph(info.name), [b for b in taken if b.context == info.name])]
+        problems += self._lost_contexts(taken, {info.name for info in infos}) + ([manifest_problem] if manifest_problem else [])
         return StoreStatus(
             directory=str(self.path),
             reason=self.location.reason,
@@ -275,9 +276,44 @@ class Store:
             fsync=self.config.fsync,
             contexts=infos,
             backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
-            degraded=any(i.degraded for i in infos) or bool(lost),
+            degraded=bool(problems),
             problems=problems,
         )
+
+    def warnings(self, context: str | None = None) -> list[str]:
+        """One line per problem of the context a call touched (``None``: every context loaded so far) and of
+        the backup manifest, each naming the command that fixes it; for every tool reply, so an agent can tell
+        its person. Cheap: the journals' catch-up check (one stat each) and the manifest's stat, no scan."""
+        with self._lock:
+            graphs = [g for g in self._graphs.values() if context in (None, g.context)]
+        found = []
+        for graph in graphs:
+            try:
+                info = graph.journal.info()
+            except CoaiaError:  # the call itself reports what went wrong
+                continue
+            if info.damage:
+                lines = ", ".join(str(d.line) for d in info.damage[:5]) + (", ..." if len(info.damage) > 5 else "")
+                found.append(f"warning: context {graph.context!r} is degraded: {len(info.damage)} damaged line(s) in "
+                             f"{info.path.name} (line {lines}) are skipped, their bytes kept; repair: coaia-store "
+                             "validate --fix (or validate_integrity with repair: true)")
+            if info.read_only:
+                found.append(f"warning: context {graph.context!r} is read-only: {info.read_only}")
+        manifest = self.backups.manifest_problem()
+        return found + ([f"warning: {manifest}"] if manifest else [])
+
+    def store_problems(self) -> list[str]:
+        """Problems outside the context files: a context whose file is gone though a backup holds it, and an
+        unreadable backup manifest (each with what to do)."""
+        taken, manifest_problem = self.backups.listing()
+        return self._lost_contexts(taken, set(self.contexts())) + ([manifest_problem] if manifest_problem else [])
+
+    @staticmethod
+    def _lost_contexts(taken: list[BackupInfo], present: set[str]) -> list[str]:
+        newest = {b.context: b for b in taken}  # the last one wins
+        return [f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
+                f"restore it with coaia-store restore {b.id} (or the restore_backup tool)"
+                for context, b in sorted(newest.items()) if context not in present]
 
     def _context_info(self, graph: Graph) -> ContextInfo:
         info: JournalInfo = graph.journal.info()

@@ -177,6 +177,15 @@ def line_spans(data: bytes) -> list[tuple[int, int]]:
     return spans
 
 
+def damage_line(store_dir: Path, index: int, context: str = "default") -> None:
+    """Flip one bit in the middle of line ``index`` (0: the header) of a context's file: its checksum fails."""
+    path = data_file(store_dir, context)
+    data = bytearray(path.read_bytes())
+    start, end = line_spans(bytes(data))[index]
+    data[start + (end - start) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
 def entity(name: str, *observations: str, entity_type: str = "thing") -> dict[str, Any]:
     return {"name": name, "entityType": entity_type, "observations": list(observations)}
 

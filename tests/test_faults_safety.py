@@ -31,10 +31,10 @@ from faults import (
     Tally,
     calls_made,
     crc_line,
+    damage_line,
     data_file,
     entity,
     fail_each_call_in_turn,
-    line_spans,
     raw_state,
     three_line_store,
     unsynced_io,
@@ -63,11 +63,19 @@ def _backed_up_then_changed(store_dir: Path) -> None:
 def _damaged_middle(store_dir: Path) -> None:
     """The line of entity c (line 3 of 5) fails its checksum."""
     three_line_store(store_dir)
-    path = data_file(store_dir)
-    data = bytearray(path.read_bytes())
-    start, end = line_spans(bytes(data))[2]
-    data[start + (end - start) // 2] ^= 0x01
-    path.write_bytes(bytes(data))
+    _damage_line_of_c(store_dir)
+
+
+def _damaged_after_a_backup(store_dir: Path) -> None:
+    """As :func:`_damaged_middle`, but a manual backup holds c: the repair restores it."""
+    three_line_store(store_dir)
+    with Store(store_dir) as store:
+        store.backups.backup_context()
+    _damage_line_of_c(store_dir)
+
+
+def _damage_line_of_c(store_dir: Path) -> None:
+    damage_line(store_dir, 2)
 
 
 def _torn(store_dir: Path) -> None:
@@ -89,6 +97,7 @@ class Operation:
     prepare: Callable[[Path], None]
     run: Callable[[Store], object]
     exact: bool  # the state must be exactly the old one or the new one; else it must hold every valid record
+    converges: bool = False  # a repair after the fault must reach exactly what the uninterrupted operation reached
 
 
 OPERATIONS: dict[str, Operation] = {
@@ -96,6 +105,7 @@ OPERATIONS: dict[str, Operation] = {
     "restore of a verified backup": Operation(_backed_up_then_changed, _restore, exact=True),
     "repair of a damaged middle line": Operation(_damaged_middle, _repair, exact=False),
     "repair of a torn tail": Operation(_torn, _repair, exact=True),
+    "repair restoring a damaged line from a backup": Operation(_damaged_after_a_backup, _repair, exact=False, converges=True),
 }
 
 
@@ -177,7 +187,7 @@ def check_fresh(op: Operation, expected: Expected, store_dir: Path, error: Excep
         problems += check_damage(op, fresh, error)
         problems += check_backups(fresh)
         problems += check_unlocked(fresh)
-    return problems + check_repair(store_dir, state)
+    return problems + check_repair(store_dir, state, expected.after if op.converges else None)
 
 
 def check_damage(op: Operation, store: Store, error: Exception | None) -> list[str]:
@@ -210,9 +220,10 @@ def check_unlocked(store: Store) -> list[str]:
     return []
 
 
-def check_repair(store_dir: Path, state: Snapshot) -> list[str]:
-    """A repair with real I/O leaves the store ok and loses nothing; a second one changes nothing;
-    then a new backup succeeds (the backup locks are free) and verifies."""
+def check_repair(store_dir: Path, state: Snapshot, uninterrupted: Snapshot | None) -> list[str]:
+    """A repair with real I/O leaves the store ok and loses nothing (and, for a repair, reaches what the
+    uninterrupted one reached); a second one changes nothing; then a new backup succeeds (the backup locks
+    are free) and verifies."""
     with Store(store_dir, config=CHECK) as store:
         first = validate_integrity(store, repair=True)
         second = validate_integrity(store, repair=True)
@@ -222,6 +233,8 @@ def check_repair(store_dir: Path, state: Snapshot) -> list[str]:
     again = [change for c in second.contexts for change in c.repairs]
     problems += [f"a second repair changed something: {again}"] if again else []
     problems += [] if holds_all(repaired, state) else ["the repair lost records"]
+    if uninterrupted is not None and {k: v for k, v in repaired[0].items() if k != "probe-new-store"} != uninterrupted[0]:
+        problems.append(f"the repair after the fault left {sorted(repaired[0])}, not {sorted(uninterrupted[0])}")
     return problems
 
 

@@ -259,3 +259,52 @@ def test_an_entity_written_twice_in_a_file_of_another_tool_is_reported(store_dir
 
     assert ctx.duplicateNames == ["a"] and ctx.ok
     assert Store(store_dir).open_entities(["a"]).entities[0].observations == ["new"]
+
+
+# ---------------------------------------------------------------- relations whose end was lost with a damaged line
+
+
+def test_repair_keeps_a_relation_whose_end_was_lost_with_a_damaged_line_and_reports_it_waiting(
+    store: Store, store_dir: Path
+) -> None:
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.create_entities([{"name": "b", "entityType": "t"}])
+    store.create_relations([{"from": "a", "to": "b", "relationType": "knows"}])
+    shutil.rmtree(store_dir / ".backup")  # nothing can bring b back
+    _damage_entity_lines(store_dir, "b")
+    fresh = Store(store_dir)
+
+    repaired = validate_integrity(fresh, repair=True)
+    again = validate_integrity(fresh, repair=True)
+
+    assert repaired.ok and repaired.contexts[0].waitingRelations == ["a -[knows]-> b"]
+    assert repaired.contexts[0].danglingRelations == [] and len(fresh.open_entities(["a"]).relations) == 1
+    assert again.contexts[0].repairs == [] and again.contexts[0].waitingRelations == ["a -[knows]-> b"]
+
+
+def test_a_waiting_relation_counts_again_once_its_end_is_created_anew(store: Store, store_dir: Path) -> None:
+    store.create_entities([{"name": "a", "entityType": "t"}])
+    store.create_entities([{"name": "b", "entityType": "t"}])
+    store.create_relations([{"from": "a", "to": "b", "relationType": "knows"}])
+    shutil.rmtree(store_dir / ".backup")
+    _damage_entity_lines(store_dir, "b")
+    fresh = Store(store_dir)
+    validate_integrity(fresh, repair=True)
+
+    fresh.create_entities([{"name": "b", "entityType": "t"}])
+
+    assert validate_integrity(fresh).contexts[0].waitingRelations == []
+    assert [r.to for r in fresh.open_entities(["a"]).relations] == ["b"]
+
+
+def test_repair_removes_only_the_relations_that_were_dangling_before_the_damage(store_dir: Path) -> None:
+    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":[]}',
+            '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}',
+            '{"type":"entity","name":"b","entityType":"t","obser',
+            '{"type":"relation","from":"a","to":"b","relationType":"knows"}')
+    store = Store(store_dir)
+
+    repaired = validate_integrity(store, repair=True).contexts[0]
+
+    assert repaired.repairs[-1] == "removed dangling relation a -[knows]-> ghost"
+    assert repaired.waitingRelations == ["a -[knows]-> b"] and repaired.danglingRelations == []
