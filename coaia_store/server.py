@@ -19,13 +19,14 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from . import __version__
+from . import __version__, stdio
 from .backup import BackupInfo, RestoreResult
 from .charts import Charts
 from .charts.models import (
@@ -590,7 +591,7 @@ def _log_to_stderr() -> None:
 def serve_stdio(store: Store, profile: Profile) -> None:
     _log_to_stderr()
     log.info(startup_report(store, profile))
-    build_server(store, profile, warm_up=WARM_UP_AFTER_S).run("stdio")
+    anyio.run(stdio.serve, build_server(store, profile, warm_up=WARM_UP_AFTER_S))
 
 
 def http_app(store: Store, profile: Profile, *, host: str, token: str | None) -> Any:
