@@ -66,7 +66,6 @@ from .prompts import register_prompts
 from .report import AdvancementReport
 from .report import advancement_report as build_advancement_report
 from .resources import register_resources
-from .paging import cursor_offset, page_cursor
 from .search import MAX_LIMIT, SearchIndex, SearchPage
 from .store import Store
 
@@ -349,7 +348,8 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
                 break
             shaped.append(item)
             relations += own
-        end = cursor_offset(cursor) + len(shaped)
+        pager = store.graph_pager(context, entityTypes, asOf)
+        end = pager.offset(cursor, page.totalEntities) + len(shaped)
         return ReadGraphResult(
             mode=mode,
             entities=shaped,
@@ -357,7 +357,7 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
             totalEntities=page.totalEntities,
             returned=len(shaped),
             remaining=page.totalEntities - end,
-            nextCursor=page_cursor(end) if end < page.totalEntities else None,
+            nextCursor=pager.cursor(end, page.totalEntities),
         )
 
     def entity_history(name: str, context: ContextArg = None) -> EntityHistory:
