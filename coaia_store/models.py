@@ -7,6 +7,7 @@ result serialises to exactly what the JSONL lines and the MCP tools say.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Any
 
@@ -44,6 +45,31 @@ def _valid_unicode(text: str) -> str:
             f"contains an unpaired surrogate ({text[exc.start]!r} at position {exc.start}); send valid Unicode text"
         ) from None
     return text
+
+
+def json_leaves(value: Any) -> Iterator[Any]:
+    """Every key and every scalar of a JSON value, without recursion (hostile values nest deeply)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield item
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The first unpaired UTF-16 surrogate in a key or a text of a JSON value (``None``: all of it is Unicode)."""
+    for item in json_leaves(value):
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return item[exc.start]
+    return None
 
 
 def _not_blank(text: str) -> str:

@@ -24,6 +24,8 @@ from mcp.shared.message import SessionMessage
 from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
 from pydantic import ValidationError
 
+from .models import lone_surrogate
+
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 200  # pydantic-core's JSON parser refuses deeper nesting
@@ -70,7 +72,7 @@ def _diagnose(text: str) -> None:
 
 def _parse_problem(text: str, exc: ValueError) -> str:
     lenient = _lenient_json(text)
-    if lenient is not None and _has_lone_surrogate(lenient):
+    if lone_surrogate(lenient) is not None:
         return ("Parse error: the request holds an unpaired UTF-16 surrogate escape (such as \\ud800 without its "
                 "low half), which is not Unicode text; send valid Unicode")
     if "recursion limit" in str(exc):
@@ -92,26 +94,9 @@ def _request_id(text: str) -> int | str | None:
 
 def _id_of(value: Any) -> int | str | None:
     found = value.get("id") if isinstance(value, dict) else None
-    if isinstance(found, int) and not isinstance(found, bool) or isinstance(found, str) and not _has_lone_surrogate(found):
+    if isinstance(found, int) and not isinstance(found, bool) or isinstance(found, str) and lone_surrogate(found) is None:
         return found
     return None
-
-
-def _has_lone_surrogate(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 class CheckedLines:

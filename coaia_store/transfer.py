@@ -25,6 +25,7 @@ no header, no tombstones, one record per live entity or relation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import InvalidInputError, RecordTooLargeError
 from .graph import ENTITY_TYPES, GraphState, RelKey, relation_key
-from .models import EntityInput, RelationInput
+from .models import EntityInput, RelationInput, json_leaves, lone_surrogate
 from .storage.journal import ENVELOPE_KEYS, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, dumps, is_header
 from .store import Store
@@ -75,6 +76,8 @@ def read_source(path: str | Path) -> Source:
     source, state = Source(path), GraphState()
     for number, raw in enumerate(data.split(b"\n"), 1):
         record, problem = decode_legacy_line(raw)
+        if record is not None and problem is None and (problem := _line_problem(raw, record)) is not None:
+            record = None
         if problem is not None:
             source.problems.append(SkippedLine(line=number, problem=problem))
         elif record is not None and not _apply(state, record, number, source):
@@ -84,6 +87,26 @@ def read_source(path: str | Path) -> Source:
     for record in state.relations.values():
         _keep_valid(record, source.relations, source.problems, _check_relation)
     return source
+
+
+def _line_problem(raw: bytes, record: Record) -> str | None:
+    """What makes a line that parsed unfit to store, as the MCP tools would refuse it: an unpaired surrogate
+    escape (not Unicode text), or an integer beyond 64 bits (orjson reads it as an inexact float without a word;
+    the line's own text tells an integer from a float)."""
+    surrogate = lone_surrogate(record)
+    if surrogate is not None:
+        return f"holds an unpaired surrogate escape ({surrogate!r}), which is not Unicode text"
+    if not any(isinstance(v, float) and abs(v) >= 2.0**63 for v in json_leaves(record)):
+        return None
+    try:
+        exact = json.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+    except (ValueError, RecursionError):
+        return None
+    wide = next((v for v in json_leaves(exact) if type(v) is int and not -(1 << 63) <= v < 1 << 64), None)
+    if wide is None:
+        return None
+    shown = str(wide) if len(str(wide)) <= 40 else f"{str(wide)[:40]}... ({len(str(wide))} digits)"
+    return f"holds the integer {shown}, beyond 64 bits, which cannot be stored exactly; write it as a string"
 
 
 def _is_graph_record(record: Record) -> bool:
