@@ -14,14 +14,21 @@ import json
 import logging
 import sys
 from collections.abc import AsyncIterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NoReturn
 
 import anyio
 import pydantic_core
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
-from mcp.types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
+from mcp.types import (
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    ErrorData,
+    JSONRPCError,
+    JSONRPCNotification,
+    jsonrpc_message_adapter,
+)
 from pydantic import ValidationError
 
 from .models import lone_surrogate
@@ -51,22 +58,28 @@ def check_line(line: bytes) -> str:
             _request_id(line.decode("utf-8", "replace")),
         ) from None
     try:
-        jsonrpc_message_adapter.validate_json(text, by_name=False)
+        message = jsonrpc_message_adapter.validate_json(text, by_name=False)
     except ValidationError:
         _diagnose(text)
+    if isinstance(message, JSONRPCNotification) and "id" in pydantic_core.from_json(text):
+        _refuse_invalid(None)  # an id that is neither a number nor a text: mcp would take it for a notification
     return text
 
 
-def _diagnose(text: str) -> None:
+def _diagnose(text: str) -> NoReturn:
     try:
         value = pydantic_core.from_json(text)
     except ValueError as exc:
         raise Refusal(PARSE_ERROR, _parse_problem(text, exc), _request_id(text)) from None
+    _refuse_invalid(_id_of(value))
+
+
+def _refuse_invalid(request_id: int | str | None) -> NoReturn:
     raise Refusal(
         INVALID_REQUEST,
         "Invalid Request: not a JSON-RPC 2.0 message (an object with \"jsonrpc\": \"2.0\" and a \"method\" with an "
         "\"id\" that is a number or a string, or a response to a request of the server); batches are not supported",
-        _id_of(value),
+        request_id,
     )
 
 

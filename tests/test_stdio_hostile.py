@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import selectors
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from typing import Any
 import pytest
 
 from coaia_store import Store
+
+from faults import SCALE
 
 REPLY_WAIT_S = 60  # only so a missing reply fails the test instead of hanging it
 
@@ -161,6 +164,13 @@ def test_a_request_without_a_method_gets_invalid_request_with_its_id(server: Std
     _still_serves(server)
 
 
+def test_a_request_whose_id_is_not_a_number_or_text_gets_invalid_request(server: StdioServer) -> None:
+    server.send(b'{"jsonrpc": "2.0", "id": true, "method": "ping"}')  # mcp alone took it for a notification
+
+    _assert_error(server.reply(), -32600, None, "Invalid Request")
+    _still_serves(server)
+
+
 def test_a_burst_of_hostile_lines_gets_one_reply_each(server: StdioServer) -> None:
     hostile = [b"{", b"nope", b"[]", b'"just a string"', b"\xc3\x28", b'{"jsonrpc":"2.0","id":1,"method":"x","params":"a\\udc00"}']
     for line in hostile:
@@ -169,3 +179,32 @@ def test_a_burst_of_hostile_lines_gets_one_reply_each(server: StdioServer) -> No
     replies = [server.reply() for _ in hostile]
     assert all(r["error"]["code"] in (-32700, -32600) for r in replies)
     _still_serves(server)
+
+
+def _hostile_lines(rng: random.Random, count: int) -> list[bytes]:
+    """Lines no server can take: random bytes, cut requests, surrogate escapes, deep nesting, non-messages."""
+    valid = _create("fuzzed", 1)
+    kinds = [
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 80))).replace(b"\n", b"?"),
+        lambda: valid[: rng.randrange(1, len(valid))],
+        lambda: valid.replace(b"fuzzed", b"\\u" + rng.choice([b"d800", b"dbff", b"dc00", b"dfff"])),
+        lambda: valid.replace(b"fuzzed", b"caf" + bytes([rng.randrange(0x80, 0x100)])),
+        lambda: b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":' + b"[" * (n := rng.randrange(200, 3000))
+        + b"]" * n + b"}}",
+        lambda: rng.choice([b"[]", b"42", b"null", b'"text"', b'{"jsonrpc":"1.0","id":1,"method":"ping"}',
+                            b'{"jsonrpc":"2.0","id":true,"method":"ping"}', b'{"id":1}']),
+    ]
+    lines = [rng.choice(kinds)() for _ in range(count)]
+    return [line for line in lines if line.strip()]
+
+
+def test_every_fuzzed_hostile_line_gets_exactly_one_error_reply(server: StdioServer, store_dir: Path) -> None:
+    lines = _hostile_lines(random.Random(9), 300 * SCALE)
+    for line in lines:
+        server.send(line)
+
+    replies = [server.reply() for _ in lines]
+    _still_serves(server)
+    server.close()
+    assert {r["error"]["code"] for r in replies} <= {-32700, -32600}
+    assert _stored_names(store_dir) == ["after"]
