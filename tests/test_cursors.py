@@ -15,12 +15,16 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 
 from coaia_store import InvalidInputError, Store
 from coaia_store.charts import Charts
 from coaia_store.search import SearchIndex
 from coaia_store.server import build_server
+
+from faults import SCALE
 
 Page = Callable[[str | None], str | None]  # a call with a cursor, giving the next cursor
 
@@ -129,3 +133,22 @@ async def test_the_read_graph_tool_refuses_a_cursor_of_another_context(filled: S
         other = await client.call_tool("read_graph", {"limit": 2, "cursor": first["nextCursor"]})
 
     assert other.is_error and "same arguments" in other.content[0].text
+
+
+_offsets = st.one_of(st.integers(-3, 20), st.integers(), st.booleans(), st.floats(), st.text(max_size=4), st.none(),
+                     st.lists(st.integers(0, 3), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+
+
+@settings(max_examples=100 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(offset=_offsets)
+def test_any_edited_offset_is_refused_or_gives_exactly_the_page_it_names(filled: Store, offset: Any) -> None:
+    everything = [e.name for e in filled.read_graph().entities]
+    cursor = _forge(filled.read_graph(limit=2).nextCursor or "", offset)
+    genuine = type(offset) is int and 0 <= offset <= len(everything)
+
+    try:
+        page = filled.read_graph(limit=2, cursor=cursor)
+    except InvalidInputError:
+        assert not genuine
+        return
+    assert genuine and [e.name for e in page.entities] == everything[offset:offset + 2]
