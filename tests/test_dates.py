@@ -3,10 +3,12 @@ and the accepted range (1000-01-01 to 9998-12-31, UTC), and every stored date is
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mcp import Client
 
 from coaia_store import InvalidInputError, Store
@@ -14,6 +16,8 @@ from coaia_store.charts import Charts
 from coaia_store.models import MAX_DAYS
 from coaia_store.report import advancement_report
 from coaia_store.server import build_server
+
+from faults import SCALE
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
 RANGE = "1000-01-01 to 9998-12-31"
@@ -31,9 +35,20 @@ def charts(store: Store) -> Charts:
     return Charts(store, clock=lambda: NOW)
 
 
+def _chart_ids(charts: Charts) -> set[str]:
+    ids, cursor = set(), None
+    while True:
+        page = charts.list_charts(status="all", limit=500, cursor=cursor)
+        ids |= {c.chartId for c in page.charts}
+        if (cursor := page.nextCursor) is None:
+            return ids
+
+
 def _chart(charts: Charts, due: str = "2026-12-31") -> str:
+    before = _chart_ids(charts)
     charts.create_chart(desiredOutcome="A cabin", currentReality="Land", dueDate=due, actionSteps=["Plan"])
-    return charts.list_charts(status="all").charts[-1].chartId
+    (created,) = _chart_ids(charts) - before
+    return created
 
 
 def _file_bytes(store_dir: Path) -> bytes:
@@ -132,3 +147,46 @@ async def test_an_out_of_range_due_date_is_a_readable_tool_error(store: Store) -
         result = await client.call_tool("create_chart", arguments)
 
     assert result.is_error and "dueDate" in result.content[0].text and RANGE in result.content[0].text
+
+
+_offsets = st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: timezone(timedelta(minutes=m)))
+_moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=_offsets)
+
+
+def _in_range(moment: datetime) -> bool:
+    return datetime(1000, 1, 1, tzinfo=timezone.utc) <= moment <= datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+
+
+@settings(max_examples=100 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moment=_moments)
+def test_any_zoned_due_date_is_refused_or_stored_as_a_four_digit_utc_date_time(charts: Charts, moment: datetime) -> None:
+    try:
+        chart_id = _chart(charts, moment.isoformat())
+    except InvalidInputError as refused:
+        assert not _in_range(moment) and "dueDate" in str(refused)
+        return
+    stored = charts.get_chart(chartId=chart_id).dueDate
+    assert _in_range(moment) and stored is not None and len(stored.split("-")[0]) == 4
+    assert datetime.fromisoformat(stored) == moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+@settings(max_examples=100 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(moment=_moments)
+def test_any_zoned_as_of_is_refused_naming_the_range_or_read(store: Store, moment: datetime) -> None:
+    try:
+        store.read_graph(as_of=moment.isoformat())
+    except InvalidInputError as refused:
+        assert not _in_range(moment) and RANGE in str(refused)
+        return
+    assert _in_range(moment)
+
+
+@settings(max_examples=50 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(days=st.integers(min_value=-5) | st.integers(0, 2**70))
+def test_any_due_within_days_is_refused_naming_the_field_or_answered(charts: Charts, days: int) -> None:
+    try:
+        charts.list_charts(dueWithinDays=days)
+    except InvalidInputError as refused:
+        assert not 0 <= days <= MAX_DAYS and "dueWithinDays" in str(refused)
+        return
+    assert 0 <= days <= MAX_DAYS
