@@ -8,6 +8,7 @@ Each command is a thin shell over one :class:`~coaia_store.Store` method. Exit c
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import sys
@@ -26,7 +27,7 @@ from rich.table import Table
 from . import __version__, transfer, views
 from .config import load_config
 from .contexts import context_file, validate_context_name
-from .errors import CoaiaError, NotFoundError
+from .errors import CoaiaError, NotFoundError, os_errors_reported
 from .store import Store
 
 EXIT_ERROR, EXIT_DEGRADED = 1, 3
@@ -423,16 +424,17 @@ def init(
     Example: coaia-store init ~/project   (or: coaia-store --dir ~/project/.coaia init)
     """
     target = Path(path) / ".coaia" if path is not None else Path(directory or _Options.directory or ".coaia")
-    target.mkdir(parents=True, exist_ok=True)
     created, kept = [], []
-    for name, text in (("config.json", _EXAMPLE_CONFIG), (".gitignore", _GITIGNORE)):
-        file = target / name
-        try:
-            with file.open("x", encoding="utf-8") as handle:
-                handle.write(text)
-            created.append(str(file))
-        except FileExistsError:
-            kept.append(str(file))
+    with os_errors_reported(f"cannot create {target}", "run init with a directory you can write to"):
+        target.mkdir(parents=True, exist_ok=True)
+        for name, text in (("config.json", _EXAMPLE_CONFIG), (".gitignore", _GITIGNORE)):
+            file = target / name
+            try:
+                with file.open("x", encoding="utf-8") as handle:
+                    handle.write(text)
+                created.append(str(file))
+            except FileExistsError:
+                kept.append(str(file))
     load_config(target)  # a config.json that was already there must still load
     if as_json:
         _emit_json({"directory": str(target.resolve()), "created": created, "kept": kept})
@@ -657,7 +659,8 @@ def export_(
         raise typer.BadParameter(f"{fmt!r}: choose jsonl, json or markdown", param_hint="--format")
     store = _store(directory)
     names = store.contexts() if all_contexts else [_existing_context(store, context or "default")]
-    written = _EXPORTERS[fmt](store, names, Path(output) if output else None, all_contexts)
+    with os_errors_reported(f"cannot export to {output}", "no file was left half-written"):
+        written = _EXPORTERS[fmt](store, names, Path(output) if output else None, all_contexts)
     if output is None:
         return
     if as_json:
@@ -814,10 +817,15 @@ def _print_import(report: transfer.ImportReport) -> None:
 def _write_bytes(path: Path, chunks: Iterable[bytes]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # an output that is a directory: leave nothing half-made beside it
+        raise
     return path
 
 
@@ -904,10 +912,19 @@ def _size(n: int) -> str:
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):  # a name read from another tool's file may hold an unpaired surrogate
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         app()
-    except CoaiaError as exc:
+    except (CoaiaError, OSError) as exc:
         if _Options.debug:
             raise
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        _err.print(f"[red]error:[/red] {_explain(exc)}", highlight=False, soft_wrap=True, markup=True)
         sys.exit(EXIT_ERROR)
+
+
+def _explain(exc: CoaiaError | OSError) -> str:
+    if isinstance(exc, CoaiaError) or not exc.filename:
+        return escape(str(exc))
+    return escape(f"{exc.filename}: {exc.strerror or exc}")

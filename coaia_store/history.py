@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
 from .errors import ConflictError, InvalidInputError, NotFoundError
 from .graph import GraphState, checked_kind, entity_view, relation_key
-from .models import Entity
+from .models import Entity, check_date_range
 from .storage.clock import iso_timestamp
 from .storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, decode_line, is_header
@@ -121,8 +121,9 @@ def parse_as_of(text: str) -> datetime:
     value = text.strip()
     try:
         if _DATE_ONLY.fullmatch(value):
-            return datetime.combine(date.fromisoformat(value), _END_OF_DAY)
-        moment = datetime.fromisoformat(value)
+            moment = datetime.combine(date.fromisoformat(value), _END_OF_DAY)
+        else:
+            moment = datetime.fromisoformat(value)
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
@@ -130,6 +131,10 @@ def parse_as_of(text: str) -> datetime:
             f"invalid asOf {text!r}: give an ISO date-time with a timezone ('2026-03-31T17:00:00Z', "
             "'2026-03-31T19:00:00+02:00') or a date ('2026-03-31', meaning the end of that day, UTC)"
         )
+    try:
+        check_date_range(moment, text)
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid asOf: {exc}") from None
     return moment.astimezone(timezone.utc)
 
 
@@ -138,6 +143,7 @@ def _parse_ts(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
+        check_date_range(moment, value)
     except ValueError:
         return None
     return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None

@@ -7,12 +7,34 @@ result serialises to exactly what the JSONL lines and the MCP tools say.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from datetime import date, datetime, time, timezone
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 MAX_NAME_LENGTH = 1000
 MAX_METADATA_DEPTH = 32
+
+# Every date the store accepts: 4-digit years (so each stored date is ISO 8601 and sorts as text), with a
+# year to spare at the top so an end of day, a timezone offset or a week's start never leaves the calendar.
+EARLIEST_DATE = date(1000, 1, 1)
+LATEST_DATE = date(9998, 12, 31)
+DATE_RANGE = f"{EARLIEST_DATE} to {LATEST_DATE} (UTC)"
+MAX_DAYS = (LATEST_DATE - EARLIEST_DATE).days  # the longest span a count of days can usefully name
+
+
+def check_date_range(value: date | datetime, text: str) -> None:
+    """``ValueError`` naming ``text`` and the accepted range when ``value`` (a date, or a moment: without a zone,
+    UTC) is outside it."""
+    if isinstance(value, datetime):
+        value = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+        inside = (datetime.combine(EARLIEST_DATE, time.min, timezone.utc) <= value
+                  <= datetime.combine(LATEST_DATE, time.max, timezone.utc))
+    else:
+        inside = EARLIEST_DATE <= value <= LATEST_DATE
+    if not inside:
+        raise ValueError(f"{text!r} is outside the dates the store accepts: {DATE_RANGE}")
 
 
 def _valid_unicode(text: str) -> str:
@@ -23,6 +45,31 @@ def _valid_unicode(text: str) -> str:
             f"contains an unpaired surrogate ({text[exc.start]!r} at position {exc.start}); send valid Unicode text"
         ) from None
     return text
+
+
+def json_leaves(value: Any) -> Iterator[Any]:
+    """Every key and every scalar of a JSON value, without recursion (hostile values nest deeply)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield item
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The first unpaired UTF-16 surrogate in a key or a text of a JSON value (``None``: all of it is Unicode)."""
+    for item in json_leaves(value):
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return item[exc.start]
+    return None
 
 
 def _not_blank(text: str) -> str:

@@ -27,6 +27,7 @@ from .charts.tree import ChartIndex, first_observation, is_completed, meta
 from .contexts import validate_context_name
 from .errors import InvalidInputError, NotFoundError
 from .history import ChartHistory, History
+from .models import check_date_range
 from .storage.clock import iso_timestamp
 from .storage.lines import Record
 
@@ -92,6 +93,10 @@ def parse_moment(value: object) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        check_date_range(moment, value)
+    except ValueError:  # written by another tool: it would leave the calendar once moved to UTC
+        return None
     return moment.astimezone(timezone.utc)
 
 

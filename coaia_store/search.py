@@ -43,7 +43,7 @@ from pydantic import BaseModel, Field
 from .errors import CoaiaError, InvalidInputError
 from .graph import entity_view
 from .models import Entity
-from .paging import cursor_offset, page_cursor
+from .paging import Pager
 from .storage.cachefile import CacheFile
 from .storage.journal import ENVELOPE_KEYS
 from .storage.lines import Record
@@ -235,16 +235,6 @@ def _digest(record: Record) -> bytes:
     return hashlib.blake2b(data, digest_size=8).digest()
 
 
-# ---------------------------------------------------------------- cursor
-
-
-def _fingerprint(words: Sequence[str], context: str | None, types: Sequence[str] | None) -> str:
-    data = json.dumps([[w.casefold() for w in words], context, types])
-    return hashlib.blake2b(data.encode(), digest_size=6).hexdigest()
-
-
-
-
 # ---------------------------------------------------------------- the index
 
 
@@ -315,14 +305,13 @@ class SearchIndex:
             entity_types = [entity_types]
         types = sorted(set(entity_types)) if entity_types is not None else None
         words = _words(query)
-        fingerprint = _fingerprint(words, context, types)
-        offset = cursor_offset(cursor, fingerprint)
+        pager = Pager("search", [w.casefold() for w in words], context, types)
         with self._lock:
             self._sync(context)
             if not words or types == []:
                 return SearchPage(hits=[], total=0)
             expressions = {m: _expression(words, m, context, types) for m in ("all", "any")}
-            return self._page(expressions, limit, offset, fingerprint)
+            return self._page(expressions, limit, cursor, pager)
 
     def _sync(self, context: str | None) -> None:
         """Bring the contexts searched up to date (and drop contexts whose file is gone)."""
@@ -390,17 +379,17 @@ class SearchIndex:
         known.rowids.update(rowids)
         known.records = change.snapshot
 
-    def _page(self, expressions: dict[Match, str], limit: int, offset: int, fingerprint: str) -> SearchPage:
+    def _page(self, expressions: dict[Match, str], limit: int, cursor: str | None, pager: Pager) -> SearchPage:
         match: Match = "all"
         total = self._count(expressions[match])
         if total == 0 and expressions["any"] != expressions["all"]:
             match = "any"
             total = self._count(expressions[match])
+        offset = pager.offset(cursor, total)
         rows = self._db.execute(_PAGE, (expressions[match], limit, offset)).fetchall()
         hits = [self._hit(*row) for row in rows]
         end = offset + len(hits)
-        cursor = page_cursor(end, fingerprint) if end < total else None
-        return SearchPage(hits=hits, total=total, nextCursor=cursor, match=match)
+        return SearchPage(hits=hits, total=total, nextCursor=pager.cursor(end, total), match=match)
 
     def _count(self, expression: str) -> int:
         row = self._db.execute("SELECT count(*) FROM entities WHERE entities MATCH ?", (expression,)).fetchone()

@@ -19,13 +19,14 @@ import threading
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, TypeAdapter
 
-from . import __version__
+from . import __version__, stdio
 from .backup import BackupInfo, RestoreResult
 from .charts import Charts
 from .charts.models import (
@@ -65,7 +66,6 @@ from .prompts import register_prompts
 from .report import AdvancementReport
 from .report import advancement_report as build_advancement_report
 from .resources import register_resources
-from .paging import cursor_offset, page_cursor
 from .search import MAX_LIMIT, SearchIndex, SearchPage
 from .store import Store
 
@@ -363,7 +363,8 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
                 break
             shaped.append(item)
             relations += own
-        end = cursor_offset(cursor) + len(shaped)
+        pager = store.graph_pager(context, entityTypes, asOf)
+        end = pager.offset(cursor, page.totalEntities) + len(shaped)
         return ReadGraphResult(
             mode=mode,
             entities=shaped,
@@ -371,7 +372,7 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
             totalEntities=page.totalEntities,
             returned=len(shaped),
             remaining=page.totalEntities - end,
-            nextCursor=page_cursor(end) if end < page.totalEntities else None,
+            nextCursor=pager.cursor(end, page.totalEntities),
         )
 
     def entity_history(name: str, context: ContextArg = None) -> EntityHistory:
@@ -605,7 +606,7 @@ def _log_to_stderr() -> None:
 def serve_stdio(store: Store, profile: Profile) -> None:
     _log_to_stderr()
     log.info(startup_report(store, profile))
-    build_server(store, profile, warm_up=WARM_UP_AFTER_S).run("stdio")
+    anyio.run(stdio.serve, build_server(store, profile, warm_up=WARM_UP_AFTER_S))
 
 
 def http_app(store: Store, profile: Profile, *, host: str, token: str | None) -> Any:

@@ -43,7 +43,7 @@ from .models import (
     StoreStatus,
     UpdateEntityResult,
 )
-from .paging import cursor_offset, page_cursor
+from .paging import Pager
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -237,7 +237,6 @@ class Store:
         types = set(entity_types) if entity_types is not None else None
         if limit is not None and limit < 1:
             raise InvalidInputError(f"limit must be at least 1 (got {limit})")
-        offset = cursor_offset(cursor)
         matches: list[tuple[Graph | PastGraph, Record]] = []
         for graph in self._reading(context) if as_of is None else History(self).past_graphs(context, as_of):
             graph.read(
@@ -245,13 +244,19 @@ class Store:
                     (graph, r) for r in state.entities.values() if types is None or _entity_type(r) in types
                 )
             )
+        pager = self.graph_pager(context, entity_types, as_of)
+        offset = pager.offset(cursor, len(matches))
         end = len(matches) if limit is None else min(len(matches), offset + limit)
-        result = GraphPage(
-            entities=[], relations=[], totalEntities=len(matches), nextCursor=page_cursor(end) if end < len(matches) else None
-        )
+        result = GraphPage(entities=[], relations=[], totalEntities=len(matches), nextCursor=pager.cursor(end, len(matches)))
         for graph, group in groupby(matches[offset:end], key=lambda m: m[0]):
             graph.read(lambda state, graph=graph, records=[r for _, r in group]: _add_page(result, state, graph, records))
         return result
+
+    def graph_pager(
+        self, context: str | None = None, entity_types: Iterable[str] | None = None, as_of: str | None = None
+    ) -> Pager:
+        """The cursors of :meth:`read_graph` with these arguments (for a caller that cuts its pages shorter)."""
+        return Pager("read_graph", context, sorted(set(entity_types)) if entity_types is not None else None, as_of)
 
     def list_contexts(self) -> list[ContextInfo]:
         """Every context with its counts, size, last change and health."""

@@ -25,6 +25,7 @@ no header, no tombstones, one record per live entity or relation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import InvalidInputError, RecordTooLargeError
 from .graph import ENTITY_TYPES, GraphState, RelKey, relation_key
-from .models import EntityInput, RelationInput
+from .models import EntityInput, RelationInput, json_leaves, lone_surrogate
 from .storage.journal import ENVELOPE_KEYS, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, dumps, is_header, json_document_values
 from .store import Store
@@ -87,14 +88,55 @@ def read_source(path: str | Path) -> Source:
 
 def _records(data: bytes) -> Iterator[tuple[Record | None, str | None]]:
     """Each line's record; for JSON that is not JSONL (an array, pretty-printed JSON), each value's,
-    numbered in order as lines are."""
+    numbered in order as lines are. A record unfit to store comes back as its problem."""
     values = json_document_values(data)
     if values is None:
-        yield from map(decode_legacy_line, data.split(b"\n"))
+        for raw in data.split(b"\n"):
+            record, problem = decode_legacy_line(raw)
+            if record is not None and problem is None and (problem := _line_problem(raw, record)) is not None:
+                record = None
+            yield record, problem
         return
     for value in values:
         for item in value if isinstance(value, list) else [value]:
-            yield (item, None) if isinstance(item, dict) else (None, "not a JSON object")
+            if not isinstance(item, dict):
+                yield None, "not a JSON object"
+            elif (problem := _exact_problem(item)) is not None:
+                yield None, problem
+            else:
+                yield item, None
+
+
+def _line_problem(raw: bytes, record: Record) -> str | None:
+    """What makes a line that parsed unfit to store, as the MCP tools would refuse it: an unpaired surrogate
+    escape (not Unicode text), or an integer beyond 64 bits (orjson reads it as an inexact float without a word;
+    the line's own text tells an integer from a float)."""
+    surrogate = _surrogate_problem(record)
+    if surrogate is not None or not any(isinstance(v, float) and abs(v) >= 2.0**63 for v in json_leaves(record)):
+        return surrogate
+    try:
+        exact = json.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+    except (ValueError, RecursionError):
+        return None
+    return _wide_int_problem(exact)
+
+
+def _exact_problem(record: Record) -> str | None:
+    """The same checks for a value parsed exactly (integers kept whole)."""
+    return _surrogate_problem(record) or _wide_int_problem(record)
+
+
+def _surrogate_problem(record: Record) -> str | None:
+    surrogate = lone_surrogate(record)
+    return None if surrogate is None else f"holds an unpaired surrogate escape ({surrogate!r}), which is not Unicode text"
+
+
+def _wide_int_problem(value: object) -> str | None:
+    wide = next((v for v in json_leaves(value) if type(v) is int and not -(1 << 63) <= v < 1 << 64), None)
+    if wide is None:
+        return None
+    shown = str(wide) if len(str(wide)) <= 40 else f"{str(wide)[:40]}... ({len(str(wide))} digits)"
+    return f"holds the integer {shown}, beyond 64 bits, which cannot be stored exactly; write it as a string"
 
 
 def _is_graph_record(record: Record) -> bool:

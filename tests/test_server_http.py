@@ -97,3 +97,26 @@ def test_listening_beyond_loopback_without_a_token_is_refused(store_dir: Path) -
     )
 
     assert result.returncode == 1 and "without a token" in result.stderr
+
+
+UNREADABLE_BODIES = {
+    "not json": b"hello, is this the server?",
+    "truncated json": b'{"jsonrpc":"2.0","id":5,"method":"tools/call"',
+    "lone surrogate escape": b'{"jsonrpc":"2.0","id":6,"method":"ping","params":{"a":"a\\ud800"}}',
+    "nesting of 250 levels": b'{"jsonrpc":"2.0","id":7,"method":"ping","params":{"a":' + b"[" * 250 + b"]" * 250 + b"}}",
+    "invalid utf-8": b'{"jsonrpc":"2.0","id":8,"method":"ping","params":{"a":"caf\xff"}}',
+    "json that is not a message": b"[1, 2, 3]",
+}
+
+
+@pytest.mark.parametrize("body", UNREADABLE_BODIES.values(), ids=UNREADABLE_BODIES.keys())
+async def test_an_unreadable_request_body_gets_a_json_rpc_error_and_the_server_carries_on(server: str, body: bytes) -> None:
+    headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(server, content=body, headers=headers)
+    async with Client(server) as client:
+        created = await client.call_tool("create_entity", {"entities": [{"name": "after", "entityType": "t"}]})
+
+    reply = response.json()
+    assert response.status_code == 400 and reply["id"] is None and reply["error"]["code"] in (-32700, -32600, -32602)
+    assert created.is_error is False

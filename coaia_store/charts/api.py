@@ -21,7 +21,7 @@ from ..history import History, parse_as_of
 from ..storage.clock import Clock
 from ..storage.journal import ENVELOPE_KEYS
 from ..storage.lines import Record
-from ..paging import cursor_offset, page_cursor
+from ..paging import Pager
 from ..store import Store
 from .models import (
     ActionStepRef,
@@ -300,9 +300,10 @@ class Charts:
         now = self.clock()
         contexts = self.store.contexts() if req.context is None else [validate_context_name(req.context)]
         found = [s for c in contexts for s in self._summaries(c, now) if _keep(s, req, now)]
-        offset = cursor_offset(req.cursor)
+        pager = Pager("list_charts", req.model_dump(exclude={"limit", "cursor"}))
+        offset = pager.offset(req.cursor, len(found))
         end = min(len(found), offset + req.limit)
-        return ChartPage(charts=found[offset:end], total=len(found), nextCursor=page_cursor(end) if end < len(found) else None)
+        return ChartPage(charts=found[offset:end], total=len(found), nextCursor=pager.cursor(end, len(found)))
 
     # ------------------------------------------------------------- internals
 

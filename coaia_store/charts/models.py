@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from ..models import Name, Text
+from ..models import MAX_DAYS, Name, Text
 from .rules import normalize_due
 
 DueDate = Annotated[str, AfterValidator(normalize_due)]
@@ -110,7 +110,9 @@ class GetChart(_In):
 class ListCharts(_In):
     context: Context
     status: Literal["active", "completed", "all"] = "active"
-    dueWithinDays: int | None = Field(None, ge=0, description="Due on or before now + N days (overdue included).")
+    dueWithinDays: int | None = Field(
+        None, ge=0, le=MAX_DAYS, description="Due on or before now + N days (overdue included)."
+    )
     overdue: bool = Field(False, description="Only charts past their due date and not completed.")
     includeSubCharts: bool = True
     limit: int = Field(50, ge=1, le=500)

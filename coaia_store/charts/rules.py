@@ -7,6 +7,7 @@ import secrets
 from datetime import date, datetime, time, timedelta, timezone
 
 from ..errors import InvalidInputError
+from ..models import check_date_range
 from ..storage.clock import iso_timestamp
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -14,13 +15,16 @@ _END_OF_DAY = time(23, 59, 59, 999999, tzinfo=timezone.utc)
 
 
 def normalize_due(text: str) -> str:
-    """An ISO date (kept as ``YYYY-MM-DD``) or a zoned date-time (stored as UTC ``...Z``)."""
+    """An ISO date (kept as ``YYYY-MM-DD``) or a zoned date-time (stored as UTC ``...Z``), within the dates the
+    store accepts (``ValueError`` saying why not)."""
     text = text.strip()
     if _DATE_ONLY.fullmatch(text):
         try:
-            return date.fromisoformat(text).isoformat()
+            day = date.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a calendar date") from None
+        check_date_range(day, text)
+        return day.isoformat()
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -29,6 +33,7 @@ def normalize_due(text: str) -> str:
         ) from None
     if moment.tzinfo is None:
         raise ValueError(f"{text!r} has no timezone: add 'Z' or an offset such as '+02:00', or give a date only")
+    check_date_range(moment, text)
     return iso_timestamp(moment)
 
 
@@ -73,7 +78,7 @@ def is_overdue(due: object, completed: bool, now: datetime) -> bool:
 
 def within_days(due: object, days: int, now: datetime) -> bool:
     end = deadline(due)
-    return end is not None and end <= now + timedelta(days=days)
+    return end is not None and end - now <= timedelta(days=days)
 
 
 def new_chart_id(now: datetime) -> str:
