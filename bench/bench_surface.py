@@ -5,8 +5,8 @@ reply sizes of a fixed chart scenario.
 
 Sizes are as sent: the compact JSON of the ``tools`` array of ``tools/list`` (UTF-8 bytes), and for a
 reply its text blocks plus its ``structuredContent`` in compact JSON. The official memory server's
-figure (10,794 bytes for its nine tools, @modelcontextprotocol/server-memory 2026.8.31) is a constant
-measured the same way; this script does not start node.
+figure is the one recorded by ``tests/fixtures/record_official_replies.py`` (server-memory 2026.8.31,
+measured the same way); this script does not start node.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from mcp import Client
 from coaia_store import Store
 from coaia_store.server import PROFILES, build_server, tools_list_bytes
 
-OFFICIAL_MEMORY_BYTES = 10_794
+FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "official-memory-replies.json"
+OFFICIAL_MEMORY_BYTES: int = json.loads(FIXTURE.read_text(encoding="utf-8"))["toolsListBytes"]
 BUDGETS = {"full": 20_000, "charts": 11_000, "graph": 11_000, "memory": 12_000}
 
 

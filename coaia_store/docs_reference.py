@@ -453,7 +453,7 @@ context. A tool error comes back as a result with `isError: true` and a message 
 def _profile_table(ref: Reference) -> list[str]:
     rows = ["## Profiles", "", "`coaia-store serve --tools PROFILE` (or `COAIA_TOOLS`) picks the published set. "
             "Bytes: the compact JSON of the `tools` array of `tools/list`, as sent (the official memory server's "
-            "nine tools: 10,794).", "", "| profile | bytes | tools |", "|---|---|---|"]
+            "nine tools, server-memory 2026.8.31: 10,750).", "", "| profile | bytes | tools |", "|---|---|---|"]
     for profile, names in ref.profiles.items():
         rows.append(f"| `{profile}` | {ref.sizes[profile]:,} | {len(names)}: {', '.join(f'`{n}`' for n in names)} |")
     return rows + [""]

@@ -286,6 +286,18 @@ class MemoryRelation(BaseModel):
     relationType: str = Field(description="The type of the relation")
 
 
+class MemoryObservationsInput(BaseModel):
+    model_config = {"extra": "forbid"}
+    entityName: str = Field(description="The name of the entity to add the observations to")
+    contents: list[str] = Field(description="An array of observation contents to add")
+
+
+class MemoryDeletion(BaseModel):
+    model_config = {"extra": "forbid"}
+    entityName: str = Field(description="The name of the entity containing the observations")
+    observations: list[str] = Field(description="An array of observations to delete")
+
+
 class MemoryEntities(BaseModel):
     entities: list[MemoryEntity]
 
@@ -376,23 +388,33 @@ def memory_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, To
         new = [_memory_relation(r) for r in result.created]
         return _official(new, MemoryRelations.model_validate({"relations": new}))
 
-    def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> Annotated[CallToolResult, MemoryObservations]:
+    def add_observations(
+        observations: list[MemoryObservationsInput], context: WriteContext = None
+    ) -> Annotated[CallToolResult, MemoryObservations]:
         """Add new observations to existing entities in the knowledge graph"""
-        result = store.add_observations(observations, context=context)
+        result = store.add_observations([o.model_dump() for o in observations], context=context)
         added = [{"entityName": r.entityName, "addedObservations": r.addedObservations} for r in result.results]
         return _official(added, MemoryObservations.model_validate({"results": added}))
 
-    def delete_entities(entityNames: list[str], context: WriteContext = None) -> Annotated[CallToolResult, MemoryDone]:  # noqa: N803
+    def delete_entities(
+        entityNames: Annotated[list[str], Field(description="An array of entity names to delete")],  # noqa: N803
+        context: WriteContext = None,
+    ) -> Annotated[CallToolResult, MemoryDone]:
         """Delete multiple entities and their associated relations from the knowledge graph"""
         store.delete_entities(entityNames, context=context)
         return _done("Entities deleted successfully")
 
-    def delete_observations(deletions: list[ObservationDeletion], context: WriteContext = None) -> Annotated[CallToolResult, MemoryDone]:
+    def delete_observations(
+        deletions: list[MemoryDeletion], context: WriteContext = None
+    ) -> Annotated[CallToolResult, MemoryDone]:
         """Delete specific observations from entities in the knowledge graph"""
-        store.delete_observations(deletions, context=context)
+        store.delete_observations([d.model_dump() for d in deletions], context=context)
         return _done("Observations deleted successfully")
 
-    def delete_relations(relations: list[MemoryRelation], context: WriteContext = None) -> Annotated[CallToolResult, MemoryDone]:
+    def delete_relations(
+        relations: Annotated[list[MemoryRelation], Field(description="An array of relations to delete")],
+        context: WriteContext = None,
+    ) -> Annotated[CallToolResult, MemoryDone]:
         """Delete multiple relations from the knowledge graph"""
         store.delete_relations([r.model_dump(by_alias=True) for r in relations], context=context)
         return _done("Relations deleted successfully")
@@ -402,14 +424,21 @@ def memory_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, To
         page = store.read_graph(context=context)
         return _memory_graph(page.entities, page.relations)
 
-    def search_nodes(query: str, context: ContextArg = None) -> Annotated[CallToolResult, MemoryGraph]:
+    def search_nodes(
+        query: Annotated[str, Field(description="The search query to match against entity names, types, and "
+                                                "observation content")],
+        context: ContextArg = None,
+    ) -> Annotated[CallToolResult, MemoryGraph]:
         """Search for nodes in the knowledge graph based on a query"""
         hits = index.search(query, context=context, limit=MAX_LIMIT).hits
         names = [h.entity.name for h in hits]
         opened = store.open_entities(names, context=context) if names else None
         return _memory_graph([h.entity for h in hits], opened.relations if opened else [])
 
-    def open_nodes(names: list[str], context: ContextArg = None) -> Annotated[CallToolResult, MemoryGraph]:
+    def open_nodes(
+        names: Annotated[list[str], Field(description="An array of entity names to retrieve")],
+        context: ContextArg = None,
+    ) -> Annotated[CallToolResult, MemoryGraph]:
         """Open specific nodes in the knowledge graph by their names"""
         result = store.open_entities(names, context=context)
         return _memory_graph(result.entities, result.relations)

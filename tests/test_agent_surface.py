@@ -205,3 +205,25 @@ async def test_memory_profile_text_is_the_official_servers_json_stringify(store:
     assert created.structured_content == {"entities": entities}
     assert graph.content[0].text == json.dumps({"entities": entities, "relations": []}, indent=2, ensure_ascii=False)
     assert deleted.content[0].text == "Entities deleted successfully"
+
+
+OFFICIAL = json.loads((Path(__file__).parent / "fixtures" / "official-memory-replies.json").read_text(encoding="utf-8"))
+
+
+async def test_memory_profile_replies_like_the_recorded_official_server_call_by_call(store: Store) -> None:
+    """Text and structured content of every successful call equal the official server's (recorded)."""
+    async with Client(build_server(store, "memory")) as c:
+        ours = [await c.call_tool(r["tool"], r["arguments"]) for r in OFFICIAL["replies"]]
+
+    for recorded, mine in zip(OFFICIAL["replies"], ours):
+        assert bool(mine.is_error) == recorded["isError"], recorded
+        if not recorded["isError"]:
+            assert [b.text for b in mine.content] == recorded["text"], recorded["tool"]
+            assert mine.structured_content == recorded["structured"], recorded["tool"]
+
+
+async def test_memory_profile_definitions_stay_near_the_official_servers(store: Store) -> None:
+    async with Client(build_server(store, "memory")) as c:
+        size = tools_list_bytes((await c.list_tools()).tools)
+
+    assert size <= OFFICIAL["toolsListBytes"] + 1_000  # the nine tools, each with one more argument: context
