@@ -88,7 +88,19 @@ def load_config(store_dir: Path) -> StoreConfig:
 
 def describe_validation_error(exc: ValidationError) -> str:
     """Pydantic's errors as one plain sentence each, naming the field (no model names, no URLs)."""
-    return " ".join(_sentence(err) for err in exc.errors(include_url=False))
+    errors = [_untagged(err) for err in exc.errors(include_url=False)]
+    # A value tried against "an object or a text" fails both: the text branch's complaint is noise then.
+    kept = [e for e in errors if not (e["tagged"] and e["type"] == "string_type")] or errors
+    return " ".join(dict.fromkeys(_sentence(err) for err in kept))
+
+
+def _untagged(err: Any) -> Any:
+    """The error with union-branch tags (``StepInput``, ``str``) dropped from its location."""
+    loc = [p for p in err["loc"] if isinstance(p, int) or not (p[:1].isupper() or p in _TYPE_TAGS or "[" in p)]
+    return {**err, "loc": tuple(loc), "tagged": len(loc) != len(err["loc"])}
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
 
 
 _PLAIN = {

@@ -164,6 +164,12 @@ def _finish(name: str, result: CallToolResult) -> CallToolResult:
 # ------------------------------------------------------------------ strict arguments
 
 
+# Arguments of the 0.1 tools that have another name now (see CHANGELOG.md).
+RENAMED = {"progressNote": "note", "addToCurrentReality": "noteToReality", "observations": "addToReality",
+           "includeSubCharts": "topLevelOnly", "names": "entities", "deletions": "observations", "opIds": "operationId",
+           "count": "operationId", "actionStep": "target", "chartId": "target", "name": "entity"}
+
+
 def _normal(name: str) -> str:
     return name.replace("_", "").replace("-", "").casefold()
 
@@ -177,7 +183,8 @@ def unknown_argument_error(tool: str, given: Sequence[str], schema: dict[str, An
     by_normal = {_normal(v): v for v in valid}
     parts = []
     for name in unknown:
-        near = difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
+        renamed = RENAMED.get(name)
+        near = [_normal(renamed)] if renamed in valid else difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
         hint = f"; did you mean '{by_normal[near[0]]}'?" if near else ";"
         parts.append(f"unknown argument '{name}' for {tool}{hint}")
     return f"{' '.join(parts)} It takes: {', '.join(valid) or 'no arguments'}. Nothing was written."

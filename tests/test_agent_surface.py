@@ -227,3 +227,18 @@ async def test_memory_profile_definitions_stay_near_the_official_servers(store: 
         size = tools_list_bytes((await c.list_tools()).tools)
 
     assert size <= OFFICIAL["toolsListBytes"] + 1_000  # the nine tools, each with one more argument: context
+
+
+async def test_a_0_1_argument_name_is_refused_with_its_new_name(client: Client) -> None:
+    step = (await client.call_tool("create_chart", CHART)).structured_content["added"][0]
+
+    result = await client.call_tool("update_action_step", {"actionStep": step, "progressNote": "done half"})
+
+    assert result.is_error and "did you mean 'note'?" in result.content[0].text
+
+
+async def test_a_bad_step_object_is_described_without_the_models_name(client: Client) -> None:
+    result = await client.call_tool("create_chart", {**CHART, "actionSteps": [{"name": "Draw plans"}]})
+
+    text = result.content[0].text
+    assert "field 'actionSteps.0.title' is required." in text and "StepInput" not in text and "should be text" not in text
