@@ -474,7 +474,7 @@ ChartSteps = Annotated[
 def chart_write(result: Any) -> CallToolResult:
     """What a chart write changed, not the whole chart: the tree is get_chart's job."""
     chart = result.chart
-    return reply({
+    data = _as_data({
         "chartId": chart.chartId,
         "operationId": result.operationId,
         "changed": getattr(result, "changed", True),
@@ -487,6 +487,9 @@ def chart_write(result: Any) -> CallToolResult:
         "nextStep": chart.nextStep.model_dump() if chart.nextStep else None,
         "warnings": getattr(result, "warnings", None),
     })
+    for key in ("added", "completed", "reopened", "removed"):
+        data = bounded(data, key, "get_chart shows the chart's steps", REPLY_BUDGET // 4)
+    return reply(data)
 
 
 def _chart_view(charts: Charts, chart_id: str, depth: int | None, context: str | None, as_of: str | None) -> CallToolResult:
@@ -500,7 +503,8 @@ def _chart_view(charts: Charts, chart_id: str, depth: int | None, context: str |
     if shown != depth:
         data["note"] = (f"sub-charts below depth {shown} left out to keep the reply short; "
                         "call get_chart on a step's subChartId for them")
-    return reply(bounded(data, "currentReality", "the chart's current reality is long; history shows it in pages"))
+    data = bounded(data, "currentReality", "the chart's current reality is long; history shows it in pages")
+    return reply(bounded(data, "actionSteps", "list_charts and get_chart on sub-charts show the rest"))
 
 
 def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
@@ -695,7 +699,8 @@ def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, Too
     def open_entities(names: Annotated[list[str], Field(min_length=1)], context: ContextArg = None) -> CallToolResult:
         """Entities by exact name, with every relation touching them. Use search to find names."""
         data = _as_data(store.open_entities(names, context=context))
-        return reply(bounded(data, "relations", "open fewer entities at a time"))
+        data = bounded(data, "relations", "open fewer entities at a time")
+        return reply(bounded(data, "entities", "open fewer entities at a time"))
 
     def read_graph(
         mode: Annotated[Literal["full", "summary", "names"], Field(description="names; summary (first observation); full.")] = "summary",

@@ -42,11 +42,15 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 @pytest.fixture(scope="module")
 def many_contexts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """400 contexts of one small chart each."""
-    with Store(tmp_path_factory.mktemp("wide") / ".coaia", config=StoreConfig(fsync="never")) as store:
-        for i in range(CONTEXTS):
-            store.create_entities([{"name": f"note_{i}", "entityType": "note", "observations": ["x"]}],
-                                  context=f"project-{i:03d}")
+    """400 contexts, written as the official memory server writes its file (read as is, without writes)."""
+    directory = tmp_path_factory.mktemp("wide") / ".coaia"
+    directory.mkdir()
+    for i in range(CONTEXTS):
+        lines = [{"type": "entity", "name": f"note_{i}", "entityType": "note", "observations": ["x"]},
+                 {"type": "entity", "name": f"person_{i}", "entityType": "person", "observations": ["y"]},
+                 {"type": "relation", "from": f"person_{i}", "to": f"note_{i}", "relationType": "wrote"}]
+        (directory / f"charts-project-{i:03d}.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
+    with Store(directory) as store:
         yield store
 
 
@@ -106,3 +110,22 @@ async def test_the_contexts_resource_with_400_contexts_stays_bounded(many_contex
         text = (await c.read_resource("coaia://contexts")).contents[0].text
 
     assert len(text.encode()) < LIMIT and json.loads(text)["total"] == CONTEXTS
+
+
+async def test_opening_entities_with_very_long_observations_stays_bounded(store: Store) -> None:
+    store.create_entities([{"name": f"long{i}", "entityType": "note", "observations": ["z" * 30_000]} for i in range(6)])
+    async with Client(build_server(store, "full")) as c:
+        result = await c.call_tool("open_entities", {"names": [f"long{i}" for i in range(6)]})
+
+    assert _size(result) < LIMIT and result.structured_content["leftOut"] > 0
+
+
+async def test_a_chart_with_1000_steps_and_long_reality_stays_bounded(store: Store) -> None:
+    async with Client(build_server(store, "full")) as c:
+        made = (await c.call_tool("create_chart", {
+            "desiredOutcome": "A big plan", "currentReality": "r" * 20_000, "dueDate": "2030-01-01",
+            "actionSteps": [f"A fairly long action step title number {i} of the plan" for i in range(1_000)]}))
+        chart = await c.call_tool("get_chart", {"chartId": made.structured_content["chartId"]})
+
+    assert not made.is_error and _size(made) < LIMIT and made.structured_content["leftOut"] > 0
+    assert _size(chart) < LIMIT and "note" in chart.structured_content
