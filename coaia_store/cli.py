@@ -91,8 +91,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts i
 def serve(
     directory: DirOption = None,
     tools: Annotated[
-        str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full, graph, or memory (the official "
-                          "memory server's nine tools, as a drop-in).")
+        str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full (24 tools), charts (chart "
+                          "tools with history, undo, status, report), graph (graph and store tools), or memory (the "
+                          "official memory server's nine tools, as a drop-in).")
     ] = "full",
     http: Annotated[bool, typer.Option("--http", help="Serve Streamable HTTP at /mcp instead of stdio.")] = False,
     host: Annotated[str, typer.Option("--host", help="HTTP address; beyond loopback a token is required.")] = "127.0.0.1",
@@ -228,7 +229,7 @@ def _integrity_lines(ctx: Any) -> list[str]:
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
     found += [f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
               for n in ctx.duplicateNames]
-    return found + ctx.timelineViolations + ctx.backupProblems + [f"repaired: {r}" for r in ctx.repairs]
+    return found + ctx.timelineViolations + ctx.openUnderCompleted + ctx.backupProblems + [f"repaired: {r}" for r in ctx.repairs]
 
 
 ContextOption = Annotated[str | None, typer.Option("--context", "-c", help="Only this context (default: all).")]

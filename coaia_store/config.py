@@ -87,11 +87,39 @@ def load_config(store_dir: Path) -> StoreConfig:
 
 
 def describe_validation_error(exc: ValidationError) -> str:
-    """Pydantic's errors as one line each: the field path, what is wrong, the value given."""
-    parts = []
-    for err in exc.errors(include_url=False):
-        where = ".".join(str(p) for p in err["loc"]) or "value"
-        given = err.get("input")
-        shown = "" if isinstance(given, dict | list) else f" (got {given!r})"
-        parts.append(f"field '{where}': {err['msg']}{shown}")
-    return "; ".join(parts)
+    """Pydantic's errors as one plain sentence each, naming the field (no model names, no URLs)."""
+    errors = [_untagged(err) for err in exc.errors(include_url=False)]
+    # A value tried against "an object or a text" fails both: the text branch's complaint is noise then.
+    kept = [e for e in errors if not (e["tagged"] and e["type"] == "string_type")] or errors
+    return " ".join(dict.fromkeys(_sentence(err) for err in kept))
+
+
+def _untagged(err: Any) -> Any:
+    """The error with union-branch tags (``StepInput``, ``str``) dropped from its location."""
+    loc = [p for p in err["loc"] if isinstance(p, int) or not (p[:1].isupper() or p in _TYPE_TAGS or "[" in p)]
+    return {**err, "loc": tuple(loc), "tagged": len(loc) != len(err["loc"])}
+
+
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
+_PLAIN = {
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+    "model_type": "should be an object",
+    "model_attributes_type": "should be an object",
+    "dict_type": "should be an object",
+    "list_type": "should be a list",
+    "string_type": "should be text",
+}
+
+
+def _sentence(err: Any) -> str:
+    where = ".".join(str(p) for p in err["loc"]) or "value"
+    plain = _PLAIN.get(err["type"])
+    if plain is not None:
+        return f"field '{where}' {plain}."
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    given = err.get("input")
+    shown = "" if isinstance(given, dict | list) or err["type"] == "value_error" else f" (got {given!r})"
+    return f"field '{where}': {msg[:1].lower() + msg[1:]}{shown}."

@@ -33,7 +33,7 @@ from mcp import Client
 from . import __version__
 from .charts import Charts
 from .charts import rules as chart_rules
-from .server import PROFILES, build_server
+from .server import PROFILES, build_server, tools_list_bytes
 from .store import Store
 
 START = datetime(2026, 11, 2, 9, 0, 0, tzinfo=timezone.utc)
@@ -46,19 +46,17 @@ STEP_1, STEP_2 = "{chart}_action_1", "{chart}_action_2"
 EXAMPLES: dict[str, dict[str, Any]] = {
     # chart tools
     "create_chart": {"desiredOutcome": "A cabin by the lake that sleeps six", "currentReality": "We own the land; no plans yet",
-                     "dueDate": "2027-09-30", "actionSteps": ["Draw plans", {"title": "Pour foundation", "dueDate": "2027-05-01"}],
+                     "dueDate": "2027-09-30",
+                     "actionSteps": ["Draw plans", {"title": "Pour foundation", "dueDate": "2027-05-01", "owner": "Sam"}],
                      "context": "personal"},
-    "add_action_step": {"chartId": CHART_ID, "title": "Order seed potatoes", "dueDate": "2027-03-01"},
-    "update_action_step": {"actionStep": STEP_1, "progressNote": "Bought the lumber", "addToCurrentReality": True},
+    "add_action_steps": {"chartId": CHART_ID, "actionSteps": [{"title": "Order seed potatoes", "dueDate": "2027-03-01"}]},
+    "update_action_step": {"actionStep": STEP_1, "note": "Bought the lumber", "noteToReality": True, "owner": "Ana"},
     "remove_action_step": {"actionStep": STEP_2},
     "telescope_action_step": {"actionStep": STEP_1, "currentReality": "Lumber bought, no tools yet",
                               "actionSteps": ["Borrow a saw", "Cut the boards"]},
-    "complete_action_step": {"actionStep": STEP_2},
-    "update_current_reality": {"chartId": CHART_ID, "observations": ["Compost delivered"]},
-    "update_desired_outcome": {"chartId": CHART_ID, "dueDate": "2027-07-01"},
-    "complete_chart": {"chartId": CHART_ID},
-    "archive_chart": {"chartId": "{done_chart}"},
-    "move_chart": {"chartId": CHART_ID, "toContext": "personal"},
+    "complete": {"target": STEP_2},
+    "update_chart": {"chartId": CHART_ID, "addToReality": ["Compost delivered"], "dueDate": "2027-07-01"},
+    "move_chart": {"chartId": "{done_chart}", "toContext": "completed"},
     "get_chart": {"chartId": CHART_ID, "depth": 1},
     "list_charts": {"status": "active"},
     "advancement_report": {"windowDays": 30},
@@ -70,24 +68,18 @@ EXAMPLES: dict[str, dict[str, Any]] = {
                          "context": "work"},
     "update_entity": {"name": "billing-service", "newName": "billing", "metadata": {"repo": "git@example.org:billing"},
                       "context": "work"},
-    "delete_entities": {"names": ["billing-service"], "context": "work"},
-    "delete_observations": {"deletions": [{"entityName": "ada", "observations": ["Leads the billing rewrite"]}],
-                            "context": "work"},
-    "delete_relations": {"relations": [{"from": "ada", "to": "billing-service", "relationType": "works_on"}],
-                         "context": "work"},
+    "delete_from_graph": {"observations": [{"entityName": "ada", "observations": ["Leads the billing rewrite"]}],
+                          "relations": [{"from": "ada", "to": "billing-service", "relationType": "works_on"}],
+                          "context": "work"},
     "open_entities": {"names": ["ada"]},
     "search": {"query": "billing"},
     "read_graph": {"context": "work", "mode": "summary", "limit": 10},
-    "entity_history": {"name": "ada", "context": "work"},
-    "chart_history": {"chartId": CHART_ID},
-    "list_operations": {"context": "work", "limit": 5},
-    "undo": {"context": "work", "count": 1},
-    "list_contexts": {},
-    "validate_integrity": {"context": "work"},
-    "create_backup": {"context": "work"},
-    "list_backups": {"context": "work"},
-    "restore_backup": {"backupId": "{work_backup}"},
+    # store tools
     "storage_status": {},
+    "validate_integrity": {"context": "work"},
+    "backups": {"action": "list", "context": "work"},
+    "history": {"chartId": CHART_ID, "limit": 5},
+    "undo": {"context": "work"},
 }
 
 # The memory profile's tools take the official memory server's arguments.
@@ -251,6 +243,7 @@ class ToolDoc:
 class Reference:
     tools: list[ToolDoc] = field(default_factory=list)
     profiles: dict[str, list[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def _signature(tool: Any) -> str:
@@ -272,6 +265,7 @@ async def collect() -> Reference:
     for profile in PROFILES:
         tools = await _list_tools(profile)
         ref.profiles[profile] = [t.name for t in tools]
+        ref.sizes[profile] = tools_list_bytes(tools)
         for tool in tools:
             key = (tool.name, _signature(tool))
             if key in variants:
@@ -457,10 +451,11 @@ context. A tool error comes back as a result with `isError: true` and a message 
 
 
 def _profile_table(ref: Reference) -> list[str]:
-    rows = ["## Profiles", "", "`coaia-store serve --tools PROFILE` (or `COAIA_TOOLS`) picks the published set.", "",
-            "| profile | tools |", "|---|---|"]
+    rows = ["## Profiles", "", "`coaia-store serve --tools PROFILE` (or `COAIA_TOOLS`) picks the published set. "
+            "Bytes: the compact JSON of the `tools` array of `tools/list`, as sent (the official memory server's "
+            "nine tools, server-memory 2026.8.31: 10,750).", "", "| profile | bytes | tools |", "|---|---|---|"]
     for profile, names in ref.profiles.items():
-        rows.append(f"| `{profile}` | {len(names)}: {', '.join(f'`{n}`' for n in names)} |")
+        rows.append(f"| `{profile}` | {ref.sizes[profile]:,} | {len(names)}: {', '.join(f'`{n}`' for n in names)} |")
     return rows + [""]
 
 

@@ -30,6 +30,7 @@ from .models import (
     Relation,
     RelationInput,
     UpdateEntityResult,
+    WriteResult,
 )
 from .storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
 from .storage.lines import Record
@@ -219,7 +220,10 @@ class Graph:
         return self.journal.read(lambda: fn(self.state))
 
     def _write(self, plan: Callable[[GraphState], Plan[R]]) -> R:
-        return self.journal.write(lambda: plan(self.state))
+        result, op = self.journal.write_op(lambda: plan(self.state))
+        if op is not None and isinstance(result, WriteResult):
+            result.operationId = op
+        return result
 
     # ------------------------------------------------------------- entities
 
@@ -267,30 +271,10 @@ class Graph:
         return self._write(plan)
 
     def delete_observations(self, items: Sequence[ObservationDeletion]) -> DeleteResult:
-        def plan(state: GraphState) -> Plan[DeleteResult]:
-            updated: dict[str, Record] = {}
-            deleted, not_found = 0, []
-            for item in items:
-                record = updated.get(item.entityName) or state.entities.get(item.entityName)
-                if record is None:
-                    not_found.append(item.entityName)
-                    continue
-                drop = set(item.observations)
-                kept = [o for o in record.get("observations") or [] if o not in drop]
-                if len(kept) != len(record.get("observations") or []):
-                    deleted += len(record.get("observations") or []) - len(kept)
-                    updated[item.entityName] = {**record, "observations": kept}
-            return list(updated.values()), DeleteResult(deleted=deleted, notFound=not_found)
-
-        return self._write(plan)
+        return self._write(lambda state: _observation_deletions(state, items))
 
     def delete_entities(self, names: Sequence[str]) -> DeleteResult:
-        def plan(state: GraphState) -> Plan[DeleteResult]:
-            present = [n for n in dict.fromkeys(names) if n in state.entities]
-            records = [{"type": "delete_entity", "name": n} for n in present]
-            return records, DeleteResult(deleted=len(present), notFound=[n for n in names if n not in state.entities])
-
-        return self._write(plan)
+        return self._write(lambda state: _entity_deletions(state, names))
 
     def update_entity(self, change: EntityUpdate) -> UpdateEntityResult:
         def plan(state: GraphState) -> Plan[UpdateEntityResult]:
@@ -344,14 +328,54 @@ class Graph:
         return self._write(plan)
 
     def delete_relations(self, items: Sequence[RelationInput]) -> DeleteResult:
+        return self._write(lambda state: _relation_deletions(state, items))
+
+    def delete_from_graph(
+        self, entities: Sequence[str], observations: Sequence[ObservationDeletion], relations: Sequence[RelationInput]
+    ) -> DeleteResult:
+        """Observations, relations and entities deleted in ONE write (in that order, so all of them apply)."""
+
         def plan(state: GraphState) -> Plan[DeleteResult]:
-            keys = list(dict.fromkeys(relation_key(_relation_record(i)) for i in items))
-            present = [k for k in keys if k in state.relations]
-            records = [{"type": "delete_relation", "from": f, "relationType": t, "to": to} for f, t, to in present]
-            missing = [f"{f} -[{t}]-> {to}" for f, t, to in keys if (f, t, to) not in state.relations]
-            return records, DeleteResult(deleted=len(present), notFound=missing)
+            records: list[Record] = []
+            total = DeleteResult(deleted=0)
+            for part in (_observation_deletions(state, observations), _relation_deletions(state, relations),
+                         _entity_deletions(state, entities)):
+                records += part[0]
+                total.deleted += part[1].deleted
+                total.notFound += part[1].notFound
+            return records, total
 
         return self._write(plan)
+
+
+def _observation_deletions(state: GraphState, items: Sequence[ObservationDeletion]) -> Plan[DeleteResult]:
+    updated: dict[str, Record] = {}
+    deleted, not_found = 0, []
+    for item in items:
+        record = updated.get(item.entityName) or state.entities.get(item.entityName)
+        if record is None:
+            not_found.append(item.entityName)
+            continue
+        drop = set(item.observations)
+        kept = [o for o in record.get("observations") or [] if o not in drop]
+        if len(kept) != len(record.get("observations") or []):
+            deleted += len(record.get("observations") or []) - len(kept)
+            updated[item.entityName] = {**record, "observations": kept}
+    return list(updated.values()), DeleteResult(deleted=deleted, notFound=not_found)
+
+
+def _entity_deletions(state: GraphState, names: Sequence[str]) -> Plan[DeleteResult]:
+    present = [n for n in dict.fromkeys(names) if n in state.entities]
+    records = [{"type": "delete_entity", "name": n} for n in present]
+    return records, DeleteResult(deleted=len(present), notFound=[n for n in names if n not in state.entities])
+
+
+def _relation_deletions(state: GraphState, items: Sequence[RelationInput]) -> Plan[DeleteResult]:
+    keys = list(dict.fromkeys(relation_key(_relation_record(i)) for i in items))
+    present = [k for k in keys if k in state.relations]
+    records = [{"type": "delete_relation", "from": f, "relationType": t, "to": to} for f, t, to in present]
+    missing = [f"{f} -[{t}]-> {to}" for f, t, to in keys if (f, t, to) not in state.relations]
+    return records, DeleteResult(deleted=len(present), notFound=missing)
 
 
 def _renamed_relation(record: Record, old: str, new: str) -> Record:

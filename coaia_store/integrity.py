@@ -3,7 +3,7 @@
 Checked per context: lines read, records applied, damaged lines (with line numbers) and how many
 failed their checksum, a torn tail, relations whose ends do not exist, sub-charts whose parent
 chart or step is gone, due dates that break the timeline (a step due after its chart, a sub-chart
-due after its step), and the backups: the newest daily and weekly, and whether they verify (no
+due after its step), open steps or sub-charts under completed ones, and the backups: the newest daily and weekly, and whether they verify (no
 backup yet is fine; one that does not verify is a problem).
 
 ``repair=True`` then applies what is safe, each change logged to the recovery log:
@@ -41,7 +41,7 @@ from pydantic import BaseModel, Field, computed_field
 
 from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
-from .charts.tree import ChartIndex, meta
+from .charts.tree import ChartIndex, is_completed, meta
 from .errors import os_errors_reported
 from .graph import ENTITY_TYPES, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
@@ -71,6 +71,8 @@ class ContextIntegrity(BaseModel):
                                                         "once the end is restored or created anew; delete_relations removes one.")
     orphanSubCharts: list[str] = Field([], description="Sub-charts whose parent chart or action step is gone.")
     timelineViolations: list[str] = []
+    openUnderCompleted: list[str] = Field([], description="Open action steps or sub-charts under a completed chart "
+                                                          "or step; complete them, or reopen the level above.")
     duplicateNames: list[str] = Field([], description="In a file of another tool (not yet migrated): entity names "
                                                       "written as separate entities more than once; the last one is "
                                                       "used, and the first write here migrates the file to one each.")
@@ -87,7 +89,8 @@ class ContextIntegrity(BaseModel):
     @property
     def ok(self) -> bool:
         return not (self.damagedLines or self.tornTail or self.danglingRelations or self.orphanSubCharts
-                    or self.timelineViolations or self.backupsVerified is False or self.readOnly)
+                    or self.timelineViolations or self.openUnderCompleted or self.backupsVerified is False
+                    or self.readOnly)
 
 
 class IntegrityReport(BaseModel):
@@ -112,7 +115,8 @@ def validate_integrity(store: Store, *, context: str | None = None, repair: bool
 def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity:
     repairs = _repair(graph, store) if repair else []
     info = graph.journal.info()
-    dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+    dangling, orphans, timeline, open_under = graph.read(
+        lambda s: (_dangling(s), _orphans(s), _timeline(s), _open_under_completed(s)))
     waiting = _waiting(graph, store, info.damage)
     return ContextIntegrity(
         context=graph.context,
@@ -128,6 +132,7 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         waitingRelations=[_describe(r) for r in dangling if relation_key(r) in waiting],
         orphanSubCharts=orphans,
         timelineViolations=timeline,
+        openUnderCompleted=open_under,
         duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
         readOnly=info.read_only,
@@ -384,4 +389,19 @@ def _timeline(state: GraphState) -> list[str]:
             sub_due = deadline(meta(index.charts.get(sub)).get("dueDate")) if sub else None
             if step_due and sub_due and sub_due > step_due:
                 found.append(f"sub-chart {sub} is due after its action step {step['name']}")
+    return found
+
+
+def _open_under_completed(state: GraphState) -> list[str]:
+    """Open steps of a completed chart, and open sub-charts of a completed step (what completion should have closed)."""
+    index = ChartIndex(state.entities)
+    found = []
+    for chart_id, record in index.charts.items():
+        chart_done = is_completed(record)
+        for step in index.steps(chart_id):
+            if chart_done and not is_completed(step):
+                found.append(f"action step {step['name']} is open in completed chart {chart_id}")
+            sub = index.sub_chart.get(step["name"])
+            if sub in index.charts and is_completed(step) and not is_completed(index.charts[sub]):
+                found.append(f"sub-chart {sub} is open under completed action step {step['name']}")
     return found

@@ -176,13 +176,19 @@ class Relation(_Output):
     context: str
 
 
-class CreateEntitiesResult(_Output):
+class WriteResult(_Output):
+    """A write's result: ``operationId`` names the journal line it wrote (what undo and history take)."""
+
+    operationId: str | None = Field(None, description="The operation this call wrote; None when nothing changed.")
+
+
+class CreateEntitiesResult(WriteResult):
     created: list[Entity] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list, description="Names that already held exactly this content.")
     skipped: list[str] = Field(default_factory=list, description="Names that exist with other content (ifExists='skip').")
 
 
-class CreateRelationsResult(_Output):
+class CreateRelationsResult(WriteResult):
     created: list[Relation] = Field(default_factory=list)
     unchanged: list[Relation] = Field(default_factory=list)
 
@@ -192,16 +198,16 @@ class ObservationsAdded(_Output):
     addedObservations: list[str]
 
 
-class AddObservationsResult(_Output):
+class AddObservationsResult(WriteResult):
     results: list[ObservationsAdded]
 
 
-class DeleteResult(_Output):
+class DeleteResult(WriteResult):
     deleted: int = Field(description="How many items were removed.")
     notFound: list[str] = Field(default_factory=list, description="Items that did not exist (deleting them again is harmless).")
 
 
-class UpdateEntityResult(_Output):
+class UpdateEntityResult(WriteResult):
     entity: Entity
     relationsMoved: int = Field(0, description="Relations re-pointed to the new name.")
     changed: bool

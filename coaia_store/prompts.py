@@ -30,8 +30,8 @@ versus where I am. Go through the four steps with me, one at a time, and wait fo
 3. Plan: given what we learned, what changes: new or revised action steps, moved due dates, a restated outcome?
 4. Feedback: how will we track whether the new plan is working (and when do we look again)?
 
-Then record what we agreed: update_current_reality with the acknowledged facts, complete_action_step for
-finished steps, add_action_step / update_action_step / update_desired_outcome for the plan.
+Then record what we agreed: update_chart with the acknowledged facts, complete for finished steps,
+add_action_steps / update_action_step / update_chart for the plan.
 
 The chart as it stands:
 

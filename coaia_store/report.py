@@ -268,5 +268,5 @@ def _contexts(store: Store, context: str | None) -> Iterable[str]:
         return names
     validate_context_name(context)
     if context not in names:
-        raise NotFoundError(f"no context {context!r}; list_contexts shows the contexts")
+        raise NotFoundError(f"no context {context!r}; storage_status shows the contexts")
     return [context]

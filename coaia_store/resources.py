@@ -15,13 +15,30 @@ from .errors import CoaiaError
 from .store import Store
 
 MAX_COMPLETIONS = 100
+RESOURCE_BUDGET = 80_000  # characters: a resource stays under 100 kB (25k tokens) at any store size
+
+
+def _fitting(items: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The first items whose compact JSON fits ``budget`` characters."""
+    size = 0
+    for count, item in enumerate(items):
+        size += len(json.dumps(item, ensure_ascii=False, separators=(",", ":"))) + 1
+        if size > budget:
+            return items[:count]
+    return items
 
 
 def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
     @server.resource("coaia://contexts", name="contexts", mime_type="application/json",
                      description="Every context with entity and relation counts, size, last change and health.")
     def contexts() -> str:
-        return json.dumps([c.model_dump(mode="json", by_alias=True) for c in store.list_contexts()], ensure_ascii=False)
+        rows = [{"name": c.name, "entities": c.entities, "relations": c.relations, "bytes": c.bytes,
+                 "lastModified": c.lastModified, "degraded": c.degraded} for c in store.list_contexts()]
+        shown = _fitting(rows, RESOURCE_BUDGET)
+        data: dict[str, Any] = {"contexts": shown, "total": len(rows)}
+        if len(shown) < len(rows):
+            data["note"] = f"{len(rows) - len(shown)} more contexts left out; the storage_status tool pages through them"
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @server.resource("coaia://chart/{chartId}", name="chart", mime_type="text/markdown",
                      description="One chart and its sub-charts as Markdown: outcome, current reality, steps, progress.")
@@ -50,7 +67,17 @@ def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
             page = store.read_graph(context=context)
         except CoaiaError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
-        return page.model_dump_json(by_alias=True, include={"entities", "relations"})
+        entities = _fitting([e.model_dump(mode="json", by_alias=True, exclude_none=True) for e in page.entities],
+                            RESOURCE_BUDGET // 2)
+        names = {e["name"] for e in entities}
+        links = [r.model_dump(mode="json", by_alias=True, exclude_none=True) for r in page.relations if r.from_ in names]
+        relations = _fitting(links, RESOURCE_BUDGET // 2)
+        data: dict[str, Any] = {"entities": entities, "relations": relations}
+        if len(entities) < len(page.entities) or len(relations) < len(links):
+            data["note"] = (f"{len(entities)} of {len(page.entities)} entities and {len(relations)} of their "
+                            f"{len(links)} relations shown, to stay under the size hosts accept; the read_graph "
+                            "tool pages through the rest")
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @server.completion()
     async def complete(ref: Any, argument: CompletionArgument, context: Any) -> Completion | None:

@@ -1,139 +1,323 @@
 """The MCP server: each tool is a thin wrapper over one library call.
 
-Profiles pick the published tool set: ``full`` (everything), ``graph`` (the knowledge-graph
-tools) and ``memory`` (exactly the official memory server's nine tools, each with an optional
-``context``, so an agent set up for that server switches by changing its command line).
-Errors the caller can fix come back as a ``ToolError`` whose text says what to do; nothing
-is written by a refused call. stdout belongs to the protocol: logs go to stderr.
+Profiles pick the published tool set (see ``PROFILE_TOOLS``): ``full`` (all 24 tools), ``charts``
+(the chart tools with history, undo, status and the report), ``graph`` (the knowledge-graph and
+store tools) and ``memory`` (exactly the official memory server's nine tools, each with an
+optional ``context``, so an agent set up for that server switches by changing its command line).
+
+Replies are short and bounded: a write says what changed (with its ``operationId``), the text
+block is compact JSON without nulls or empty lists, and every reply stays under ``REPLY_BUDGET``
+characters per copy, saying what it left out and how to get it. Arguments are strict: an
+unknown argument is refused with the nearest valid name. Errors the caller can fix come back as
+tool errors whose text says what to do; nothing is written by a refused call. stdout belongs to
+the protocol: logs go to stderr.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
-import inspect
 import hmac
 import json
 import logging
 import sys
 import threading
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar, get_type_hints
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any, Literal
 
 import anyio
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field, ValidationError
 
 from . import __version__, stdio
-from .backup import BackupInfo, RestoreResult
 from .charts import Charts
-from .charts.models import (
-    ActionStepRef,
-    AddActionStep,
-    ChartRef,
-    CreateChart,
-    GetChart,
-    ListCharts,
-    MoveChart,
-    TelescopeActionStep,
-    UpdateActionStep,
-    UpdateCurrentReality,
-    UpdateDesiredOutcome,
-)
-from .errors import CoaiaError
-from .history import ChartHistory, EntityHistory, History, OperationList, UndoResult
-from .integrity import IntegrityReport
+from .charts.api import list_charts_pager
+from .charts.models import ListCharts, StepInput
+from .config import describe_validation_error
+from .errors import CoaiaError, InvalidInputError
+from .history import History
 from .integrity import validate_integrity as check_integrity
-from .models import (
-    AddObservationsResult,
-    ContextInfo,
-    CreateEntitiesResult,
-    CreateRelationsResult,
-    DeleteResult,
-    Entity,
-    EntityInput,
-    ObservationDeletion,
-    ObservationsInput,
-    OpenResult,
-    Relation,
-    RelationInput,
-    StoreStatus,
-    UpdateEntityResult,
-)
+from .models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
+from .paging import Pager
 from .prompts import register_prompts
-from .report import AdvancementReport
 from .report import advancement_report as build_advancement_report
 from .resources import register_resources
-from .search import MAX_LIMIT, SearchIndex, SearchPage
+from .search import MAX_LIMIT, SearchIndex
 from .store import Store
 
 log = logging.getLogger(__name__)
 
 Profile = Literal["full", "charts", "graph", "memory"]
 PROFILES: tuple[str, ...] = ("full", "charts", "graph", "memory")
-F = TypeVar("F", bound=Callable[..., Any])
+ToolFn = Callable[..., CallToolResult]
+Tools = list[tuple[ToolFn, ToolAnnotations]]
 
-ContextArg = Annotated[
-    str | None,
-    Field(description="Context (life domain) to use, e.g. 'work'; omitted: 'default' for writes, every context for reads."),
-]
-WriteContext = Annotated[str | None, Field(description="Context to write to, e.g. 'work'; omitted: 'default'.")]
+REPLY_BUDGET = 40_000  # characters of compact JSON per copy: text + structured stay under 100 kB (25k tokens)
+MAX_REPLY_CHARS = REPLY_BUDGET
+SUMMARY_TEXT = 160
+
+ContextArg = Annotated[str | None, Field(description="Context (life domain), e.g. 'work'; omitted: every context.")]
+WriteContext = Annotated[str | None, Field(description="Context to write to; omitted: 'default'.")]
+ChartContext = Annotated[str | None, Field(description="Context holding it; omitted: found in any.")]
+ChartId = Annotated[str, Field(description="A chart id ('chart_...').")]
+StepName = Annotated[str, Field(description="An action step's name ('<chartId>_action_N').")]
+Limit = Annotated[int, Field(ge=1, le=100)]
+Cursor = Annotated[str | None, Field(description="nextCursor of the previous page.")]
+DueDate = Annotated[str | None, Field(description="ISO date, or date-time with timezone.")]
 
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 ADD = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+NEW = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 CHANGE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
+OVERWRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
 
 INSTRUCTIONS = (
-    "Durable storage for structural tension charts and the knowledge graph beneath them. Data is split into "
-    "contexts (life domains such as 'work' or 'personal'); omit `context` to use 'default' when writing and to "
-    "read every context. Calls are atomic, durable and safe to retry. Start with storage_status or list_contexts."
+    "Durable storage for structural tension charts (desired outcome, current reality, action steps that "
+    "telescope into sub-charts) and the knowledge graph beneath them. Data lives in contexts (life domains such "
+    "as 'work'); omit `context` to write to 'default' and to read every context. Usual order: list_charts or "
+    "storage_status to see what exists; create_chart; get_chart for the tree; add_action_steps, "
+    "update_action_step, telescope_action_step while planning; complete (reopen: true reverses) as steps get "
+    "done; update_chart for new facts; move_chart to 'completed' to archive. Graph: search, open_entities, "
+    "create_entity, add_relation. Every write returns an operationId; history lists them and undo reverts one. "
+    "Calls are atomic, durable and safe to retry."
 )
 
+# The published tools of each profile, in the order tools/list gives them.
+CHART_TOOLS = ("create_chart", "telescope_action_step", "add_action_steps", "update_action_step", "remove_action_step",
+               "complete", "update_chart", "move_chart", "get_chart", "list_charts")
+GRAPH_TOOLS = ("create_entity", "add_relation", "add_observations", "update_entity", "delete_from_graph",
+               "open_entities", "read_graph", "search")
+STORE_TOOLS = ("storage_status", "validate_integrity", "backups", "history", "undo")
+REPORT_TOOLS = ("advancement_report",)
+MEMORY_TOOLS = ("create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations",
+                "delete_relations", "read_graph", "search_nodes", "open_nodes")
+PROFILE_TOOLS: dict[str, tuple[str, ...]] = {
+    "full": CHART_TOOLS + GRAPH_TOOLS + STORE_TOOLS + REPORT_TOOLS,
+    "charts": CHART_TOOLS + ("history", "undo", "storage_status") + REPORT_TOOLS,
+    "graph": GRAPH_TOOLS + STORE_TOOLS,
+    "memory": MEMORY_TOOLS,
+}
 
-def _tool_errors(fn: F, store: Store) -> F:
-    """Turn the library's errors into messages the agent sees; hide anything unexpected. A reply touching
-    a degraded or read-only context also carries a warning line (:meth:`Store.warnings`)."""
+
+# ------------------------------------------------------------------ replies (every reply is finished here)
+
+
+def _pruned(value: Any) -> Any:
+    """JSON without nulls and empty lists (a reply carries what is there, not what is not)."""
+    if isinstance(value, dict):
+        return {k: _pruned(v) for k, v in value.items() if v is not None and v != []}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _as_data(value: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    data = value.model_dump(mode="json", by_alias=True) if isinstance(value, BaseModel) else value
+    return _pruned(data)
+
+
+def reply(value: BaseModel | dict[str, Any], summary: str | None = None) -> CallToolResult:
+    """A tool result: compact JSON as structured content, the same JSON as text (after a one-line summary)."""
+    data = _as_data(value)
+    text = compact_json(data)
+    return CallToolResult(content=[TextContent(type="text", text=f"{summary}\n{text}" if summary else text)],
+                          structured_content=data)
+
+
+def bounded(data: dict[str, Any], key: str, how: str, budget: int = REPLY_BUDGET) -> dict[str, Any]:
+    """Cut the list ``data[key]`` so the compact JSON fits ``budget``; say how many were left out and ``how`` to get them."""
+    items = data.get(key) or []
+    size = len(compact_json({k: v for k, v in data.items() if k != key})) + 200
+    kept = 0
+    for item in items:
+        size += len(compact_json(item)) + 1
+        if size > budget:
+            break
+        kept += 1
+    if kept == len(items):
+        return data
+    return {**data, key: items[:kept], "leftOut": len(items) - kept,
+            "note": f"{len(items) - kept} more {key} left out to keep the reply short; {how}"}
+
+
+def tools_list_bytes(tools: Sequence[Any]) -> int:
+    """The size of a ``tools/list`` result's ``tools`` array as sent: compact JSON, UTF-8."""
+    listed = [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools]
+    return len(json.dumps(listed, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _error(text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _finish(name: str, result: CallToolResult) -> CallToolResult:
+    """The one place every tool reply passes through before it is sent."""
+    return result
+
+
+# ------------------------------------------------------------------ strict arguments
+
+
+# Arguments of the 0.1 tools that have another name now (see CHANGELOG.md).
+RENAMED = {"progressNote": "note", "addToCurrentReality": "noteToReality", "observations": "addToReality",
+           "includeSubCharts": "topLevelOnly", "names": "entities", "deletions": "observations", "opIds": "operationId",
+           "count": "operationId", "actionStep": "target", "chartId": "target", "name": "entity"}
+
+
+def _normal(name: str) -> str:
+    return name.replace("_", "").replace("-", "").casefold()
+
+
+def unknown_argument_error(tool: str, given: Sequence[str], schema: dict[str, Any]) -> str | None:
+    """The refusal of arguments ``tool`` does not take: each named, with the nearest valid name and the list."""
+    valid = list(schema.get("properties") or {})
+    unknown = [g for g in given if g not in valid]
+    if not unknown:
+        return None
+    by_normal = {_normal(v): v for v in valid}
+    parts = []
+    for name in unknown:
+        renamed = RENAMED.get(name)
+        near = [_normal(renamed)] if renamed in valid else difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
+        hint = f"; did you mean '{by_normal[near[0]]}'?" if near else ";"
+        parts.append(f"unknown argument '{name}' for {tool}{hint}")
+    return f"{' '.join(parts)} It takes: {', '.join(valid) or 'no arguments'}. Nothing was written."
+
+
+def _validation_message(tool: str, exc: ValidationError) -> str:
+    return f"invalid arguments for {tool}: {describe_validation_error(exc)} Nothing was written."
+
+
+class CoaiaServer(MCPServer):
+    """``MCPServer`` with strict arguments, plain error texts, and a warning line on every reply that touches
+    a degraded or read-only context (:meth:`Store.warnings`), so an agent can tell its person."""
+
+    def __init__(self, store: Store, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.store = store
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], context: Context | None = None) -> Any:
+        result = await self._strict_call(name, arguments, context)
+        context_arg = arguments.get("context")
+        warnings = self.store.warnings(context_arg if isinstance(context_arg, str) else None)
+        if warnings and isinstance(result, CallToolResult):
+            result.content.extend(TextContent(type="text", text=w) for w in warnings)
+        return result
+
+    async def _strict_call(self, name: str, arguments: dict[str, Any], context: Context | None) -> Any:
+        schema = self._tool_input_schema(name)
+        if schema is not None and (problem := unknown_argument_error(name, list(arguments), schema)):
+            return _finish(name, _error(problem))
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                return _finish(name, _error(_validation_message(name, cause)))
+            return _finish(name, _error(str(cause) if isinstance(cause, ToolError) else str(exc)))
+        return _finish(name, result) if isinstance(result, CallToolResult) else result
+
+
+def _tool_errors(fn: ToolFn) -> ToolFn:
+    """The library's errors become tool errors with their own text (anything unexpected stays hidden)."""
 
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> CallToolResult:
         try:
-            result = fn(*args, **kwargs)
+            return fn(*args, **kwargs)
         except CoaiaError as exc:
             raise ToolError(str(exc)) from exc
-        return _with_warnings(result, store.warnings(kwargs.get("context")))
+        except ValidationError as exc:  # a model built from the arguments inside the tool
+            raise ToolError(f"invalid arguments for {fn.__name__}: {describe_validation_error(exc)}") from exc
 
-    return wrapper  # type: ignore[return-value]
-
-
-def _with_warnings(result: Any, warnings: list[str]) -> Any:
-    """The reply as the SDK would build it (a model as is, a list wrapped in ``result``), plus one text block per warning."""
-    if not warnings or not isinstance(result, BaseModel | list | tuple):
-        return result
-    if isinstance(result, BaseModel):
-        structured = result.model_dump(mode="json", by_alias=True)
-    else:
-        structured = {"result": TypeAdapter(Any).dump_python(result, mode="json", by_alias=True)}
-    text = json.dumps(structured, indent=2, ensure_ascii=False)
-    return CallToolResult(content=[TextContent(type="text", text=t) for t in [text, *warnings]],
-                          structured_content=structured)
+    return wrapper
 
 
-# ------------------------------------------------------------------ the official memory server's shapes
+# ------------------------------------------------------------------ compact schemas
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The published input schema: no ``title`` keys, ``X | None = None`` shown as ``X``, models inlined without
+    their docstrings, no extra arguments."""
+    defs = {name: {k: v for k, v in d.items() if k != "description"} for name, d in schema.get("$defs", {}).items()}
+    inlined = _inline({k: v for k, v in schema.items() if k != "$defs"}, defs)
+    return _compact(inlined)  # type: ignore[no-any-return]
+
+
+def _inline(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, list):
+        return [_inline(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _inline({**defs[ref.removeprefix("#/$defs/")], **{k: v for k, v in node.items() if k != "$ref"}}, defs)
+    return {k: _inline(v, defs) for k, v in node.items()}
+
+
+def one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _compact(node: Any, in_properties: bool = False) -> Any:
+    if isinstance(node, list):
+        return [_compact(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if in_properties:  # keys are argument names, values are schemas
+        return {k: _compact(v) for k, v in node.items()}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "title" and isinstance(value, str):
+            continue
+        out[key] = _compact(value, in_properties=key in ("properties", "$defs"))
+    any_of = out.get("anyOf")
+    if isinstance(any_of, list) and {"type": "null"} in any_of and out.get("default", 0) is None:
+        rest = [a for a in any_of if a != {"type": "null"}]
+        out.pop("anyOf")
+        out.pop("default")
+        out = {**(rest[0] if len(rest) == 1 else {"anyOf": rest}), **out}
+    if out.get("type") == "object" and "properties" in out:
+        out.setdefault("additionalProperties", False)
+    return out
+
+
+# ------------------------------------------------------------------ the official memory server's nine tools
 
 
 class MemoryEntity(BaseModel):
-    name: str = Field(description="Unique name of the entity")
-    entityType: str = Field(description="Type of the entity")
-    observations: list[str] = Field(description="Facts about the entity")
+    name: str = Field(description="The name of the entity")
+    entityType: str = Field(description="The type of the entity")
+    observations: list[str] = Field(description="An array of observation contents associated with the entity")
 
 
 class MemoryRelation(BaseModel):
     model_config = {"populate_by_name": True, "serialize_by_alias": True}
-    from_: str = Field(alias="from", description="Name of the entity where the relation starts")
-    to: str = Field(description="Name of the entity where the relation ends")
-    relationType: str = Field(description="Type of the relation, in active voice")
+    from_: str = Field(alias="from", description="The name of the entity where the relation starts")
+    to: str = Field(description="The name of the entity where the relation ends")
+    relationType: str = Field(description="The type of the relation")
+
+
+class MemoryObservationsInput(BaseModel):
+    model_config = {"extra": "forbid"}
+    entityName: str = Field(description="The name of the entity to add the observations to")
+    contents: list[str] = Field(description="An array of observation contents to add")
+
+
+class MemoryDeletion(BaseModel):
+    model_config = {"extra": "forbid"}
+    entityName: str = Field(description="The name of the entity containing the observations")
+    observations: list[str] = Field(description="An array of observations to delete")
 
 
 class MemoryEntities(BaseModel):
@@ -142,6 +326,15 @@ class MemoryEntities(BaseModel):
 
 class MemoryRelations(BaseModel):
     relations: list[MemoryRelation]
+
+
+class MemoryAdded(BaseModel):
+    entityName: str
+    addedObservations: list[str]
+
+
+class MemoryObservations(BaseModel):
+    results: list[MemoryAdded]
 
 
 class MemoryGraph(BaseModel):
@@ -154,406 +347,576 @@ class MemoryDone(BaseModel):
     message: str
 
 
-def _memory_entity(e: Entity) -> MemoryEntity:
-    return MemoryEntity(name=e.name, entityType=e.entityType, observations=e.observations)
+MEMORY_GRAPH_BUDGET = 30_000  # characters of the compact graph: its pretty text and structured copy stay < 100 kB
 
 
-def _memory_relation(r: Relation) -> MemoryRelation:
-    return MemoryRelation(from_=r.from_, to=r.to, relationType=r.relationType)
+def _official(text_value: Any, structured: BaseModel) -> CallToolResult:
+    """The official server's reply: ``JSON.stringify(result, null, 2)`` as text, the object as structured content."""
+    text = text_value if isinstance(text_value, str) else json.dumps(text_value, ensure_ascii=False, indent=2)
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=structured.model_dump(mode="json", by_alias=True))
 
 
-def _memory_graph(entities: list[Entity], relations: list[Relation]) -> MemoryGraph:
-    return MemoryGraph(entities=[_memory_entity(e) for e in entities], relations=[_memory_relation(r) for r in relations])
+def _done(message: str) -> CallToolResult:
+    return _official(message, MemoryDone(success=True, message=message))
 
 
-def _relation_inputs(relations: list[MemoryRelation]) -> list[dict[str, str]]:
-    return [r.model_dump(by_alias=True) for r in relations]
+def _memory_entity(e: Entity) -> dict[str, Any]:
+    return {"name": e.name, "entityType": e.entityType, "observations": e.observations}
 
 
-def _memory_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
-    def create_entities(entities: list[MemoryEntity], context: WriteContext = None) -> MemoryEntities:
-        """Create multiple new entities in the knowledge graph. Names that already exist are left as they are."""
+def _memory_relation(r: Relation) -> dict[str, Any]:
+    return {"from": r.from_, "to": r.to, "relationType": r.relationType}
+
+
+def _memory_graph(entities: Sequence[Entity], relations: Sequence[Relation], total: int | None = None) -> CallToolResult:
+    """A graph reply in the official shape, cut to ``MEMORY_GRAPH_BUDGET`` with a note of what was left out."""
+    shown, size = [], 0
+    for entity in entities:
+        item = _memory_entity(entity)
+        size += len(compact_json(item))
+        if size > MEMORY_GRAPH_BUDGET:
+            break
+        shown.append(item)
+    names = {e["name"] for e in shown}
+    links = [_memory_relation(r) for r in relations if r.from_ in names or r.to in names]
+    kept_links = []
+    for link in links:
+        size += len(compact_json(link))
+        if size > MEMORY_GRAPH_BUDGET:
+            break
+        kept_links.append(link)
+    graph = {"entities": shown, "relations": kept_links}
+    result = _official(graph, MemoryGraph.model_validate(graph))
+    all_entities = len(entities) if total is None else total
+    if len(shown) < all_entities or len(kept_links) < len(links):
+        result.content.append(TextContent(type="text", text=(
+            f"Note: this reply holds {len(shown)} of {all_entities} entities and {len(kept_links)} of {len(links)} "
+            "of their relations, to stay under the size hosts accept; use search_nodes or open_nodes for the rest.")))
+    return result
+
+
+def memory_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
+    def create_entities(entities: list[MemoryEntity], context: WriteContext = None) -> Annotated[CallToolResult, MemoryEntities]:
+        """Create multiple new entities in the knowledge graph"""
         result = store.create_entities([e.model_dump() for e in entities], context=context, if_exists="skip")
-        return MemoryEntities(entities=[_memory_entity(e) for e in result.created])
+        created = {e.name for e in result.created}
+        new = [e.model_dump() for e in entities if e.name in created]
+        return _official(new, MemoryEntities.model_validate({"entities": new}))
 
-    def create_relations(relations: list[MemoryRelation], context: WriteContext = None) -> MemoryRelations:
-        """Create multiple new relations between entities (in active voice). Both entities must exist."""
-        result = store.create_relations(_relation_inputs(relations), context=context)
-        return MemoryRelations(relations=[_memory_relation(r) for r in result.created])
+    def create_relations(relations: list[MemoryRelation], context: WriteContext = None) -> Annotated[CallToolResult, MemoryRelations]:
+        """Create multiple new relations between entities in the knowledge graph. Relations should be in active voice"""
+        result = store.create_relations([r.model_dump(by_alias=True) for r in relations], context=context)
+        new = [_memory_relation(r) for r in result.created]
+        return _official(new, MemoryRelations.model_validate({"relations": new}))
 
-    def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> AddObservationsResult:
-        """Add new observations to existing entities. Observations already present are not added twice."""
-        return store.add_observations(observations, context=context)
+    def add_observations(
+        observations: list[MemoryObservationsInput], context: WriteContext = None
+    ) -> Annotated[CallToolResult, MemoryObservations]:
+        """Add new observations to existing entities in the knowledge graph"""
+        result = store.add_observations([o.model_dump() for o in observations], context=context)
+        added = [{"entityName": r.entityName, "addedObservations": r.addedObservations} for r in result.results]
+        return _official(added, MemoryObservations.model_validate({"results": added}))
 
-    def delete_entities(entityNames: list[str], context: WriteContext = None) -> MemoryDone:
-        """Delete multiple entities and their associated relations."""
+    def delete_entities(
+        entityNames: Annotated[list[str], Field(description="An array of entity names to delete")],  # noqa: N803
+        context: WriteContext = None,
+    ) -> Annotated[CallToolResult, MemoryDone]:
+        """Delete multiple entities and their associated relations from the knowledge graph"""
         store.delete_entities(entityNames, context=context)
-        return MemoryDone(success=True, message="Entities deleted successfully")
+        return _done("Entities deleted successfully")
 
-    def delete_observations(deletions: list[ObservationDeletion], context: WriteContext = None) -> MemoryDone:
-        """Delete specific observations from entities."""
-        store.delete_observations(deletions, context=context)
-        return MemoryDone(success=True, message="Observations deleted successfully")
+    def delete_observations(
+        deletions: list[MemoryDeletion], context: WriteContext = None
+    ) -> Annotated[CallToolResult, MemoryDone]:
+        """Delete specific observations from entities in the knowledge graph"""
+        store.delete_observations([d.model_dump() for d in deletions], context=context)
+        return _done("Observations deleted successfully")
 
-    def delete_relations(relations: list[MemoryRelation], context: WriteContext = None) -> MemoryDone:
-        """Delete multiple relations."""
-        store.delete_relations(_relation_inputs(relations), context=context)
-        return MemoryDone(success=True, message="Relations deleted successfully")
+    def delete_relations(
+        relations: Annotated[list[MemoryRelation], Field(description="An array of relations to delete")],
+        context: WriteContext = None,
+    ) -> Annotated[CallToolResult, MemoryDone]:
+        """Delete multiple relations from the knowledge graph"""
+        store.delete_relations([r.model_dump(by_alias=True) for r in relations], context=context)
+        return _done("Relations deleted successfully")
 
-    def read_graph(context: ContextArg = None) -> MemoryGraph:
-        """Read the entire knowledge graph (of one context, or every context)."""
+    def read_graph(context: ContextArg = None) -> Annotated[CallToolResult, MemoryGraph]:
+        """Read the entire knowledge graph (a very large graph is cut short, with a note)"""
         page = store.read_graph(context=context)
         return _memory_graph(page.entities, page.relations)
 
-    def search_nodes(query: str, context: ContextArg = None) -> MemoryGraph:
-        """Search for nodes: every word of the query is matched (as a prefix) against names, types, observations
-        and metadata, best matches first (up to 100), with the relations that touch them."""
+    def search_nodes(
+        query: Annotated[str, Field(description="The search query to match against entity names, types, and "
+                                                "observation content")],
+        context: ContextArg = None,
+    ) -> Annotated[CallToolResult, MemoryGraph]:
+        """Search for nodes in the knowledge graph based on a query"""
         hits = index.search(query, context=context, limit=MAX_LIMIT).hits
         names = [h.entity.name for h in hits]
         opened = store.open_entities(names, context=context) if names else None
         return _memory_graph([h.entity for h in hits], opened.relations if opened else [])
 
-    def open_nodes(names: list[str], context: ContextArg = None) -> MemoryGraph:
-        """Open specific nodes by name, with the relations that touch them."""
+    def open_nodes(
+        names: Annotated[list[str], Field(description="An array of entity names to retrieve")],
+        context: ContextArg = None,
+    ) -> Annotated[CallToolResult, MemoryGraph]:
+        """Open specific nodes in the knowledge graph by their names"""
         result = store.open_entities(names, context=context)
         return _memory_graph(result.entities, result.relations)
 
-    return [
-        (create_entities, ADD),
-        (create_relations, ADD),
-        (add_observations, ADD),
-        (delete_entities, CHANGE),
-        (delete_observations, CHANGE),
-        (delete_relations, CHANGE),
-        (read_graph, READ),
-        (search_nodes, READ),
-        (open_nodes, READ),
-    ]
+    return {
+        "create_entities": (create_entities, ADD),
+        "create_relations": (create_relations, ADD),
+        "add_observations": (add_observations, ADD),
+        "delete_entities": (delete_entities, CHANGE),
+        "delete_observations": (delete_observations, CHANGE),
+        "delete_relations": (delete_relations, CHANGE),
+        "read_graph": (read_graph, READ),
+        "search_nodes": (search_nodes, READ),
+        "open_nodes": (open_nodes, READ),
+    }
+
+
+# ------------------------------------------------------------------ the chart tools
+
+ChartSteps = Annotated[
+    list[StepInput | str],
+    Field(description="Action steps: a title, or {title, dueDate, owner}; missing dates are spread up to the due date."),
+]
+
+
+def chart_write(result: Any) -> CallToolResult:
+    """What a chart write changed, not the whole chart: the tree is get_chart's job."""
+    chart = result.chart
+    data = _as_data({
+        "chartId": chart.chartId,
+        "operationId": result.operationId,
+        "changed": getattr(result, "changed", True),
+        "added": getattr(result, "added", None),
+        "completed": getattr(result, "completed", None),
+        "reopened": getattr(result, "reopened", None),
+        "removed": getattr(result, "removed", None),
+        "chartCompleted": chart.completed or None,
+        "progress": round(chart.progress, 3),
+        "nextStep": chart.nextStep.model_dump() if chart.nextStep else None,
+        "warnings": getattr(result, "warnings", None),
+    })
+    for key in ("added", "completed", "reopened", "removed"):
+        data = bounded(data, key, "get_chart shows the chart's steps", REPLY_BUDGET // 4)
+    return reply(data)
+
+
+def _chart_view(charts: Charts, chart_id: str, depth: int | None, context: str | None, as_of: str | None) -> CallToolResult:
+    """The tree, as deep as asked and as fits: deeper levels are left out (with a note) when it would be too long."""
+    view = charts.get_chart(chartId=chart_id, depth=depth, context=context, asOf=as_of)
+    data = _as_data(view)
+    shown = depth
+    while len(compact_json(data)) > REPLY_BUDGET and shown != 0:
+        shown = 2 if shown is None else shown - 1
+        data = _as_data(charts.get_chart(chartId=chart_id, depth=shown, context=context, asOf=as_of))
+    if shown != depth:
+        data["note"] = (f"sub-charts below depth {shown} left out to keep the reply short; "
+                        "call get_chart on a step's subChartId for them")
+    data = bounded(data, "currentReality", "the chart's current reality is long; history shows it in pages")
+    return reply(bounded(data, "actionSteps", "list_charts and get_chart on sub-charts show the rest"))
+
+
+def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
+    def create_chart(
+        desiredOutcome: Annotated[str, Field(description="The result you want to create (not a problem to remove).")],  # noqa: N803
+        currentReality: Annotated[str, Field(description="Honest facts about where things stand now.")],  # noqa: N803
+        dueDate: Annotated[str, Field(description="ISO date, or date-time with timezone.")],  # noqa: N803
+        actionSteps: ChartSteps = [],  # noqa: B006, N803
+        context: WriteContext = None,
+    ) -> CallToolResult:
+        """Create a structural tension chart (desired outcome, current reality, due date, action steps) in one
+        atomic write. Returns the chartId and step names; warns when the outcome names a problem to remove."""
+        return chart_write(charts.create_chart(desiredOutcome=desiredOutcome, currentReality=currentReality,
+                                               dueDate=dueDate, actionSteps=actionSteps, context=context))
+
+    def telescope_action_step(
+        actionStep: StepName,  # noqa: N803
+        currentReality: Annotated[str, Field(description="Where this step stands now.")],  # noqa: N803
+        actionSteps: ChartSteps = [],  # noqa: B006, N803
+        dueDate: DueDate = None,  # noqa: N803
+        desiredOutcome: Annotated[str | None, Field(description="Omitted: the step's title.")] = None,  # noqa: N803
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """Turn an action step into a sub-chart with its own current reality and steps, to plan it in detail (due
+        no later than the step)."""
+        return chart_write(charts.telescope_action_step(actionStep=actionStep, currentReality=currentReality,
+                                                        actionSteps=actionSteps, dueDate=dueDate,
+                                                        desiredOutcome=desiredOutcome, context=context))
+
+    def add_action_steps(
+        chartId: ChartId,  # noqa: N803
+        actionSteps: Annotated[list[StepInput | str], Field(min_length=1, description="One or more steps.")],  # noqa: N803
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """Add action steps to a chart (dueDate omitted: halfway to the chart's). Adding to a completed chart
+        reopens it, with a warning."""
+        return chart_write(charts.add_action_steps(chartId=chartId, actionSteps=actionSteps, context=context))
+
+    def update_action_step(
+        actionStep: StepName,  # noqa: N803
+        title: str | None = None,
+        dueDate: DueDate = None,  # noqa: N803
+        owner: Annotated[str | None, Field(description="Who takes the step (a name).")] = None,
+        note: Annotated[str | None, Field(description="A progress note.")] = None,
+        noteToReality: Annotated[bool, Field(description="Also add the dated note to current reality.")] = False,  # noqa: N803
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """Retitle an action step, move its due date, set its owner, or record a progress note. To finish it use
+        complete."""
+        return chart_write(charts.update_action_step(actionStep=actionStep, title=title, dueDate=dueDate, owner=owner,
+                                                     progressNote=note, addToCurrentReality=noteToReality,
+                                                     context=context))
+
+    def remove_action_step(actionStep: StepName, context: ChartContext = None) -> CallToolResult:  # noqa: N803
+        """Delete an action step and, recursively, the sub-chart it telescopes into. Destructive."""
+        return chart_write(charts.remove_action_step(actionStep=actionStep, context=context))
+
+    def complete(
+        target: Annotated[str, Field(description="An action step's name or a chart id.")],
+        reopen: Annotated[bool, Field(description="Reopen it instead.")] = False,
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """Complete an action step or a chart, with everything below it. A sub-chart whose last step completes
+        completes too, with its parent step, level by level; a top-level chart only when named. reopen: true
+        reverses it, reopening the levels above."""
+        return chart_write(charts.complete(target=target, reopen=reopen, context=context))
+
+    def update_chart(
+        chartId: ChartId,  # noqa: N803
+        addToReality: Annotated[list[str], Field(description="New facts for current reality.")] = [],  # noqa: B006, N803
+        desiredOutcome: Annotated[str | None, Field(description="Restated outcome.")] = None,  # noqa: N803
+        dueDate: DueDate = None,  # noqa: N803
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """Add facts to a chart's current reality, restate its desired outcome, or move its due date."""
+        return chart_write(charts.update_chart(chartId=chartId, addToReality=addToReality,
+                                               desiredOutcome=desiredOutcome, dueDate=dueDate, context=context))
+
+    def move_chart(
+        chartId: ChartId,  # noqa: N803
+        toContext: Annotated[str, Field(description="Target context; 'completed' archives a completed chart.")],  # noqa: N803
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """Move a top-level chart with its sub-charts to another context, safely across files."""
+        return reply(charts.move_chart(chartId=chartId, toContext=toContext, context=context))
+
+    def get_chart(
+        chartId: ChartId,  # noqa: N803
+        depth: Annotated[int | None, Field(ge=0, description="Sub-chart levels to expand; omitted: all.")] = None,
+        asOf: Annotated[str | None, Field(description="The chart as it was then (ISO date-time or date).")] = None,  # noqa: N803
+        context: ChartContext = None,
+    ) -> CallToolResult:
+        """One chart as a tree: outcome, current reality, steps with due dates, owners and overdue flags,
+        telescoped sub-charts, recursive progress at every level, and the next step due."""
+        return _chart_view(charts, chartId, depth, context, asOf)
+
+    def list_charts(
+        status: Literal["active", "completed", "all"] = "active",
+        overdue: bool = False,
+        dueWithinDays: Annotated[int | None, Field(ge=0)] = None,  # noqa: N803
+        owner: Annotated[str | None, Field(description="Charts with an open step of this owner.")] = None,
+        topLevelOnly: bool = False,  # noqa: N803
+        context: ContextArg = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> CallToolResult:
+        """Chart summaries with progress and next step, across every context or one, filtered; paginated."""
+        request = ListCharts(status=status, overdue=overdue, dueWithinDays=dueWithinDays, owner=owner,
+                             includeSubCharts=not topLevelOnly, context=context, limit=limit, cursor=cursor)
+        page = charts.list_charts(request)
+        return reply(_recut(bounded(_as_data(page), "charts", "page on with nextCursor"), "charts",
+                            list_charts_pager(request), cursor, page.total))
+
+    return {
+        "create_chart": (create_chart, NEW),
+        "telescope_action_step": (telescope_action_step, NEW),
+        "add_action_steps": (add_action_steps, NEW),
+        "update_action_step": (update_action_step, OVERWRITE),
+        "remove_action_step": (remove_action_step, CHANGE),
+        "complete": (complete, ADD),
+        "update_chart": (update_chart, OVERWRITE),
+        "move_chart": (move_chart, ADD),
+        "get_chart": (get_chart, READ),
+        "list_charts": (list_charts, READ),
+    }
 
 
 # ------------------------------------------------------------------ the graph tools
-
-
-class ReadGraphResult(BaseModel):
-    mode: Literal["full", "summary", "names"]
-    entities: list[dict[str, Any]] = Field(description="Entities in the shape the mode gives.")
-    relations: list[Relation] = Field(description="Relations leaving the returned entities (mode 'full' only).")
-    totalEntities: int = Field(description="Entities matching the filters, across all pages.")
-    returned: int
-    remaining: int = Field(description="Matching entities after this page; fetch them with nextCursor.")
-    nextCursor: str | None = None
-
-
-MAX_REPLY_CHARS = 60_000  # about 15k tokens: well under the 25k clients accept
-SUMMARY_TEXT = 160
-
-
-def _summary(e: Entity) -> dict[str, Any]:
-    first = e.observations[0] if e.observations else ""
-    return {
-        "name": e.name,
-        "entityType": e.entityType,
-        "context": e.context,
-        "observationCount": len(e.observations),
-        "firstObservation": first if len(first) <= SUMMARY_TEXT else first[:SUMMARY_TEXT] + "…",
-    }
 
 
 def _shape(e: Entity, mode: str) -> dict[str, Any]:
     if mode == "names":
         return {"name": e.name, "entityType": e.entityType, "context": e.context}
     if mode == "summary":
-        return _summary(e)
+        first = e.observations[0] if e.observations else ""
+        return {"name": e.name, "entityType": e.entityType, "context": e.context,
+                "observationCount": len(e.observations),
+                "firstObservation": first if len(first) <= SUMMARY_TEXT else first[:SUMMARY_TEXT] + "…"}
     return e.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
-def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
-    history = History(store)
-
+def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
     def create_entity(
-        entities: Annotated[list[EntityInput], Field(min_length=1, description="One or more entities to create.")],
+        entities: Annotated[list[EntityInput], Field(min_length=1)],
+        ifExists: Annotated[Literal["error", "skip"], Field(description="A name holding other content: fail, or skip it.")] = "error",  # noqa: N803
         context: WriteContext = None,
-        ifExists: Annotated[
-            Literal["error", "skip"], Field(description="A name that exists with other content: fail the call, or skip it.")
-        ] = "error",
-    ) -> CreateEntitiesResult:
-        """Create one or many entities in one atomic call. Re-sending identical entities is harmless (reported
-        'unchanged'). To add facts to an existing entity use add_observations; to rename or retype it, update_entity."""
-        return store.create_entities(entities, context=context, if_exists=ifExists)
+    ) -> CallToolResult:
+        """Create one or many entities in one atomic call; identical repeats are reported unchanged. To add facts
+        to an existing entity use add_observations; to rename or retype it, update_entity."""
+        result = store.create_entities(entities, context=context, if_exists=ifExists)
+        return reply({"operationId": result.operationId, "created": [e.name for e in result.created],
+                      "unchanged": result.unchanged, "skipped": result.skipped})
 
     def add_relation(
-        relations: Annotated[list[RelationInput], Field(min_length=1, description="One or more relations.")],
+        relations: Annotated[list[RelationInput], Field(min_length=1, description="relationType in active voice.")],
         context: WriteContext = None,
-    ) -> CreateRelationsResult:
-        """Relate existing entities (relationType in active voice, e.g. 'advances_toward'). Both ends must exist
-        in the context; an existing relation is reported 'unchanged'."""
-        return store.create_relations(relations, context=context)
+    ) -> CallToolResult:
+        """Relate existing entities, one or many; both ends must exist in the context."""
+        result = store.create_relations(relations, context=context)
+        return reply({"operationId": result.operationId, "created": len(result.created), "unchanged": len(result.unchanged)})
 
-    def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> AddObservationsResult:
+    def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> CallToolResult:
         """Append observations (facts) to existing entities; ones already present are skipped."""
-        return store.add_observations(observations, context=context)
+        return reply(store.add_observations(observations, context=context))
 
     def update_entity(
-        name: Annotated[str, Field(description="The entity to change.")],
-        newName: Annotated[str | None, Field(description="Rename to this; relations follow.")] = None,
-        entityType: Annotated[str | None, Field(description="New type.")] = None,
-        observations: Annotated[list[str] | None, Field(description="Replace ALL observations with these.")] = None,
-        metadata: Annotated[dict[str, Any] | None, Field(description="Merged key by key; null removes a key.")] = None,
+        name: str,
+        newName: Annotated[str | None, Field(description="Rename; relations follow.")] = None,  # noqa: N803
+        entityType: str | None = None,  # noqa: N803
+        observations: Annotated[list[str] | None, Field(description="Replaces ALL observations.")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Merged by key; null removes a key.")] = None,
         context: WriteContext = None,
-    ) -> UpdateEntityResult:
+    ) -> CallToolResult:
         """Rename, retype, replace the observations of, or merge metadata into one entity."""
         change = {"name": name, "newName": newName, "entityType": entityType, "observations": observations,
                   "metadata": metadata}
-        return store.update_entity({k: v for k, v in change.items() if v is not None}, context=context)
+        result = store.update_entity({k: v for k, v in change.items() if v is not None}, context=context)
+        return reply({"operationId": result.operationId, "changed": result.changed, "name": result.entity.name,
+                      "relationsMoved": result.relationsMoved})
 
-    def delete_entities(names: list[str], context: WriteContext = None) -> DeleteResult:
-        """Delete entities and every relation that touches them. Destructive; names already gone are listed."""
-        return store.delete_entities(names, context=context)
+    def delete_from_graph(
+        entities: Annotated[list[str], Field(description="Entity names; their relations go too.")] = [],  # noqa: B006
+        observations: list[ObservationDeletion] = [],  # noqa: B006
+        relations: list[RelationInput] = [],  # noqa: B006
+        context: WriteContext = None,
+    ) -> CallToolResult:
+        """Delete entities, observations and/or relations in one atomic write. Destructive (undo reverts it)."""
+        return reply(store.delete_from_graph(entities=entities, observations=observations, relations=relations,
+                                             context=context))
 
-    def delete_observations(deletions: list[ObservationDeletion], context: WriteContext = None) -> DeleteResult:
-        """Remove specific observations from entities."""
-        return store.delete_observations(deletions, context=context)
-
-    def delete_relations(relations: list[RelationInput], context: WriteContext = None) -> DeleteResult:
-        """Remove relations; the entities stay."""
-        return store.delete_relations(relations, context=context)
-
-    def open_entities(names: Annotated[list[str], Field(min_length=1)], context: ContextArg = None) -> OpenResult:
-        """Entities by exact name, with every relation that has one of them at either end. Use search to find names."""
-        return store.open_entities(names, context=context)
-
-    def search(
-        query: Annotated[str, Field(description="Words to find; each matches as a prefix ('telesc' finds 'telescope').")],
-        context: ContextArg = None,
-        entityTypes: Annotated[list[str] | None, Field(description="Only entities of these types.")] = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 20,
-        cursor: Annotated[str | None, Field(description="nextCursor of the previous page.")] = None,
-    ) -> SearchPage:
-        """Ranked full-text search over entity names, types, observations and metadata (BM25). Every word must
-        match somewhere; if no entity holds them all, the reply falls back to entities holding any (match='any').
-        Each hit has its score and a short snippet. Use open_entities on a hit for its relations."""
-        return index.search(query, context=context, entity_types=entityTypes, limit=limit, cursor=cursor)
+    def open_entities(names: Annotated[list[str], Field(min_length=1)], context: ContextArg = None) -> CallToolResult:
+        """Entities by exact name, with every relation touching them. Use search to find names."""
+        data = _as_data(store.open_entities(names, context=context))
+        data = bounded(data, "relations", "open fewer entities at a time")
+        return reply(bounded(data, "entities", "open fewer entities at a time"))
 
     def read_graph(
+        mode: Annotated[Literal["full", "summary", "names"], Field(description="names; summary (first observation); full.")] = "summary",
+        entityTypes: list[str] | None = None,  # noqa: N803
         context: ContextArg = None,
-        entityTypes: Annotated[list[str] | None, Field(description="Only entities of these types.")] = None,
-        mode: Annotated[
-            Literal["full", "summary", "names"],
-            Field(description="'names': name and type; 'summary': plus observation count and the first one; "
-                              "'full': everything, with relations."),
-        ] = "summary",
-        limit: Annotated[int, Field(ge=1, le=500, description="Most entities to return.")] = 100,
-        cursor: Annotated[str | None, Field(description="nextCursor of the previous page.")] = None,
-        asOf: Annotated[str | None, Field(description="Read the graph as it was then: ISO date-time with timezone, "
-                                                      "or a date (its end, UTC).")] = None,
-    ) -> ReadGraphResult:
-        """Browse the graph a page at a time (now, or as of a past moment). Replies stay well under 25,000 tokens
-        however large the graph is: a page stops early when it would grow too long, and says how many remain."""
+        limit: Annotated[int, Field(ge=1, le=500)] = 100,
+        cursor: Cursor = None,
+        asOf: Annotated[str | None, Field(description="The graph as it was then.")] = None,  # noqa: N803
+    ) -> CallToolResult:
+        """Browse the graph a page at a time, now or as of a past moment; a page stops early rather than grow too
+        long, and says how many entities remain."""
         page = store.read_graph(context=context, entity_types=entityTypes, limit=limit, cursor=cursor, as_of=asOf)
         leaving: dict[tuple[str, str], list[Relation]] = {}
         for relation in page.relations if mode == "full" else []:
             leaving.setdefault((relation.context, relation.from_), []).append(relation)
         shaped: list[dict[str, Any]] = []
-        relations: list[Relation] = []
+        relations: list[dict[str, Any]] = []
         size = 0
         for entity in page.entities:
-            item, own = _shape(entity, mode), leaving.get((entity.context, entity.name), [])
-            size += len(json.dumps(item, ensure_ascii=False)) + sum(len(r.model_dump_json(by_alias=True)) for r in own)
-            if shaped and size > MAX_REPLY_CHARS:
+            item = _shape(entity, mode)
+            own = [_as_data(r) for r in leaving.get((entity.context, entity.name), [])]
+            size += len(compact_json(item)) + len(compact_json(own))
+            if shaped and size > REPLY_BUDGET - 1000:
                 break
             shaped.append(item)
             relations += own
         pager = store.graph_pager(context, entityTypes, asOf)
         end = pager.offset(cursor, page.totalEntities) + len(shaped)
-        return ReadGraphResult(
-            mode=mode,
-            entities=shaped,
-            relations=relations,
-            totalEntities=page.totalEntities,
-            returned=len(shaped),
-            remaining=page.totalEntities - end,
-            nextCursor=pager.cursor(end, page.totalEntities),
-        )
+        data = {"mode": mode, "entities": shaped, "relations": relations, "totalEntities": page.totalEntities,
+                "returned": len(shaped), "remaining": page.totalEntities - end,
+                "nextCursor": pager.cursor(end, page.totalEntities)}
+        return reply(bounded(data, "relations", "open_entities on one entity lists all of its relations"))
 
-    def entity_history(name: str, context: ContextArg = None) -> EntityHistory:
-        """Every version of an entity, oldest first, with its time and the operation (id) that produced it."""
-        return history.entity_history(name, context)
-
-    def chart_history(chartId: str, context: ContextArg = None) -> ChartHistory:  # noqa: N803 - argument name agents see
-        """A chart's evolution as a timeline: created, reality added, steps added, completed, telescoped, due dates
-        moved, outcome restated, each with its time and operation id."""
-        return history.chart_history(chartId, context)
-
-    def advancement_report(
-        windowDays: Annotated[Literal[7, 30, 90], Field(description="The window: days up to now.")] = 30,  # noqa: N803
+    def search(
+        query: Annotated[str, Field(description="Words; each matches as a prefix.")],
+        entityTypes: list[str] | None = None,  # noqa: N803
         context: ContextArg = None,
-    ) -> AdvancementReport:
-        """How charts advanced over the last 7, 30 or 90 days, per context and in total: action steps completed
-        (and per week), charts completed, steps added, steps now overdue, and the average days from a step's
-        creation to its completion."""
-        return build_advancement_report(store, window_days=windowDays, context=context)
+        limit: Annotated[int, Field(ge=1, le=MAX_LIMIT)] = 20,
+        cursor: Cursor = None,
+    ) -> CallToolResult:
+        """Ranked full-text search (BM25) over names, types, observations and metadata: every word must match,
+        else entities holding any. Each hit has a score and snippet; open_entities gives its relations."""
+        page = index.search(query, context=context, entity_types=entityTypes, limit=limit, cursor=cursor)
+        return reply(bounded(_as_data(page), "hits", "pass a smaller limit"))
 
-    def list_operations(
-        context: WriteContext = None, limit: Annotated[int, Field(ge=1, le=500)] = 20
-    ) -> OperationList:
-        """The latest operations in a context, newest first: id, time, kind and a summary (ids are what undo takes)."""
-        return history.operations(context, limit)
+    return {
+        "create_entity": (create_entity, ADD),
+        "add_relation": (add_relation, ADD),
+        "add_observations": (add_observations, ADD),
+        "update_entity": (update_entity, CHANGE),
+        "delete_from_graph": (delete_from_graph, CHANGE),
+        "open_entities": (open_entities, READ),
+        "read_graph": (read_graph, READ),
+        "search": (search, READ),
+    }
 
-    def undo(
-        context: WriteContext = None,
-        count: Annotated[int, Field(ge=1, le=100, description="How many of the latest operations to revert.")] = 1,
-        opIds: Annotated[list[str] | None, Field(description="Or exactly these operations (from list_operations).")] = None,
-    ) -> UndoResult:
-        """Revert operations by appending one new operation (history is never rewritten; undoing an undo redoes).
-        Refused, with nothing written, when a later operation changed the same entities."""
-        return history.undo(context, count=count, op_ids=opIds)
 
-    def list_contexts() -> list[ContextInfo]:
-        """Every context (one JSONL file each) with entity and relation counts, size, last change and health."""
-        return store.list_contexts()
+# ------------------------------------------------------------------ the store tools and the report
+
+
+def _recut(data: dict[str, Any], key: str, pager: Pager, cursor: str | None, total: int) -> dict[str, Any]:
+    """After :func:`bounded` cut a page short, its nextCursor starts right after what was kept."""
+    if "leftOut" in data:
+        data["nextCursor"] = pager.cursor(pager.offset(cursor, total) + len(data[key]), total)
+    return data
+
+
+def _page(items: list[Any], limit: int, cursor: str | None, pager: Pager) -> tuple[list[Any], str | None]:
+    start = pager.offset(cursor, len(items))
+    end = min(start + limit, len(items))
+    return items[start:end], pager.cursor(end, len(items))
+
+
+def _status(store: Store, context: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    status = store.status()
+    backups = {b.context: b.latest for b in status.backups}
+    rows = [{"name": c.name, "entities": c.entities, "relations": c.relations, "bytes": c.bytes,
+             "lastModified": c.lastModified, "health": "degraded" if c.degraded else ("read-only" if c.readOnly else "ok"),
+             "lastBackup": backups.get(c.name), "damagedLines": len(c.damagedLines) or None,
+             "checksummed": None if c.checksummed else False}
+            for c in status.contexts if context is None or c.name == context]
+    shown, next_cursor = _page(rows, limit, cursor, Pager("storage_status", context))
+    data = {"directory": status.directory, "reason": status.reason, "formatVersion": status.formatVersion,
+            "fsync": status.fsync, "degraded": status.degraded, "problems": status.problems[:20],
+            "totalContexts": len(rows), "contexts": shown, "nextCursor": next_cursor}
+    if len(status.problems) > 20:
+        data["note"] = f"{len(status.problems) - 20} more problems: validate_integrity lists them per context"
+    return bounded(data, "contexts", "pass a smaller limit and page with nextCursor")
+
+
+def _operation(op: Any) -> dict[str, Any]:
+    """An operation as history and undo list it: the summary names what it touched."""
+    return _as_data({"id": op.id, "context": op.context, "time": op.time, "kind": op.kind, "summary": op.summary,
+                     "undoes": op.undoes})
+
+
+def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
+    history = History(store)
+
+    def storage_status(context: ContextArg = None, limit: Limit = 100, cursor: Cursor = None) -> CallToolResult:
+        """Where the data lives and why, each context's counts, size, health and last backup (paginated), and any
+        problem with what to do about it. Start here to see which contexts exist."""
+        return reply(_status(store, context, limit, cursor))
 
     def validate_integrity(
         context: ContextArg = None,
-        repair: Annotated[bool, Field(description="Apply the safe repairs (rewrite without damaged lines and restore "
-                                                  "what they lost from the newest verified backup or history, cut a "
-                                                  "torn tail, drop dangling relations), each logged.")] = False,
-    ) -> IntegrityReport:
-        """Check every context (or one): damaged lines with their line numbers, checksum failures, a torn tail,
-        relations to missing entities, orphan sub-charts, due dates that break the timeline, and the newest daily
-        and weekly backups (verified or not)."""
-        return check_integrity(store, context=context, repair=repair)
+        repair: Annotated[bool, Field(description="Apply the safe repairs, each logged.")] = False,
+    ) -> CallToolResult:
+        """Check every context (or one): damaged lines, checksum failures, a torn tail, dangling relations, orphan
+        sub-charts, due dates that break the timeline, open items under completed ones, backups."""
+        data = _as_data(check_integrity(store, context=context, repair=repair))
+        data["contexts"] = sorted(data["contexts"], key=lambda c: c.get("ok", False))
+        return reply(bounded(data, "contexts", "the ones shown first have problems; pass context for one"))
 
-    def create_backup(context: ContextArg = None) -> list[BackupInfo]:
-        """Back up one context, or every context (omit it), now. Backups are also taken automatically on the
-        first write of each day and week, and before anything rewrites a file."""
-        if context is None:
-            return store.backups.backup_all()
-        taken = store.backups.backup_context(context)
-        return [taken] if taken else []
+    def backups(
+        action: Literal["list", "create", "restore"] = "list",
+        backupId: Annotated[str | None, Field(description="For restore: a backup or group id.")] = None,  # noqa: N803
+        context: ContextArg = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> CallToolResult:
+        """List backups (newest first), back up now (one context or all), or restore one: a restore backs up the
+        current state first, so it can be undone. Backups are also taken daily, weekly and before rewrites."""
+        if action == "restore":
+            if backupId is None:
+                raise InvalidInputError("restore needs backupId: backups {\"action\": \"list\"} shows them")
+            return reply(bounded(_as_data(store.backups.restore_backup(backupId, context)), "restored", "restore one context"))
+        if backupId is not None:
+            raise InvalidInputError(f"backupId is only for action 'restore' (got action {action!r})")
+        if action == "create":
+            taken = store.backups.backup_all() if context is None else [b for b in [store.backups.backup_context(context)] if b]
+            return reply(bounded({"created": [_as_data(b) for b in taken]}, "created", "list them with backups"))
+        listed = list(reversed(store.backups.list_backups(context)))
+        shown, next_cursor = _page(listed, limit, cursor, Pager("backups", context))
+        return reply(bounded({"backups": [_as_data(b) for b in shown], "total": len(listed), "nextCursor": next_cursor},
+                             "backups", "pass a smaller limit"))
 
-    def list_backups(context: ContextArg = None) -> list[BackupInfo]:
-        """Recorded backups, oldest first, with kind (daily, weekly, manual, pre-<operation>), time and sha256."""
-        return store.backups.list_backups(context)
+    def history_tool(
+        chartId: Annotated[str | None, Field(description="A chart's timeline.")] = None,  # noqa: N803
+        entity: Annotated[str | None, Field(description="An entity's versions.")] = None,
+        context: ContextArg = None,
+        limit: Limit = 20,
+        cursor: Cursor = None,
+    ) -> CallToolResult:
+        """A chart's timeline (chartId), an entity's versions (entity), or else the latest operations with their
+        ids, newest first: what undo takes. Paginated."""
+        if chartId is not None and entity is not None:
+            raise InvalidInputError("pass chartId or entity, not both")
+        if chartId is not None:
+            items, key = [_as_data(e) for e in history.chart_history(chartId, context).events], "events"
+        elif entity is not None:
+            items, key = [_as_data(v) for v in history.entity_history(entity, context).versions], "versions"
+        else:
+            items = [_operation(o) for o in history.operations(context, limit=None).operations]
+            key = "operations"
+        pager = Pager("history", chartId, entity, context)
+        shown, next_cursor = _page(items, limit, cursor, pager)
+        data = bounded({key: shown, "total": len(items), "nextCursor": next_cursor}, key, "pass a smaller limit")
+        return reply(_recut(data, key, pager, cursor, len(items)))
 
-    def restore_backup(
-        backupId: Annotated[str, Field(description="A backup id from list_backups, or a group id ('daily/2026-11-21').")],
-        context: Annotated[str | None, Field(description="With a group id: restore only this context.")] = None,
-    ) -> RestoreResult:
-        """Put a context back to a backup. The backup must verify; the current state is backed up first and the
-        replaced file kept in history/, so a restore can itself be undone. Destructive."""
-        return store.backups.restore_backup(backupId, context)
+    history_tool.__name__ = "history"
 
-    def storage_status() -> StoreStatus:
-        """Where the data lives and why that directory was chosen, the format version, and any problem
-        (damaged lines, torn tail, read-only context) with what to do about it."""
-        return store.status()
+    def undo(
+        operationId: Annotated[str | None, Field(description="From history; omitted: the latest operation.")] = None,  # noqa: N803
+        context: ContextArg = None,
+    ) -> CallToolResult:
+        """Revert one operation by appending a new one (history is never rewritten; undoing an undo redoes). Refused,
+        with nothing written, when a later operation changed the same things; the reply says what was undone."""
+        result = history.undo(context, op_ids=[operationId] if operationId else None)
+        data = {"operationId": result.opId, "context": result.context, "undone": [_operation(o) for o in result.undone],
+                "entities": result.entities, "relations": result.relations}
+        return reply(bounded(data, "entities", "history shows them all"))
 
-    return [
-        (create_entity, ADD),
-        (add_relation, ADD),
-        (add_observations, ADD),
-        (update_entity, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)),
-        (delete_entities, CHANGE),
-        (delete_observations, CHANGE),
-        (delete_relations, CHANGE),
-        (open_entities, READ),
-        (search, READ),
-        (read_graph, READ),
-        (entity_history, READ),
-        (chart_history, READ),
-        (advancement_report, READ),
-        (list_operations, READ),
-        (undo, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)),
-        (list_contexts, READ),
-        (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
-                                             open_world_hint=False)),
-        (create_backup, ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
-                                        open_world_hint=False)),
-        (list_backups, READ),
-        (restore_backup, ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True,
-                                         open_world_hint=False)),
-        (storage_status, READ),
-    ]
-
-
-# ------------------------------------------------------------------ the chart tools
-
-NEW = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
-OVERWRITE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
-
-_CHART_TOOLS: list[tuple[str, type[BaseModel], ToolAnnotations, str]] = [
-    ("create_chart", CreateChart, NEW,
-     "Create a structural tension chart: the desired outcome (what you want to create), the current reality "
-     "(honest facts about now), a due date, and action steps (a title each, optional due dates; missing ones are "
-     "spread up to the chart's due date). One atomic write. The reply may carry warnings when the outcome names a "
-     "problem to remove rather than a result to create."),
-    ("add_action_step", AddActionStep, NEW,
-     "Add one action step to a chart (dueDate omitted: halfway to the chart's due date, never later)."),
-    ("update_action_step", UpdateActionStep, OVERWRITE,
-     "Change an action step's title or due date, or record a progress note (optionally also in the chart's "
-     "current reality). Use complete_action_step to finish it."),
-    ("remove_action_step", ActionStepRef, CHANGE,
-     "Delete an action step and, recursively, the sub-chart it telescopes into. Destructive."),
-    ("telescope_action_step", TelescopeActionStep, NEW,
-     "Turn an action step into a sub-chart with its own current reality and steps, to plan it in detail. The "
-     "sub-chart's due date is the step's (never later); completing the sub-chart completes the step."),
-    ("complete_action_step", ActionStepRef, ADD,
-     "Mark one action step complete (never the whole chart): records completedAt and adds a dated 'Completed: ...' "
-     "line to its chart's current reality; completion flows up through telescoped parents."),
-    ("update_current_reality", UpdateCurrentReality, ADD,
-     "Add observations (facts about where things stand now) to a chart's current reality."),
-    ("update_desired_outcome", UpdateDesiredOutcome, OVERWRITE,
-     "Restate a chart's desired outcome or move its due date."),
-    ("complete_chart", ChartRef, ADD, "Mark a whole chart complete, with a dated line in its current reality."),
-    ("archive_chart", ChartRef, ADD,
-     "Move a completed chart (with its sub-charts) to the 'completed' archive context; safe across files."),
-    ("move_chart", MoveChart, ADD, "Move a top-level chart and its sub-charts to another context; safe across files."),
-    ("get_chart", GetChart, READ,
-     "One chart as a tree to a chosen depth: outcome, current reality, steps with due dates and overdue flags, "
-     "recursive progress at every level, and the next step due."),
-    ("list_charts", ListCharts, READ,
-     "Chart summaries with progress across every context or one: filter by status (active, completed, all), due "
-     "within N days, or overdue; paginated."),
-]
+    return {
+        "storage_status": (storage_status, READ),
+        "validate_integrity": (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False,
+                                                                   idempotent_hint=True, open_world_hint=False)),
+        "backups": (backups, OVERWRITE),
+        "history": (history_tool, READ),
+        "undo": (undo, OVERWRITE),
+    }
 
 
-def _flat_tool(name: str, method: Callable[..., Any], model: type[BaseModel], description: str) -> Callable[..., Any]:
-    """A tool whose arguments are ``model``'s fields at the top level (not nested under one object)."""
+def report_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
+    def advancement_report(
+        windowDays: Annotated[Literal[7, 30, 90], Field(description="Days up to now.")] = 30,  # noqa: N803
+        context: ContextArg = None,
+    ) -> CallToolResult:
+        """How charts advanced over the last 7, 30 or 90 days, per context and in total: steps completed (per
+        week), charts completed, steps added, steps overdue, average days from a step's creation to completion."""
+        data = _as_data(build_advancement_report(store, window_days=windowDays, context=context))
+        return reply(bounded(data, "contexts", "pass context for one"))
 
-    def tool(**fields: Any) -> Any:
-        return method(**fields)
-
-    params = [
-        inspect.Parameter(
-            field_name,
-            inspect.Parameter.KEYWORD_ONLY,
-            default=inspect.Parameter.empty if field.is_required() else field.get_default(call_default_factory=True),
-            annotation=Annotated[(field.annotation, *field.metadata, Field(description=field.description))],  # type: ignore[misc]
-        )
-        for field_name, field in model.model_fields.items()
-    ]
-    tool.__signature__ = inspect.Signature(params, return_annotation=get_type_hints(method)["return"])  # type: ignore[attr-defined]
-    tool.__name__ = tool.__qualname__ = name
-    tool.__doc__ = description
-    return tool
+    return {"advancement_report": (advancement_report, READ)}
 
 
-def _chart_tools(charts: Charts) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
-    return [(_flat_tool(name, getattr(charts, name), model, text), hints) for name, model, hints, text in _CHART_TOOLS]
-
-
-def _tools(store: Store, profile: Profile, index: SearchIndex) -> list[tuple[Callable[..., Any], ToolAnnotations]]:
+def _tools(store: Store, profile: Profile, index: SearchIndex) -> Tools:
     if profile == "memory":
-        return _memory_tools(store, index)
-    graph = _graph_tools(store, index)
-    if profile == "graph":
-        return graph
-    chart_tools = _chart_tools(Charts(store))
-    if profile == "charts":
-        admin = ("list_contexts", "validate_integrity", "create_backup", "list_backups", "restore_backup",
-                 "chart_history", "advancement_report", "list_operations", "undo", "storage_status")
-        return chart_tools + [(fn, hints) for fn, hints in graph if fn.__name__ in admin]
-    return chart_tools + graph
+        found = memory_tools(store, index)
+    else:
+        found = {**chart_tools(Charts(store)), **graph_tools(store, index), **store_tools(store), **report_tools(store)}
+    return [found[name] for name in PROFILE_TOOLS[profile]]
 
 
 def build_server(store: Store, profile: Profile = "full", *, warm_up: float | None = None) -> MCPServer:
@@ -566,14 +929,18 @@ def build_server(store: Store, profile: Profile = "full", *, warm_up: float | No
     """
     if profile not in PROFILES:
         raise CoaiaError(f"unknown tool profile {profile!r}: choose one of {', '.join(PROFILES)}")
-    server = MCPServer("coaia-store", version=__version__, instructions=INSTRUCTIONS)
+    server = CoaiaServer(store, "coaia-store", version=__version__, instructions=INSTRUCTIONS)
     index = SearchIndex(store)
     if warm_up is not None:
         timer = threading.Timer(warm_up, _warm_up, args=(index,))
         timer.name, timer.daemon = "coaia-warm-up", True
         timer.start()
     for fn, hints in _tools(store, profile, index):
-        server.add_tool(_tool_errors(fn, store), annotations=hints)
+        server.add_tool(_tool_errors(fn), description=one_line(fn.__doc__), annotations=hints,
+                        structured_output=profile == "memory")
+        tool = server._tool_manager.get_tool(fn.__name__)  # the published schema, compacted once
+        assert tool is not None
+        tool.parameters = compact_schema(tool.parameters)
     charts = Charts(store)
     register_resources(server, store, charts)
     register_prompts(server, charts)

@@ -197,6 +197,23 @@ class Store:
         items = _validated(list[RelationInput], relations, "relations")
         return self.graph(context).delete_relations(items)
 
+    def delete_from_graph(
+        self,
+        *,
+        entities: Sequence[str] = (),
+        observations: Sequence[ObservationDeletion | Mapping[str, Any]] = (),
+        relations: Sequence[RelationInput | Mapping[str, Any]] = (),
+        context: str | None = None,
+    ) -> DeleteResult:
+        """Delete entities, observations and relations in one atomic write."""
+        if not (entities or observations or relations):
+            raise InvalidInputError("nothing to delete: pass entities, observations and/or relations")
+        return self.graph(context).delete_from_graph(
+            _validated(list[Name], entities, "entity names"),
+            _validated(list[ObservationDeletion], observations, "observations"),
+            _validated(list[RelationInput], relations, "relations"),
+        )
+
     def compact(self, context: str | None = None) -> bool:
         """Rewrite a context's file to its current state (old file kept in ``history/``)."""
         return self.graph(context).journal.compact()

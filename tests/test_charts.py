@@ -310,14 +310,18 @@ def test_completing_a_sub_chart_leaves_the_parent_chart_open(charts: Charts) -> 
     parent = make_chart(charts, ["Buy lumber"])
     sub = telescope(charts, step_names(parent)[0]).chart.chartId
     result = charts.complete_chart(chartId=sub)
-    assert result.completed == [sub, step_names(parent)[0]] and not charts.get_chart(chartId=parent.chart.chartId).completed
+    assert result.completed == [sub, f"{sub}_action_1", step_names(parent)[0]]
+    assert not charts.get_chart(chartId=parent.chart.chartId).completed
+    assert "complete" in result.warnings[-1] and parent.chart.chartId in result.warnings[-1]
 
 
 def test_completion_flows_up_through_every_telescoped_level(charts: Charts) -> None:
     levels = chain(charts, 2)
     charts.complete_chart(chartId=levels[2].chart.chartId)
     middle = charts.get_chart(chartId=levels[1].chart.chartId)
-    assert middle.actionSteps[0].completed and middle.progress == 1.0 and not middle.completed
+    top = charts.get_chart(chartId=levels[0].chart.chartId)
+    assert middle.actionSteps[0].completed and middle.completed  # its last open step: the sub-chart completes
+    assert top.actionSteps[0].completed and not top.completed  # a top-level chart waits to be completed
 
 
 def test_naming_a_sub_charts_desired_outcome_completes_the_sub_chart(charts: Charts) -> None:

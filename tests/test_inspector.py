@@ -32,12 +32,12 @@ def test_inspector_lists_the_tools_with_schemas(store_dir: Path) -> None:
     tools = _inspector(store_dir, "--method", "tools/list")["tools"]
 
     by_name = {t["name"]: t for t in tools}
-    assert "create_entity" in by_name and "outputSchema" in by_name["create_entity"]
+    assert "create_entity" in by_name and by_name["create_entity"]["inputSchema"]["additionalProperties"] is False
 
 
 def test_inspector_call_writes_to_the_store(store_dir: Path) -> None:
     result = _inspector(store_dir, "--method", "tools/call", "--tool-name", "create_entity",
                         "--tool-arg", 'entities=[{"name":"from-inspector","entityType":"test"}]')
 
-    assert result["structuredContent"]["created"][0]["name"] == "from-inspector"
+    assert result["structuredContent"]["created"] == ["from-inspector"]
     assert b"from-inspector" in (store_dir / "charts.jsonl").read_bytes()

@@ -38,7 +38,7 @@ async def test_every_tool_has_a_description_schemas_and_annotations(graph_client
 
     assert {t.name for t in tools} >= {"create_entity", "add_relation", "read_graph", "open_entities", "storage_status"}
     for tool in tools:
-        assert tool.description and tool.input_schema and tool.output_schema, tool.name
+        assert tool.description and tool.input_schema["additionalProperties"] is False, tool.name
         assert tool.annotations is not None and tool.annotations.read_only_hint is not None, tool.name
 
 
@@ -46,7 +46,7 @@ async def test_read_tools_are_marked_read_only_and_deletes_destructive(graph_cli
     hints = {t.name: t.annotations for t in (await graph_client.list_tools()).tools}
 
     assert hints["read_graph"].read_only_hint and hints["open_entities"].read_only_hint
-    assert hints["delete_entities"].destructive_hint and not hints["create_entity"].destructive_hint
+    assert hints["delete_from_graph"].destructive_hint and not hints["create_entity"].destructive_hint
 
 
 async def test_memory_profile_publishes_the_official_tool_names(memory_client: Client) -> None:
@@ -119,7 +119,7 @@ async def test_update_entity_renames_and_moves_relations(graph_client: Client) -
 
     result = await graph_client.call_tool("update_entity", {"name": "a", "newName": "a2"})
 
-    assert result.structured_content["relationsMoved"] == 1 and result.structured_content["entity"]["name"] == "a2"
+    assert result.structured_content["relationsMoved"] == 1 and result.structured_content["name"] == "a2"
 
 
 async def test_read_graph_defaults_to_a_bounded_summary(graph_client: Client, store: Store) -> None:
@@ -143,7 +143,7 @@ async def test_read_graph_full_mode_stops_before_the_reply_grows_too_long(graph_
         data = (await graph_client.call_tool("read_graph", args)).structured_content
         assert len(json.dumps(data["entities"])) <= MAX_REPLY_CHARS + 5_000
         seen += [e["name"] for e in data["entities"]]
-        cursor = data["nextCursor"]
+        cursor = data.get("nextCursor")
         if cursor is None:
             break
 
@@ -176,11 +176,11 @@ async def test_validate_integrity_tool_reports_per_context_with_ok(graph_client:
 
 async def test_backup_tools_take_list_and_restore(graph_client: Client, store: Store) -> None:
     store.create_entities([{"name": "keep", "entityType": "t"}])
-    taken = (await graph_client.call_tool("create_backup", {"context": "default"})).structured_content["result"]
+    taken = (await graph_client.call_tool("backups", {"action": "create", "context": "default"})).structured_content["created"]
     store.delete_entities(["keep"])
 
-    listed = (await graph_client.call_tool("list_backups", {})).structured_content["result"]
-    restored = await graph_client.call_tool("restore_backup", {"backupId": taken[0]["id"]})
+    listed = (await graph_client.call_tool("backups", {})).structured_content["backups"]
+    restored = await graph_client.call_tool("backups", {"action": "restore", "backupId": taken[0]["id"]})
 
     assert taken[0]["id"] in [b["id"] for b in listed] and not restored.is_error
     assert store.open_entities(["keep"]).notFound == []
@@ -192,7 +192,7 @@ async def test_storage_status_names_the_latest_backup(graph_client: Client, stor
 
     data = (await graph_client.call_tool("storage_status", {})).structured_content
 
-    assert data["backups"][0]["context"] == "default" and data["backups"][0]["latest"].startswith("manual/")
+    assert data["contexts"][0]["name"] == "default" and data["contexts"][0]["lastBackup"].startswith("manual/")
 
 
 async def test_memory_search_nodes_finds_words_in_different_fields(memory_client: Client) -> None:

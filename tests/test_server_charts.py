@@ -40,7 +40,7 @@ async def test_chart_tool_arguments_are_top_level_fields_with_descriptions(clien
 
 async def test_create_then_get_chart_round_trips_the_tree(client: Client) -> None:
     created = await _call(client, "create_chart", CHART)
-    chart_id = created["chart"]["chartId"]
+    chart_id = created["chartId"]
 
     chart = await _call(client, "get_chart", {"chartId": chart_id})
 
@@ -49,24 +49,25 @@ async def test_create_then_get_chart_round_trips_the_tree(client: Client) -> Non
 
 
 async def test_completing_a_step_completes_only_that_step_and_notes_it_in_reality(client: Client) -> None:
-    chart = (await _call(client, "create_chart", CHART))["chart"]
-    step = chart["actionSteps"][0]["name"]
+    created = await _call(client, "create_chart", CHART)
+    step = created["added"][0]
 
-    done = await _call(client, "complete_action_step", {"actionStep": step})
+    done = await _call(client, "complete", {"target": step})
+    chart = await _call(client, "get_chart", {"chartId": created["chartId"]})
 
-    assert done["chart"]["completed"] is False and done["chart"]["progress"] == 0.5
-    assert any(line.startswith("Completed: Build raised beds") for line in done["chart"]["currentReality"])
+    assert done["completed"] == [step] and "chartCompleted" not in done and done["progress"] == 0.5
+    assert any(line.startswith("Completed: Build raised beds") for line in chart["currentReality"])
 
 
 async def test_sub_chart_progress_counts_in_its_parent_and_its_completion_completes_the_step(client: Client) -> None:
-    chart = (await _call(client, "create_chart", CHART))["chart"]
-    step = chart["actionSteps"][0]["name"]
-    sub = (await _call(client, "telescope_action_step",
-                       {"actionStep": step, "currentReality": "Have lumber", "actionSteps": ["Cut boards", "Screw"]}))["chart"]
+    chart = await _call(client, "create_chart", CHART)
+    step = chart["added"][0]
+    sub = await _call(client, "telescope_action_step",
+                      {"actionStep": step, "currentReality": "Have lumber", "actionSteps": ["Cut boards", "Screw"]})
 
-    await _call(client, "complete_action_step", {"actionStep": sub["actionSteps"][0]["name"]})
+    await _call(client, "complete", {"target": sub["added"][0]})
     halfway = await _call(client, "get_chart", {"chartId": chart["chartId"]})
-    await _call(client, "complete_chart", {"chartId": sub["chartId"]})
+    await _call(client, "complete", {"target": sub["chartId"]})
     parent = await _call(client, "get_chart", {"chartId": chart["chartId"]})
 
     assert halfway["progress"] == 0.25 and halfway["actionSteps"][0]["completed"] is False
@@ -76,7 +77,7 @@ async def test_sub_chart_progress_counts_in_its_parent_and_its_completion_comple
 async def test_problem_oriented_outcome_gets_a_warning_not_a_refusal(client: Client) -> None:
     result = await _call(client, "create_chart", {**CHART, "desiredOutcome": "Eliminate the weeds"})
 
-    assert result["warnings"] and result["chart"]["chartId"]
+    assert result["warnings"] and result["chartId"]
 
 
 async def test_an_unknown_chart_is_a_readable_tool_error(client: Client) -> None:

@@ -35,33 +35,31 @@ async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> Non
         await call("open_entities", {"names": ["a"]})
         await call("search", {"query": "two"})
         await call("read_graph", {"mode": "full"})
-        await call("delete_observations", {"deletions": [{"entityName": "a", "observations": ["one"]}]})
-        await call("delete_relations", {"relations": [{"from": "a", "to": "b", "relationType": "r"}]})
-        await call("delete_entities", {"names": ["b"]})
-        chart = (await call("create_chart", CHART))["chart"]
-        cid, first = chart["chartId"], chart["actionSteps"][0]["name"]
-        step = (await call("add_action_step", {"chartId": cid, "title": "Plant seeds"}))["actionStep"]["name"]
-        await call("update_action_step", {"actionStep": first, "progressNote": "bought lumber"})
+        await call("delete_from_graph", {"observations": [{"entityName": "a", "observations": ["one"]}],
+                                         "relations": [{"from": "a", "to": "b", "relationType": "r"}], "entities": ["b"]})
+        chart = await call("create_chart", CHART)
+        cid, (first, second) = chart["chartId"], chart["added"]
+        step = (await call("add_action_steps", {"chartId": cid, "actionSteps": ["Plant seeds"]}))["added"][0]
+        await call("update_action_step", {"actionStep": first, "note": "bought lumber", "owner": "Ana"})
         await call("telescope_action_step", {"actionStep": first, "currentReality": "Have lumber"})
-        await call("complete_action_step", {"actionStep": chart["actionSteps"][1]["name"]})
-        await call("update_current_reality", {"chartId": cid, "observations": ["Seeds arrived"]})
-        await call("update_desired_outcome", {"chartId": cid, "desiredOutcome": "A garden that feeds four people"})
+        await call("complete", {"target": second})
+        await call("update_chart", {"chartId": cid, "addToReality": ["Seeds arrived"],
+                                    "desiredOutcome": "A garden that feeds four people"})
         await call("get_chart", {"chartId": cid, "depth": 1})
         await call("list_charts", {"status": "all"})
         await call("remove_action_step", {"actionStep": step})
-        await call("complete_chart", {"chartId": cid})
-        await call("archive_chart", {"chartId": cid})
-        other = (await call("create_chart", CHART))["chart"]["chartId"]
+        await call("complete", {"target": cid})
+        await call("move_chart", {"chartId": cid, "toContext": "completed"})
+        other = (await call("create_chart", CHART))["chartId"]
         await call("move_chart", {"chartId": other, "toContext": "work"})
-        await call("list_contexts", {})
         await call("validate_integrity", {})
-        backup = (await call("create_backup", {"context": "work"}))["result"][0]["id"]
-        await call("list_backups", {})
-        await call("restore_backup", {"backupId": backup})
-        await call("entity_history", {"name": "a"})
-        await call("chart_history", {"chartId": other, "context": "work"})
+        backup = (await call("backups", {"action": "create", "context": "work"}))["created"][0]["id"]
+        await call("backups", {})
+        await call("backups", {"action": "restore", "backupId": backup})
+        await call("history", {"entity": "a"})
+        await call("history", {"chartId": other, "context": "work"})
+        await call("history", {"context": "work"})
         await call("advancement_report", {"windowDays": 7})
-        await call("list_operations", {"context": "work"})
         await call("undo", {"context": "work"})
         await call("read_graph", {"asOf": "2020-01-01"})
         await call("storage_status", {})

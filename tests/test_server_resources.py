@@ -46,7 +46,7 @@ async def test_an_unknown_chart_resource_is_not_found(client: Client) -> None:
 async def test_the_contexts_resource_lists_every_context(client: Client, chart_id: str) -> None:
     data = json.loads((await client.read_resource("coaia://contexts")).contents[0].text)
 
-    assert [c["name"] for c in data] == ["personal"]
+    assert [c["name"] for c in data["contexts"]] == ["personal"] and data["total"] == 1
 
 
 async def test_active_charts_of_a_context_link_to_each_chart(client: Client, chart_id: str) -> None:

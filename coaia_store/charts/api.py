@@ -26,6 +26,9 @@ from ..store import Store
 from .models import (
     ActionStepRef,
     AddActionStep,
+    AddActionSteps,
+    Complete,
+    UpdateChart,
     ChartPage,
     ChartRef,
     ChartResult,
@@ -44,6 +47,7 @@ from .models import (
 )
 from .rules import (
     check_not_later,
+    deadline,
     is_overdue,
     new_chart_id,
     outcome_warnings,
@@ -51,8 +55,31 @@ from .rules import (
     spread_dates,
     within_days,
 )
-from .tree import OUTCOME, STEP, ChartIndex, Viewer, chart_name, first_observation, meta, outcome_name, reality_name
-from .writes import Tx, add_step, chart_due, complete_chart, complete_step, new_chart, remove_subtree
+from .tree import (
+    CHART,
+    OUTCOME,
+    STEP,
+    ChartIndex,
+    Viewer,
+    chart_name,
+    first_observation,
+    is_completed,
+    meta,
+    outcome_name,
+    reality_name,
+)
+from .writes import (
+    Change,
+    Tx,
+    add_step,
+    chart_due,
+    complete_chart,
+    complete_step,
+    new_chart,
+    remove_subtree,
+    reopen_chart,
+    reopen_step,
+)
 
 M = TypeVar("M", bound=BaseModel)
 R = TypeVar("R")
@@ -66,19 +93,7 @@ def _parse(model: type[M], request: Request, fields: dict[str, Any]) -> M:
     try:
         return model.model_validate({**data, **fields})
     except ValidationError as exc:
-        raise InvalidInputError(f"invalid {model.__name__}: {describe_validation_error(exc)}") from None
-
-
-class _Change:
-    """What a write reports back before the chart is re-read: which chart, what else happened."""
-
-    def __init__(self, chart_id: str, step: str | None = None) -> None:
-        self.chart_id = chart_id
-        self.step = step
-        self.changed = False
-        self.completed: list[str] = []
-        self.removed: list[str] = []
-        self.removed_charts: list[str] = []
+        raise InvalidInputError(f"invalid arguments: {describe_validation_error(exc)} Nothing was written.") from None
 
 
 class Charts:
@@ -101,13 +116,14 @@ class Charts:
             check_not_later(step.dueDate, req.dueDate, f"action step {step.title!r}", "the chart")
         context = validate_context_name(req.context or DEFAULT_CONTEXT)
 
-        def plan(tx: Tx) -> _Change:
+        def plan(tx: Tx) -> Change:
             chart_id = new_chart_id(tx.now)
             while tx.get(chart_name(chart_id)) is not None:
                 chart_id = new_chart_id(tx.now)
-            new_chart(tx, chart_id, outcome=req.desiredOutcome, reality=req.currentReality, due=req.dueDate,
-                      steps=req.actionSteps, parent_step=None)
-            return _Change(chart_id)
+            change = Change(chart_id)
+            change.added = new_chart(tx, chart_id, outcome=req.desiredOutcome, reality=req.currentReality,
+                                     due=req.dueDate, steps=req.actionSteps, parent_step=None)
+            return change
 
         warnings = outcome_warnings(req.desiredOutcome) + reality_warnings(req.currentReality)
         return self._result(context, self._write(context, plan), warnings)
@@ -115,12 +131,27 @@ class Charts:
     def add_action_step(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """One more action step; its due date defaults to halfway between now and the chart's."""
         req = _parse(AddActionStep, request, fields)
+        step = {"title": req.title, "dueDate": req.dueDate, "owner": req.owner}
+        result = self.add_action_steps(chartId=req.chartId, actionSteps=[step], context=req.context)
+        return result.model_copy(update={"actionStep": next((s for s in result.chart.actionSteps
+                                                             if s.name in result.added), None)})
+
+    def add_action_steps(self, request: Request = None, /, **fields: Any) -> ChartResult:
+        """One or more action steps (due dates omitted: halfway to the chart's). A completed chart reopens."""
+        req = _parse(AddActionSteps, request, fields)
         context = self._chart_context(req.chartId, req.context)
 
-        def plan(tx: Tx) -> _Change:
+        def plan(tx: Tx) -> Change:
             tx.index.chart(req.chartId, context)
-            due = req.dueDate or _halfway(tx, req.chartId)
-            return _Change(req.chartId, add_step(tx, req.chartId, req.title, due))
+            change = Change(req.chartId)
+            if is_completed(tx.get(chart_name(req.chartId))):
+                reopen_chart(tx, req.chartId, change)
+                change.warnings.append(f"chart {req.chartId} was completed; adding a step reopened it "
+                                       f"(and {len(change.reopened) - 1} level(s) above it)")
+            for step in req.actionSteps:
+                due = step.dueDate or _halfway(tx, req.chartId)
+                change.added.append(add_step(tx, req.chartId, step.title, due, step.owner))
+            return change
 
         return self._result(context, self._write(context, plan))
 
@@ -129,20 +160,26 @@ class Charts:
         req = _parse(TelescopeActionStep, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
-        def plan(tx: Tx) -> _Change:
+        def plan(tx: Tx) -> Change:
             step = tx.need(req.actionStep, STEP, "action step")
             existing = tx.index.sub_chart.get(req.actionStep)
             if existing is not None:
                 raise ConflictError(f"action step {req.actionStep!r} is already telescoped into chart {existing!r}")
+            if is_completed(step):
+                raise ConflictError(
+                    f"action step {req.actionStep!r} is completed; reopen it first with "
+                    f'complete {{"target": "{req.actionStep}", "reopen": true}}, then telescope it'
+                )
             step_due = meta(step).get("dueDate") or chart_due(tx, meta(step)["chartId"])
             due = req.dueDate or step_due
             if not isinstance(due, str):
                 raise InvalidInputError(f"action step {req.actionStep!r} has no due date; pass dueDate")
             check_not_later(due, step_due, "the sub-chart", f"its action step {req.actionStep}")
             chart_id = new_chart_id(tx.now)
-            new_chart(tx, chart_id, outcome=req.desiredOutcome or first_observation(step), reality=req.currentReality,
-                      due=due, steps=req.actionSteps, parent_step=step)
-            return _Change(chart_id, req.actionStep)
+            change = Change(chart_id, req.actionStep)
+            change.added = new_chart(tx, chart_id, outcome=req.desiredOutcome or first_observation(step),
+                                     reality=req.currentReality, due=due, steps=req.actionSteps, parent_step=step)
+            return change
 
         warnings = outcome_warnings(req.desiredOutcome or "") + reality_warnings(req.currentReality)
         return self._result(context, self._write(context, plan), warnings)
@@ -154,7 +191,7 @@ class Charts:
         req = _parse(UpdateActionStep, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
-        def plan(tx: Tx) -> _Change:
+        def plan(tx: Tx) -> Change:
             step = tx.need(req.actionStep, STEP, "action step")
             chart_id = meta(step)["chartId"]
             if req.dueDate is not None:
@@ -164,10 +201,10 @@ class Charts:
                 observations[0] = req.title
             if req.progressNote is not None and req.progressNote not in observations[1:]:
                 observations.append(req.progressNote)
-            tx.update(req.actionStep, observations=observations, dueDate=req.dueDate)
+            tx.update(req.actionStep, observations=observations, dueDate=req.dueDate, owner=req.owner)
             if req.progressNote is not None and req.addToCurrentReality:
                 tx.append(reality_name(chart_id), f"Progress on {observations[0]}: {req.progressNote} ({tx.today})")
-            return _Change(chart_id, req.actionStep)
+            return Change(chart_id, req.actionStep)
 
         return self._result(context, self._write(context, plan))
 
@@ -176,9 +213,9 @@ class Charts:
         req = _parse(ActionStepRef, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
-        def plan(tx: Tx) -> _Change:
+        def plan(tx: Tx) -> Change:
             step = tx.need(req.actionStep, STEP, "action step")
-            change = _Change(meta(step)["chartId"], req.actionStep)
+            change = Change(meta(step)["chartId"], req.actionStep)
             sub = tx.index.sub_chart.get(req.actionStep)
             change.removed = [req.actionStep, *(remove_subtree(tx, sub) if sub else [])]
             change.removed_charts = tx.index.subtree(sub) if sub else []
@@ -187,7 +224,8 @@ class Charts:
 
         change = self._write(context, plan)
         chart = self._view(context, change.chart_id, 0)
-        return RemoveResult(chart=chart, removed=change.removed, removedCharts=change.removed_charts)
+        return RemoveResult(chart=chart, removed=change.removed, removedCharts=change.removed_charts,
+                            operationId=change.operation_id)
 
     def complete_action_step(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Mark one step done (never the whole chart), with completedAt and a dated line in current reality.
@@ -198,13 +236,13 @@ class Charts:
         req = _parse(ActionStepRef, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
-        def plan(tx: Tx) -> _Change:
+        def plan(tx: Tx) -> Change:
             record = tx.get(req.actionStep)
             if record is not None and record.get("entityType") == OUTCOME:
                 return self._complete_chart_plan(tx, meta(record).get("chartId") or "", context)
             step = tx.need(req.actionStep, STEP, "action step")
-            change = _Change(meta(step)["chartId"], req.actionStep)
-            complete_step(tx, req.actionStep, change.completed)
+            change = Change(meta(step)["chartId"], req.actionStep)
+            complete_step(tx, req.actionStep, change)
             return change
 
         return self._result(context, self._write(context, plan))
@@ -214,36 +252,13 @@ class Charts:
     def update_current_reality(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Add observations (facts as they are now) to a chart's current reality; repeats are ignored."""
         req = _parse(UpdateCurrentReality, request, fields)
-        context = self._chart_context(req.chartId, req.context)
-
-        def plan(tx: Tx) -> _Change:
-            tx.index.chart(req.chartId, context)
-            for line in req.observations:
-                tx.append(reality_name(req.chartId), line)
-            return _Change(req.chartId)
-
-        warnings = [w for line in req.observations for w in reality_warnings(line)]
-        return self._result(context, self._write(context, plan), warnings)
+        return self.update_chart(chartId=req.chartId, addToReality=req.observations, context=req.context)
 
     def update_desired_outcome(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Rename what the chart creates and/or move its due date (within its parent step, after its steps)."""
         req = _parse(UpdateDesiredOutcome, request, fields)
-        context = self._chart_context(req.chartId, req.context)
-
-        def plan(tx: Tx) -> _Change:
-            chart = tx.index.chart(req.chartId, context)
-            if req.dueDate is not None:
-                _check_chart_due(tx, req.chartId, chart, req.dueDate)
-                tx.update(chart_name(req.chartId), dueDate=req.dueDate)
-            outcome = tx.get(outcome_name(req.chartId)) or {}
-            observations = [str(o) for o in outcome.get("observations") or []] or [""]
-            if req.desiredOutcome is not None:
-                observations[0] = req.desiredOutcome
-            tx.update(outcome_name(req.chartId), observations=observations, dueDate=req.dueDate)
-            return _Change(req.chartId)
-
-        warnings = outcome_warnings(req.desiredOutcome or "")
-        return self._result(context, self._write(context, plan), warnings)
+        return self.update_chart(chartId=req.chartId, desiredOutcome=req.desiredOutcome, dueDate=req.dueDate,
+                                 context=req.context)
 
     def complete_chart(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Mark a chart's desired outcome achieved; a sub-chart also completes the step it came from."""
@@ -252,11 +267,60 @@ class Charts:
         return self._result(context, self._write(context, lambda tx: self._complete_chart_plan(tx, req.chartId, context)))
 
     @staticmethod
-    def _complete_chart_plan(tx: Tx, chart_id: str, context: str) -> _Change:
+    def _complete_chart_plan(tx: Tx, chart_id: str, context: str) -> Change:
         tx.index.chart(chart_id, context)
-        change = _Change(chart_id)
-        complete_chart(tx, chart_id, change.completed)
+        change = Change(chart_id)
+        complete_chart(tx, chart_id, change)
         return change
+
+    def complete(self, request: Request = None, /, **fields: Any) -> ChartResult:
+        """Complete (``reopen``: reopen) an action step or a chart, named by ``target``.
+
+        Completing completes everything below it and flows up through telescoped sub-charts whose
+        last open step it was; reopening reopens the completed levels above it. Each level gets a
+        dated "Completed: ..." or "Reopened: ..." line in its current reality.
+        """
+        req = _parse(Complete, request, fields)
+        context = self._entity_context_any(req.target, req.context)
+
+        def plan(tx: Tx) -> Change:
+            record = tx.get(req.target) or tx.get(chart_name(req.target))
+            if record is not None and record.get("entityType") in (CHART, OUTCOME):
+                chart_id = meta(record).get("chartId") or req.target
+                change = Change(chart_id)
+                (reopen_chart if req.reopen else complete_chart)(tx, chart_id, change)
+                return change
+            step = tx.need(req.target, STEP, "action step or chart")
+            change = Change(meta(step)["chartId"], req.target)
+            (reopen_step if req.reopen else complete_step)(tx, req.target, change)
+            return change
+
+        return self._result(context, self._write(context, plan))
+
+    def update_chart(self, request: Request = None, /, **fields: Any) -> ChartResult:
+        """Add facts to current reality, restate the desired outcome and/or move the due date, in one write."""
+        req = _parse(UpdateChart, request, fields)
+        if not (req.addToReality or req.desiredOutcome is not None or req.dueDate is not None):
+            raise InvalidInputError("nothing to change: pass addToReality, desiredOutcome and/or dueDate")
+        context = self._chart_context(req.chartId, req.context)
+
+        def plan(tx: Tx) -> Change:
+            chart = tx.index.chart(req.chartId, context)
+            for line in req.addToReality:
+                tx.append(reality_name(req.chartId), line)
+            if req.dueDate is not None:
+                _check_chart_due(tx, req.chartId, chart, req.dueDate)
+                tx.update(chart_name(req.chartId), dueDate=req.dueDate)
+            if req.desiredOutcome is not None or req.dueDate is not None:
+                outcome = tx.get(outcome_name(req.chartId)) or {}
+                observations = [str(o) for o in outcome.get("observations") or []] or [""]
+                if req.desiredOutcome is not None:
+                    observations[0] = req.desiredOutcome
+                tx.update(outcome_name(req.chartId), observations=observations, dueDate=req.dueDate)
+            return Change(req.chartId)
+
+        warnings = outcome_warnings(req.desiredOutcome or "") + [w for x in req.addToReality for w in reality_warnings(x)]
+        return self._result(context, self._write(context, plan), warnings)
 
     def archive_chart(self, request: Request = None, /, **fields: Any) -> MoveResult:
         """Move a completed top-level chart (and its sub-charts) to the ``completed`` context."""
@@ -272,7 +336,8 @@ class Charts:
         again finishes the move.
         """
         req = _parse(MoveChart, request, fields)
-        return self._move(req.chartId, validate_context_name(req.toContext), req.context, require_completed=False)
+        target = validate_context_name(req.toContext)
+        return self._move(req.chartId, target, req.context, require_completed=target == ARCHIVE_CONTEXT)
 
     # ------------------------------------------------------------- reading
 
@@ -300,7 +365,7 @@ class Charts:
         now = self.clock()
         contexts = self.store.contexts() if req.context is None else [validate_context_name(req.context)]
         found = [s for c in contexts for s in self._summaries(c, now) if _keep(s, req, now)]
-        pager = Pager("list_charts", req.model_dump(exclude={"limit", "cursor"}))
+        pager = list_charts_pager(req)
         offset = pager.offset(req.cursor, len(found))
         end = min(len(found), offset + req.limit)
         return ChartPage(charts=found[offset:end], total=len(found), nextCursor=pager.cursor(end, len(found)))
@@ -308,17 +373,23 @@ class Charts:
     # ------------------------------------------------------------- internals
 
     def _write(self, context: str, plan: Callable[[Tx], R]) -> R:
+        result, op = self._write_op(context, plan)
+        if isinstance(result, Change):
+            result.operation_id = op
+        return result
+
+    def _write_op(self, context: str, plan: Callable[[Tx], R]) -> tuple[R, str | None]:
         graph = self.store.graph(context)
         now = self.clock()
 
         def build() -> tuple[list[Record], R]:
             tx = Tx(graph.state, graph.context, now)
             result = plan(tx)
-            if isinstance(result, _Change):
+            if isinstance(result, Change):
                 result.changed = bool(tx.records())
             return tx.records(), result
 
-        return graph.journal.write(build)
+        return graph.journal.write_op(build)
 
     def _read(self, context: str, fn: Callable[[Viewer], R]) -> R:
         now = self.clock()
@@ -342,8 +413,11 @@ class Charts:
                 chart=viewer.chart(change.chart_id, 0),
                 actionStep=viewer.step(step, 0) if step is not None else None,
                 changed=change.changed,
+                operationId=change.operation_id,
+                added=change.added,
                 completed=change.completed,
-                warnings=warnings or [],
+                reopened=change.reopened,
+                warnings=[*(warnings or []), *change.warnings],
             )
 
         return self._read(context, build)
@@ -356,6 +430,18 @@ class Charts:
                 return candidate
         where = f"context {context!r}" if context is not None else "any context"
         raise NotFoundError(f"no entity named {name!r} in {where}; list_charts shows the charts and get_chart their steps")
+
+    def _entity_context_any(self, target: str, context: str | None) -> str:
+        """The context holding an action step or chart named ``target``."""
+        try:
+            return self._entity_context(target, context)
+        except NotFoundError:
+            try:
+                return self._chart_context(target, context)
+            except NotFoundError:
+                where = f"context {context!r}" if context is not None else "any context"
+                raise NotFoundError(f"no action step or chart {target!r} in {where}; list_charts shows the charts "
+                                    "and get_chart their steps") from None
 
     def _chart_context(self, chart_id: str, context: str | None) -> str:
         try:
@@ -375,9 +461,10 @@ class Charts:
         for _ in range(5):
             entities, relations = self._copy_plan(source, chart_id, require_completed)
             self._write(target, lambda tx: _put_all(tx, entities + relations))
-            if self._write(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities)):
+            done, op = self._write_op(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities))
+            if done:
                 return MoveResult(chartId=chart_id, fromContext=source, toContext=target,
-                                  entities=len(entities), relations=len(relations), moved=True)
+                                  entities=len(entities), relations=len(relations), moved=True, operationId=op)
         raise ConflictError(f"chart {chart_id!r} kept changing in context {source!r} while being moved; try again")
 
     def _move_source(self, chart_id: str, target: str, context: str | None) -> str | None:
@@ -405,13 +492,19 @@ class Charts:
                     f"chart {chart_id!r} is a sub-chart of {meta(chart)['parentChart']!r}; move its top-level chart"
                 )
             if require_completed and meta(chart).get("completionStatus") is not True:
-                raise ConflictError(f"chart {chart_id!r} is not completed; complete_chart it before archiving")
+                raise ConflictError(f"chart {chart_id!r} is not completed; complete it first "
+                                    f'(complete {{"target": "{chart_id}"}}), then move it to {ARCHIVE_CONTEXT!r}')
             return _tree_records(index, state, chart_id)
 
         return graph.read(collect)
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def list_charts_pager(req: ListCharts) -> Pager:
+    """The cursors of :meth:`Charts.list_charts` with these arguments (for a caller that cuts its pages shorter)."""
+    return Pager("list_charts", req.model_dump(exclude={"limit", "cursor"}))
 
 
 def _halfway(tx: Tx, chart_id: str) -> str:
@@ -426,16 +519,26 @@ def _check_step_due(tx: Tx, step_name: str, due: str) -> None:
     chart_id = meta(step)["chartId"]
     check_not_later(due, chart_due(tx, chart_id), f"action step {step_name}", f"its chart {chart_id}")
     sub = tx.index.sub_chart.get(step_name)
-    if sub is not None:
-        check_not_later(chart_due(tx, sub), due, f"its sub-chart {sub}", "the new date; move the sub-chart first")
+    sub_due = chart_due(tx, sub) if sub is not None else None
+    if sub_due is not None and deadline(sub_due) > deadline(due):  # type: ignore[operator]
+        raise InvalidInputError(
+            f"the step's sub-chart {sub} is due {sub_due}; choose {sub_due} or later for action step {step_name}, "
+            "or move the sub-chart's due date first (update_chart)"
+        )
 
 
 def _check_chart_due(tx: Tx, chart_id: str, chart: Record, due: str) -> None:
     parent_step = meta(chart).get("parentActionStep")
     if isinstance(parent_step, str):
         check_not_later(due, meta(tx.get(parent_step)).get("dueDate"), f"chart {chart_id}", f"its action step {parent_step}")
-    for step in tx.index.steps(chart_id):
-        check_not_later(meta(step).get("dueDate"), due, f"its action step {step['name']}", "the new date")
+    latest = max((s for s in tx.index.steps(chart_id) if deadline(meta(s).get("dueDate")) is not None),
+                 key=lambda s: deadline(meta(s).get("dueDate")), default=None)  # type: ignore[arg-type,return-value]
+    latest_due = meta(latest).get("dueDate") if latest is not None else None
+    if latest_due is not None and deadline(latest_due) > deadline(due):  # type: ignore[operator]
+        raise InvalidInputError(
+            f"chart {chart_id}'s latest action step {latest['name']} is due {latest_due}; choose {latest_due} or later, "  # type: ignore[index]
+            "or move that step first (update_action_step)"
+        )
 
 
 def _keep(summary: ChartSummary, req: ListCharts, now: datetime) -> bool:
@@ -444,6 +547,8 @@ def _keep(summary: ChartSummary, req: ListCharts, now: datetime) -> bool:
     if not req.includeSubCharts and summary.parentChart:
         return False
     if req.overdue and not is_overdue(summary.dueDate, summary.completed, now):
+        return False
+    if req.owner is not None and req.owner.casefold() not in {o.casefold() for o in summary.owners}:
         return False
     return req.dueWithinDays is None or within_days(summary.dueDate, req.dueWithinDays, now)
 

@@ -26,11 +26,15 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Owner = Annotated[Text, AfterValidator(_nonblank), Field(max_length=200)]
+
+
 class StepInput(_In):
-    """An action step to create: a title and an optional due date (a bare string is a title)."""
+    """An action step to create: a title, an optional due date and owner (a bare string is a title)."""
 
     title: Title
     dueDate: DueDate | None = None
+    owner: Owner | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -50,6 +54,13 @@ class AddActionStep(_In):
     chartId: Name = Field(description="The chart's id, e.g. 'chart_20261121050656_d8f5b983fbe6'.")
     title: Title
     dueDate: DueDate | None = Field(None, description="Omitted: halfway between now and the chart's due date.")
+    owner: Owner | None = None
+    context: Context
+
+
+class AddActionSteps(_In):
+    chartId: Name
+    actionSteps: list[StepInput] = Field(min_length=1)
     context: Context
 
 
@@ -57,6 +68,7 @@ class UpdateActionStep(_In):
     actionStep: Name = Field(description="The action step's entity name, e.g. '<chartId>_action_2'.")
     title: Title | None = None
     dueDate: DueDate | None = None
+    owner: Owner | None = None
     progressNote: Title | None = None
     addToCurrentReality: bool = Field(False, description="Also add the dated progress note to the chart's current reality.")
     context: Context
@@ -94,6 +106,20 @@ class ChartRef(_In):
     context: Context
 
 
+class Complete(_In):
+    target: Name = Field(description="An action step's name or a chart id.")
+    reopen: bool = False
+    context: Context
+
+
+class UpdateChart(_In):
+    chartId: Name
+    addToReality: list[Title] = []
+    desiredOutcome: Title | None = None
+    dueDate: DueDate | None = None
+    context: Context
+
+
 class MoveChart(_In):
     chartId: Name
     toContext: str = Field(description="The context to move the chart to, e.g. 'work'.")
@@ -115,6 +141,7 @@ class ListCharts(_In):
     )
     overdue: bool = Field(False, description="Only charts past their due date and not completed.")
     includeSubCharts: bool = True
+    owner: str | None = Field(None, description="Only charts with an open action step of this owner (case-insensitive).")
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = None
 
@@ -145,12 +172,14 @@ class ChartSummary(_Out):
     completedSteps: int
     totalSteps: int
     nextStep: NextStep | None = Field(None, description="The earliest-due open action step.")
+    owners: list[str] = Field([], description="Owners of the open action steps.")
 
 
 class ActionStepView(_Out):
     name: str
     title: str
     dueDate: str | None
+    owner: str | None = None
     completed: bool
     completedAt: str | None = None
     overdue: bool
@@ -172,12 +201,16 @@ class ChartResult(_Out):
     chart: ChartView
     actionStep: ActionStepView | None = None
     changed: bool = True
+    operationId: str | None = Field(None, description="The operation this call wrote (for history and undo).")
+    added: list[str] = Field([], description="Action steps this call created.")
     completed: list[str] = Field([], description="Action steps and charts this call marked complete.")
+    reopened: list[str] = Field([], description="Action steps and charts this call reopened.")
     warnings: list[str] = []
 
 
 class RemoveResult(_Out):
     chart: ChartView
+    operationId: str | None = None
     removed: list[str] = Field(description="Every entity deleted: the step and its sub-charts, recursively.")
     removedCharts: list[str]
 
@@ -189,6 +222,7 @@ class MoveResult(_Out):
     entities: int
     relations: int
     moved: bool = Field(description="False when the chart was already (only) in the target context.")
+    operationId: str | None = Field(None, description="The operation that wrote the chart into the target context.")
 
 
 class ChartPage(_Out):

@@ -167,8 +167,9 @@ class Viewer:
             name=step["name"],
             title=observations[0] if observations else "",
             dueDate=data.get("dueDate"),
+            owner=data.get("owner") if isinstance(data.get("owner"), str) else None,
             completed=is_completed(step),
-            completedAt=data.get("completedAt"),
+            completedAt=data.get("completedAt") if is_completed(step) else None,
             overdue=is_overdue(data.get("dueDate"), is_completed(step), self.now),
             progress=self.index.step_progress(step),
             notes=observations[1:],
@@ -194,6 +195,7 @@ class Viewer:
             "completedSteps": sum(is_completed(s) for s in steps),
             "totalSteps": len(steps),
             "nextStep": _next_step(steps),
+            "owners": sorted({o for s in steps if not is_completed(s) and isinstance(o := meta(s).get("owner"), str)}),
         }
 
 

@@ -74,12 +74,17 @@ class Tx:
         self._ops[("e", record["name"])] = record
         return record
 
-    def update(self, name: str, *, observations: list[str] | None = None, **metadata: Any) -> Record:
-        """Merge metadata (``None`` leaves a key alone) and/or replace observations; no-op if nothing changes."""
+    def update(
+        self, name: str, *, observations: list[str] | None = None, unset: Sequence[str] = (), **metadata: Any
+    ) -> Record:
+        """Merge metadata (``None`` leaves a key alone, ``unset`` removes keys) and/or replace observations;
+        no-op if nothing changes."""
         old = self.get(name)
         if old is None:
             raise NotFoundError(f"no entity named {name!r} in context {self.context!r}; the chart is incomplete")
         merged = {**meta(old), **{k: v for k, v in metadata.items() if v is not None}}
+        for key in unset:
+            merged.pop(key, None)
         kept = list(old.get("observations") or [])
         new_observations = kept if observations is None else observations
         if merged == meta(old) and new_observations == kept:
@@ -115,6 +120,23 @@ class Tx:
         else:
             self.put(record)
 
+
+class Change:
+    """What a chart write did, for its reply: the chart, the step, what completed or reopened on the way."""
+
+    def __init__(self, chart_id: str, step: str | None = None) -> None:
+        self.chart_id = chart_id
+        self.step = step
+        self.changed = False
+        self.operation_id: str | None = None
+        self.added: list[str] = []
+        self.completed: list[str] = []
+        self.reopened: list[str] = []
+        self.warnings: list[str] = []
+        self.removed: list[str] = []
+        self.removed_charts: list[str] = []
+
+
 def _entity(name: str, entity_type: str, observations: list[str], metadata: dict[str, Any]) -> Record:
     return {"type": "entity", "name": name, "entityType": entity_type, "observations": observations, "metadata": metadata}
 
@@ -126,7 +148,7 @@ def chart_due(tx: Tx, chart_id: str) -> str | None:
 
 def new_chart(
     tx: Tx, chart_id: str, *, outcome: str, reality: str, due: str, steps: Sequence[StepInput], parent_step: Record | None
-) -> None:
+) -> list[str]:
     """The chart's three entities, its relations, and its action steps (missing dates spread to ``due``)."""
     if tx.get(chart_name(chart_id)) is not None:
         raise InvalidInputError(f"chart id {chart_id!r} is taken in context {tx.context!r}")
@@ -147,11 +169,10 @@ def new_chart(
         tx.relate(parent_step["name"], "telescopes_into", chart_name(chart_id))
         tx.relate(outcome_name(chart_id), "advances_toward", outcome_name(meta(parent_step)["chartId"]))
     spread = spread_dates(tx.now, due, len(steps))
-    for step, default in zip(steps, spread):
-        add_step(tx, chart_id, step.title, step.dueDate or default)
+    return [add_step(tx, chart_id, step.title, step.dueDate or default, step.owner) for step, default in zip(steps, spread)]
 
 
-def add_step(tx: Tx, chart_id: str, title: str, due: str) -> str:
+def add_step(tx: Tx, chart_id: str, title: str, due: str, owner: str | None = None) -> str:
     """One ``action_step`` entity, contained in the chart and advancing toward its outcome."""
     chart = tx.get(chart_name(chart_id))
     assert chart is not None
@@ -159,40 +180,89 @@ def add_step(tx: Tx, chart_id: str, title: str, due: str) -> str:
     used = [step_number(s["name"]) for s in tx.index.steps(chart_id)]
     number = max([meta(chart).get("actionSeq") or 0, *used]) + 1
     name = f"{chart_id}_action_{number}"
-    tx.put(_entity(name, STEP, [title], {"chartId": chart_id, "dueDate": due, "completionStatus": False,
-                                         "createdAt": tx.stamp, "updatedAt": tx.stamp}))
+    data = {"chartId": chart_id, "dueDate": due, "completionStatus": False, "createdAt": tx.stamp, "updatedAt": tx.stamp}
+    tx.put(_entity(name, STEP, [title], data | ({"owner": owner} if owner else {})))
     tx.update(chart_name(chart_id), actionSeq=number)
     tx.relate(chart_name(chart_id), "contains", name)
     tx.relate(name, "advances_toward", outcome_name(chart_id))
     return name
 
 
-def complete_step(tx: Tx, name: str, completed: list[str]) -> None:
-    """Mark one action step done, note it in its chart's current reality, and close its sub-chart."""
+def complete_step(tx: Tx, name: str, change: Change, *, upward: bool = True) -> None:
+    """Mark one action step done with a dated line in its chart's reality; everything below it completes too.
+
+    ``upward``: when that was the last open step of a sub-chart, the sub-chart completes, and so on up.
+    """
     step = tx.need(name, STEP, "action step")
     if is_completed(step):
         return
     tx.update(name, completionStatus=True, completedAt=tx.stamp)
-    completed.append(name)
-    tx.append(reality_name(meta(step)["chartId"]), f"Completed: {first_observation(step)} ({tx.today})")
+    change.completed.append(name)
+    chart_id = meta(step)["chartId"]
+    tx.append(reality_name(chart_id), f"Completed: {first_observation(step)} ({tx.today})")
     sub = tx.index.sub_chart.get(name)
     if sub is not None and tx.get(chart_name(sub)) is not None:
-        complete_chart(tx, sub, completed)
+        complete_chart(tx, sub, change, upward=False)
+    if upward:
+        _flow_up(tx, chart_id, change)
 
 
-def complete_chart(tx: Tx, chart_id: str, completed: list[str]) -> None:
-    """Mark a chart done; a sub-chart also completes the action step it telescopes from."""
+def complete_chart(tx: Tx, chart_id: str, change: Change, *, upward: bool = True) -> None:
+    """Mark a chart done, with every open step below it; a sub-chart also completes the step it telescopes from."""
     chart = tx.need(chart_name(chart_id), CHART, "chart")
     if is_completed(chart):
         return
     tx.update(chart_name(chart_id), completionStatus=True, completedAt=tx.stamp)
-    completed.append(chart_id)
+    change.completed.append(chart_id)
+    for step in tx.index.steps(chart_id):
+        complete_step(tx, step["name"], change, upward=False)
     outcome = first_observation(tx.get(outcome_name(chart_id)))
     if tx.get(reality_name(chart_id)) is not None:
         tx.append(reality_name(chart_id), f"Completed: {outcome} ({tx.today})")
     parent_step = meta(chart).get("parentActionStep")
+    if upward and isinstance(parent_step, str) and tx.get(parent_step) is not None:
+        complete_step(tx, parent_step, change)
+
+
+def _flow_up(tx: Tx, chart_id: str, change: Change) -> None:
+    """A sub-chart whose steps are all done completes; a top-level chart only says so."""
+    chart = tx.get(chart_name(chart_id))
+    steps = tx.index.steps(chart_id)
+    if chart is None or is_completed(chart) or not all(is_completed(tx.get(s["name"])) for s in steps):
+        return
+    if isinstance(meta(chart).get("parentActionStep"), str):
+        complete_chart(tx, chart_id, change)
+    else:
+        change.warnings.append(
+            f"all {len(steps)} action steps of chart {chart_id} are done; the chart stays open until you complete it: "
+            f"complete {{\"target\": \"{chart_id}\"}}"
+        )
+
+
+def reopen_step(tx: Tx, name: str, change: Change) -> None:
+    """Reopen a completed step, and every completed level above it (nothing open sits under something completed)."""
+    step = tx.need(name, STEP, "action step")
+    if not is_completed(step):
+        return
+    tx.update(name, completionStatus=False, unset=("completedAt",))
+    change.reopened.append(name)
+    chart_id = meta(step)["chartId"]
+    tx.append(reality_name(chart_id), f"Reopened: {first_observation(step)} ({tx.today})")
+    reopen_chart(tx, chart_id, change)
+
+
+def reopen_chart(tx: Tx, chart_id: str, change: Change) -> None:
+    """Reopen a completed chart and the completed step it telescopes from (and so on up)."""
+    chart = tx.need(chart_name(chart_id), CHART, "chart")
+    if not is_completed(chart):
+        return
+    tx.update(chart_name(chart_id), completionStatus=False, unset=("completedAt",))
+    change.reopened.append(chart_id)
+    if tx.get(reality_name(chart_id)) is not None:
+        tx.append(reality_name(chart_id), f"Reopened: {first_observation(tx.get(outcome_name(chart_id)))} ({tx.today})")
+    parent_step = meta(chart).get("parentActionStep")
     if isinstance(parent_step, str) and tx.get(parent_step) is not None:
-        complete_step(tx, parent_step, completed)
+        reopen_step(tx, parent_step, change)
 
 
 def remove_subtree(tx: Tx, chart_id: str) -> list[str]:

@@ -282,15 +282,21 @@ class Journal:
         write (possibly none, for an idempotent repeat) and the caller's result. If it
         raises, nothing is written. The records become one line (a batch when several).
         """
+        return self.write_op(build)[0]
+
+    def write_op(self, build: Callable[[], tuple[list[Record], R]]) -> tuple[R, str | None]:
+        """:meth:`write`, also returning the operation id stamped on the line (``None``: nothing written)."""
+        op: str | None = None
         with self._saving(), self._locked():
             records, result = build()
             if records:
-                self._append(self._envelope(records))
+                op = os.urandom(8).hex()
+                self._append(self._envelope(records, op))
                 # From here the write is acknowledged: housekeeping may fail, the write stands.
                 self._housekeep("automatic compaction", self._maybe_compact)
         if records and self._hooks.after_write is not None:
             self._hooks.after_write()
-        return result
+        return result, op
 
     def compact(self, *, drop_damaged: bool = False) -> bool:
         """Rewrite the file to the current state now; the old file goes to ``history/``.
@@ -732,8 +738,8 @@ class Journal:
             log.warning("%s: fstat after a write failed (%s); the file will be read again", self.path.name, exc)
             return None
 
-    def _envelope(self, records: list[Record]) -> Record:
-        stamp = {"_op": os.urandom(8).hex(), "_ts": iso_timestamp(self._clock())}
+    def _envelope(self, records: list[Record], op: str) -> Record:
+        stamp = {"_op": op, "_ts": iso_timestamp(self._clock())}
         records = [{k: v for k, v in r.items() if k not in ENVELOPE_KEYS} for r in records]
         if len(records) == 1:
             return {**records[0], **stamp}
