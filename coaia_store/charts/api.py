@@ -406,7 +406,7 @@ class Charts:
 
         return self._read(context, collect)
 
-    def _result(self, context: str, change: _Change, warnings: list[str] | None = None) -> ChartResult:
+    def _result(self, context: str, change: Change, warnings: list[str] | None = None) -> ChartResult:
         def build(viewer: Viewer) -> ChartResult:
             step = viewer.index.entities.get(change.step or "")
             return ChartResult(
