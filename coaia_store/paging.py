@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 from .errors import InvalidInputError
 
@@ -30,3 +32,21 @@ def cursor_offset(cursor: str | None, scope: str = "") -> int:
             f"invalid cursor {cursor!r}: pass back the nextCursor of the previous page of the same call "
             "(same arguments), or omit it to start over"
         ) from None
+
+
+REPLY_BUDGET = 50_000  # characters of items one page may hold: about 12k tokens, well under what clients accept
+
+T = TypeVar("T")
+
+
+def bounded_page(items: Sequence[T], start: int, limit: int, size: Callable[[T], int], budget: int) -> tuple[list[T], int]:
+    """Up to ``limit`` items from ``start``, stopping before their sizes add up past ``budget`` (always at
+    least one); also returns where the next page starts."""
+    page: list[T] = []
+    used = 0
+    for item in items[start:start + limit]:
+        used += size(item)
+        if page and used > budget:
+            break
+        page.append(item)
+    return page, start + len(page)

@@ -390,7 +390,7 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
     ) -> UndoResult:
         """Revert operations by appending one new operation (history is never rewritten; undoing an undo redoes).
         Refused, with nothing written, when a later operation changed the same entities."""
-        return history.undo(context, count=count, op_ids=opIds)
+        return history.undo(context=context, count=count, op_ids=opIds)
 
     def list_contexts() -> list[ContextInfo]:
         """Every context (one JSONL file each) with entity and relation counts, size, last change and health."""

@@ -2,7 +2,8 @@
 
 Every operation is one ``Journal.write`` on one context, so one atomic line on disk, validated
 on fresh state under that context's write lock. Moving a chart between contexts is two writes:
-the copy to the target first, then the delete from the source (see :meth:`Charts.move_chart`).
+the copy to the target first, then the delete from the source (see :meth:`Charts.move_chart`), both
+under one operation id.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph import GraphState, relation_key
 from ..history import History, parse_as_of
 from ..storage.clock import Clock
-from ..storage.journal import ENVELOPE_KEYS
+from ..storage.journal import ENVELOPE_KEYS, new_op_id
 from ..storage.lines import Record
 from ..paging import cursor_offset, page_cursor
 from ..store import Store
@@ -306,7 +307,7 @@ class Charts:
 
     # ------------------------------------------------------------- internals
 
-    def _write(self, context: str, plan: Callable[[Tx], R]) -> R:
+    def _write(self, context: str, plan: Callable[[Tx], R], op_id: str | None = None) -> R:
         graph = self.store.graph(context)
         now = self.clock()
 
@@ -317,7 +318,7 @@ class Charts:
                 result.changed = bool(tx.records())
             return tx.records(), result
 
-        return graph.journal.write(build)
+        return graph.journal.write(build, op_id)
 
     def _read(self, context: str, fn: Callable[[Viewer], R]) -> R:
         now = self.clock()
@@ -371,10 +372,11 @@ class Charts:
             )
             return MoveResult(chartId=chart_id, fromContext=None, toContext=target,
                               entities=len(entities), relations=len(relations), moved=False)
+        op_id = new_op_id()  # both writes are one operation: history shows one move, undo reverts both
         for _ in range(5):
             entities, relations = self._copy_plan(source, chart_id, require_completed)
-            self._write(target, lambda tx: _put_all(tx, entities + relations))
-            if self._write(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities)):
+            self._write(target, lambda tx: _put_all(tx, entities + relations), op_id)
+            if self._write(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities), op_id):
                 return MoveResult(chartId=chart_id, fromContext=source, toContext=target,
                                   entities=len(entities), relations=len(relations), moved=True)
         raise ConflictError(f"chart {chart_id!r} kept changing in context {source!r} while being moved; try again")

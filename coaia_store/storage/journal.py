@@ -191,17 +191,19 @@ class Journal:
 
     # ----------------------------------------------------------------- writing
 
-    def write(self, build: Callable[[], tuple[list[Record], R]]) -> R:
+    def write(self, build: Callable[[], tuple[list[Record], R]], op_id: str | None = None) -> R:
         """Run ``build`` on fresh state under the write lock and append what it returns.
 
         ``build`` validates against the state the sink holds and returns the records to
         write (possibly none, for an idempotent repeat) and the caller's result. If it
         raises, nothing is written. The records become one line (a batch when several).
+        ``op_id`` (from :func:`new_op_id`) shares one operation id between the writes of one
+        call that spans contexts (a chart move); omitted, the line gets a new one.
         """
         with self._saving(), self._locked():
             records, result = build()
             if records:
-                self._append(self._envelope(records))
+                self._append(self._envelope(records, op_id))
                 self._maybe_compact()
         if records and self._hooks.after_write is not None:
             self._hooks.after_write()
@@ -523,8 +525,8 @@ class Journal:
         self._tail = None
         log.warning("%s: repaired a torn tail of %d bytes (kept in .recovery/)", self.path.name, tail.length)
 
-    def _envelope(self, records: list[Record]) -> Record:
-        stamp = {"_op": os.urandom(8).hex(), "_ts": iso_timestamp(self._clock())}
+    def _envelope(self, records: list[Record], op_id: str | None) -> Record:
+        stamp = {"_op": op_id or new_op_id(), "_ts": iso_timestamp(self._clock())}
         records = [{k: v for k, v in r.items() if k not in ENVELOPE_KEYS} for r in records]
         if len(records) == 1:
             return {**records[0], **stamp}
@@ -695,6 +697,11 @@ class _WriteLock:
     def _release_file_lock(self) -> None:
         if self._j._flock is not None:
             self._j._flock.release()
+
+
+def new_op_id() -> str:
+    """A fresh operation id (the ``_op`` of a line)."""
+    return os.urandom(8).hex()
 
 
 def _unwrap(record: Record) -> list[Record]:

@@ -1,0 +1,278 @@
+"""Operations across the whole store: listed with their ids, undone by id or newest first, moves as one.
+
+Through the library (``History``, ``Charts``) and the ``coaia-store`` command as a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
+from coaia_store.charts import Charts
+from coaia_store.history import History
+
+FAST = StoreConfig(fsync="never")  # durability is not under test here
+
+
+class StoppedClock:
+    """Every call returns the same moment (all writes in one millisecond) until the test moves it on."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += timedelta(seconds=1)
+
+
+@pytest.fixture
+def clock() -> StoppedClock:
+    return StoppedClock()
+
+
+@pytest.fixture
+def store(open_store: Callable[..., Store], clock: StoppedClock) -> Store:
+    return open_store(clock=clock, config=FAST)
+
+
+@pytest.fixture
+def charts(store: Store) -> Charts:
+    return Charts(store)
+
+
+def new_chart(charts: Charts, context: str | None = None, steps: int = 2) -> str:
+    return charts.create_chart(desiredOutcome="A garden", currentReality="A lawn", dueDate="2027-05-01",
+                               actionSteps=[f"Step {i}" for i in range(1, steps + 1)], context=context).chart.chartId
+
+
+def holders(store: Store, chart_id: str) -> list[str]:
+    return [c for c in store.contexts() if store.open_entities([f"{chart_id}_chart"], context=c).entities]
+
+
+# ------------------------------------------------------------------ listing
+
+
+def test_operations_list_every_context_newest_first(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    first = new_chart(charts, "work")
+    clock.tick()
+    second = new_chart(charts, "home")
+    ops = History(store).operations().operations
+    assert [(op.context, op.action, op.charts) for op in ops] == [("home", "create chart", [second]),
+                                                                   ("work", "create chart", [first])]
+
+
+def test_an_operation_says_what_kind_of_call_it_was(charts: Charts, store: Store) -> None:
+    chart_id = new_chart(charts)
+    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    charts.telescope_action_step(actionStep=f"{chart_id}_action_2", currentReality="Seeds")
+    store.create_entities([{"name": "ada", "entityType": "person", "observations": []}])
+    ops = History(store).operations().operations
+    assert [op.action for op in ops] == ["create entities", "telescope step", "complete step", "create chart"]
+    assert "'Step 1'" in ops[2].summary and ops[2].charts == [chart_id]
+
+
+def test_operations_come_a_page_at_a_time_with_a_note_and_a_cursor(store: Store, clock: StoppedClock) -> None:
+    for n in range(7):
+        clock.tick()
+        store.create_entities([{"name": f"e{n}", "entityType": "thing", "observations": []}], context=f"c{n % 3}")
+    history = History(store)
+    pages, cursor = [], None
+    while True:
+        page = history.operations(limit=3, cursor=cursor)
+        pages.append(page)
+        cursor = page.nextCursor
+        if cursor is None:
+            break
+    assert [len(p.operations) for p in pages] == [3, 3, 1] and {p.total for p in pages} == {7}
+    assert [op.entities[0] for p in pages for op in p.operations] == [f"e{n}" for n in reversed(range(7))]
+    assert pages[0].note == "operations 1-3 of 7, newest first; pass nextCursor for older ones"
+    assert pages[-1].note is None
+
+
+def test_a_large_operation_lists_a_bounded_number_of_names(store: Store) -> None:
+    store.create_entities([{"name": f"e{n}", "entityType": "thing", "observations": []} for n in range(300)])
+    op = History(store).operations().operations[0]
+    assert len(op.entities) == 20 and op.entityCount == 300
+
+
+# ------------------------------------------------------------------ undo: which operation
+
+
+def test_undo_without_an_id_reverts_the_newest_operation_of_the_whole_store(charts: Charts, store: Store,
+                                                                            clock: StoppedClock) -> None:
+    kept = new_chart(charts)  # in 'default'
+    clock.tick()
+    newest = new_chart(charts, "work")
+    result = History(store).undo()
+    assert holders(store, kept) == ["default"] and holders(store, newest) == []
+    assert (result.context, result.undone[0].action, result.undone[0].charts) == ("work", "create chart", [newest])
+    assert result.summary.startswith(f"undid create chart {newest} in 'work'")
+
+
+def test_undo_without_an_id_keeps_each_contexts_order_within_one_millisecond(charts: Charts, store: Store) -> None:
+    chart_id = new_chart(charts)
+    charts.move_chart(chartId=chart_id, toContext="work")
+    charts.complete_action_step(actionStep=f"{chart_id}_action_1")  # the same millisecond as the move
+    History(store).undo()
+    view = charts.get_chart(chartId=chart_id)
+    assert (view.context, view.actionSteps[0].completed) == ("work", False)
+
+
+def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts, "work")
+    clock.tick()
+    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    clock.tick()
+    new_chart(charts)  # newer, in 'default'
+    target = next(op for op in History(store).operations().operations if op.action == "complete step")
+    result = History(store).undo(target.id)
+    assert result.undone[0].id == target.id and result.contexts == ["work"]
+    assert charts.get_chart(chartId=chart_id).actionSteps[0].completed is False
+
+
+def test_undo_in_one_context_reverts_that_contexts_newest(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    older = new_chart(charts)
+    clock.tick()
+    new_chart(charts, "work")
+    History(store).undo(context="default")
+    assert holders(store, older) == []
+
+
+def test_undo_of_an_unknown_id_is_not_found_and_names_history(store: Store) -> None:
+    store.create_entities([{"name": "a", "entityType": "thing", "observations": []}])
+    with pytest.raises(NotFoundError, match="no operation '0123456789abcdef' in the store; the history lists"):
+        History(store).undo("0123456789abcdef")
+
+
+def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    clock.tick()
+    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    clock.tick()
+    charts.update_action_step(actionStep=f"{chart_id}_action_1", title="Dig the beds")
+    renamed, completed = History(store).operations().operations[:2]
+    with pytest.raises(ConflictError) as refused:
+        History(store).undo(completed.id)
+    assert f"cannot undo operation {completed.id}: entity '{chart_id}_action_1' was changed afterwards by operation " \
+           f"{renamed.id} (update step 'Dig the beds'" in str(refused.value)
+    assert f"undo operation {renamed.id} first, then operation {completed.id}" in str(refused.value)
+    assert History(store).operations().total == 3  # nothing written
+
+
+def test_undoing_an_undone_operation_again_is_refused_with_the_way_to_redo_it(store: Store, clock: StoppedClock) -> None:
+    store.create_entities([{"name": "a", "entityType": "thing", "observations": []}])
+    created = History(store).operations().operations[0].id
+    clock.tick()
+    undo = History(store).undo(created).opId
+    with pytest.raises(ConflictError, match=f"already undone, by operation {undo}; undoing operation {undo} would redo it"):
+        History(store).undo(created)
+
+
+# ------------------------------------------------------------------ moves and archives
+
+
+def move_and_archive(charts: Charts, clock: StoppedClock) -> str:
+    chart_id = new_chart(charts, steps=3)
+    charts.telescope_action_step(actionStep=f"{chart_id}_action_1", currentReality="Nothing", actionSteps=["a", "b"])
+    clock.tick()
+    charts.move_chart(chartId=chart_id, toContext="work")
+    clock.tick()
+    charts.complete_chart(chartId=chart_id)
+    clock.tick()
+    charts.archive_chart(chartId=chart_id)
+    return chart_id
+
+
+def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(charts: Charts, store: Store,
+                                                                        clock: StoppedClock) -> None:
+    chart_id = move_and_archive(charts, clock)
+    events = History(store).chart_history(chart_id).events
+    moves = [(e.kind, e.fromContext, e.toContext) for e in events if e.context != "default"]
+    assert moves == [("chart_moved", "default", "work"), ("chart_completed", None, None), ("reality_added", None, None),
+                     ("chart_moved", "work", "completed")]
+    assert [e.kind for e in events].count("chart_created") == 1 and "step_removed" not in [e.kind for e in events]
+
+
+def test_a_move_is_one_operation_in_both_contexts(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    clock.tick()
+    charts.move_chart(chartId=chart_id, toContext="work")
+    op = History(store).operations().operations[0]
+    assert (op.action, op.context, op.contexts) == ("move chart", "work", ["work", "default"])
+    assert op.summary == f"move chart {chart_id} from 'default' to 'work'"
+
+
+def test_undo_of_a_move_puts_the_chart_back_where_it_was(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    clock.tick()
+    charts.move_chart(chartId=chart_id, toContext="work")
+    clock.tick()
+    result = History(store).undo()
+    assert holders(store, chart_id) == ["default"] and sorted(result.contexts) == ["default", "work"]
+    assert sorted(History(store).operations().operations[0].contexts) == ["default", "work"]  # one undo, both
+
+
+def test_an_undo_of_a_move_stopped_halfway_finishes_when_run_again(charts: Charts, store: Store,
+                                                                   clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    clock.tick()
+    charts.move_chart(chartId=chart_id, toContext="work")
+    move = History(store).operations().operations[0].id
+    clock.tick()
+    History(store).undo(move, context="default")  # what a crash after the first of its two writes leaves
+    assert sorted(holders(store, chart_id)) == ["default", "work"]
+    clock.tick()
+    result = History(store).undo(move)
+    assert holders(store, chart_id) == ["default"] and result.contexts == ["work"]
+
+
+def test_chart_history_comes_a_page_at_a_time(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts, steps=5)
+    everything = History(store).chart_history(chart_id, limit=None).events
+    first = History(store).chart_history(chart_id, limit=4)
+    rest = History(store).chart_history(chart_id, limit=500, cursor=first.nextCursor)
+    assert first.events + rest.events == everything and first.total == len(everything) == 7
+    assert first.note == "events 1-4 of 7, oldest first; pass nextCursor for the later ones"
+    assert rest.nextCursor is None
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "coaia_store", *args], capture_output=True, text=True, env=env,
+                          timeout=60)
+
+
+def test_the_command_line_lists_operations_and_undoes_one_by_id(store_dir: Path) -> None:
+    charts = Charts(Store(store_dir))
+    chart_id = new_chart(charts, "work")
+    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    new_chart(charts)
+    listed = json.loads(run("history", "--json", "--dir", str(store_dir)).stdout)["operations"]
+    target = next(op for op in listed if op["action"] == "complete step")
+    table = run("history", "--dir", str(store_dir))
+    undone = run("undo", "--op", target["id"], "--dir", str(store_dir))
+    assert target["id"] in table.stdout and "complete step" in table.stdout
+    assert undone.returncode == 0 and undone.stdout.startswith("undid complete step 'Step 1'")
+    assert Charts(Store(store_dir)).get_chart(chartId=chart_id).actionSteps[0].completed is False
+
+
+def test_the_command_line_shows_a_move_as_one_line(store_dir: Path) -> None:
+    charts = Charts(Store(store_dir))
+    chart_id = new_chart(charts)
+    charts.move_chart(chartId=chart_id, toContext="work")
+    timeline = run("history", chart_id, "--dir", str(store_dir)).stdout
+    assert timeline.count("chart_moved") == 1 and "from default to work" in timeline
+    assert "step_removed" not in timeline
