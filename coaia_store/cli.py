@@ -365,6 +365,20 @@ def undo(
 
 
 @app.command()
+def brief(context: ContextOption = None, as_json: JsonFlag = False, directory: DirOption = None) -> None:
+    """What to know at the start of a session, in under 2,000 tokens: overdue action steps, steps due within
+    7 days, and each context's active top-level charts with progress and next step. Made for a Claude Code
+    SessionStart hook (its output joins the session's context); --json prints compact JSON.
+
+    Example: coaia-store brief --context work
+    """
+    from .brief import build_brief
+
+    result = build_brief(_store(directory), context)
+    sys.stdout.write(result.model_dump_json() + "\n" if as_json else result.text())
+
+
+@app.command()
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
     as_json: JsonFlag = False,

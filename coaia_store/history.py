@@ -59,9 +59,10 @@ class Operation(BaseModel):
     action: str = Field(description="The kind of call, read from what it changed: 'create chart', 'complete step', "
                                      "'move chart', 'create entities'...")
     summary: str = Field(description="What it did, in one line.")
-    charts: list[str] = Field([], description="The charts it touched (their ids).")
-    entities: list[str] = Field(description="Entities it created, changed or deleted (the first 20).")
-    entityCount: int = Field(0, description="How many entities it touched in all.")
+    charts: list[str] = Field([], description="The charts it touched (their ids; the first 20).")
+    entities: list[str] = Field(description="Other entities (not part of a chart) it created, changed or deleted "
+                                            "(the first 20).")
+    entityCount: int = Field(0, description="How many entities it touched in all, those of its charts included.")
     relations: int = Field(description="How many relations it added or removed.")
     undoes: list[str] = Field([], description="For an undo: the operations it reverted.")
     by: str | None = Field(None, description="Who made it, when the server recorded it.")

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 _CHART, _STEP, _OUTCOME, _REALITY = "structural_tension_chart", "action_step", "desired_outcome", "current_reality"
-_NAMES = 20  # entity names listed per operation
+_NAMES = 20  # chart ids and entity names listed per operation
 _SHOWN = 3  # names per kind of change in a summary
 # The kinds of change, most telling first: an operation is named for the first it holds.
 _ACTIONS = ("remove step", "complete step", "complete chart", "reopen step", "reopen chart", "add step", "update step",
@@ -142,14 +142,15 @@ def describe(op: _Op, known: dict[str, _Op] | None = None) -> Operation:
     changes = op.changes
     names = list(dict.fromkeys(key[1] for _, key, _, _ in changes if key[0] == "e"))
     charts = list(dict.fromkeys(c for _, key, before, after in changes if (c := _chart_of(key, before, after))))
+    others = list(dict.fromkeys(key[1] for _, key, b, a in changes if key[0] == "e" and not _chart_of(key, b, a)))
     last = op.parts[-1][1]
     moved = _move(op)
     action, summary = moved[:2] if moved else _action(op, known or {})
     contexts = moved[2] if moved else op.contexts
     return Operation(
         id=op.id, context=contexts[0], contexts=contexts, time=_show(op.time), kind=last.kind, action=action,
-        summary=summary, charts=charts[:_NAMES], entities=names[:_NAMES], entityCount=len(names),
-        relations=sum(key[0] == "r" for _, key, _, _ in changes), undoes=last.undoes, by=last.by,
+        summary=summary, charts=charts[:_NAMES], entities=others[:_NAMES], entityCount=len(names),
+        relations=len({key for _, key, _, _ in changes if key[0] == "r"}), undoes=last.undoes, by=last.by,
     )
 
 
