@@ -48,7 +48,8 @@ _SHOWN = 3  # names per kind of change in a summary
 # The kinds of change, most telling first: an operation is named for the first it holds.
 _ACTIONS = ("remove step", "complete step", "complete chart", "reopen step", "reopen chart", "add step", "update step",
             "update desired outcome", "update chart", "update current reality", "remove chart", "create entities",
-            "delete entities", "update entities", "add relations", "delete relations")
+            "delete entities", "add observations", "delete observations", "update entities", "add relations",
+            "delete relations")
 _OTHER_KINDS = {"restore": "restore a backup", "compaction": "repair", "import": "import"}
 
 
@@ -229,7 +230,14 @@ def _fact(key: Key, before: Record | None, after: Record | None) -> tuple[str, s
                 "reopen chart" if was and not now else "update chart"), chart
     if kind in (_REALITY, _OUTCOME) and before is not None and after is not None:
         return f"update {kind.replace('_', ' ')}", _chart_of(key, before, after) or key[1]
-    return ("create entities" if before is None else "delete entities" if after is None else "update entities"), key[1]
+    if before is None or after is None:
+        return ("create entities" if before is None else "delete entities"), key[1]
+    old, new = _observations(before), _observations(after)
+    if before.get("entityType") == after.get("entityType") and new[:len(old)] == old and len(new) > len(old):
+        return "add observations", key[1]
+    if before.get("entityType") == after.get("entityType") and set(new) < set(old):
+        return "delete observations", key[1]
+    return "update entities", key[1]
 
 
 def _facts_text(facts: dict[str, list[str]]) -> str:

@@ -76,9 +76,11 @@ def test_an_operation_says_what_kind_of_call_it_was(charts: Charts, store: Store
     charts.complete_action_step(actionStep=f"{chart_id}_action_1")
     charts.telescope_action_step(actionStep=f"{chart_id}_action_2", currentReality="Seeds")
     store.create_entities([{"name": "ada", "entityType": "person", "observations": []}])
+    store.add_observations([{"entityName": "ada", "contents": ["writes code"]}])
     ops = History(store).operations().operations
-    assert [op.action for op in ops] == ["create entities", "telescope step", "complete step", "create chart"]
-    assert "'Step 1'" in ops[2].summary and ops[2].charts == [chart_id]
+    assert [op.action for op in ops] == ["add observations", "create entities", "telescope step", "complete step",
+                                         "create chart"]
+    assert "'Step 1'" in ops[3].summary and ops[3].charts == [chart_id] and ops[0].entities == ["ada"]
 
 
 def test_operations_come_a_page_at_a_time_with_a_note_and_a_cursor(store: Store, clock: StoppedClock) -> None:
@@ -203,6 +205,28 @@ def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(charts: 
     assert [e.kind for e in events].count("chart_created") == 1 and "step_removed" not in [e.kind for e in events]
 
 
+def test_a_move_written_as_two_operations_is_one_event_too(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    names = [f"{chart_id}_chart", f"{chart_id}_desired_outcome", f"{chart_id}_current_reality",
+             f"{chart_id}_action_1", f"{chart_id}_action_2"]
+    found = store.open_entities(names)
+    clock.tick()  # as 0.1 moved a chart: a copy into the target, then a removal from the source
+    store.create_entities([e.model_dump(exclude={"context"}) for e in found.entities], context="work")
+    store.delete_entities(names)
+    events = History(store).chart_history(chart_id).events
+    assert [(e.kind, e.fromContext, e.toContext) for e in events if e.kind.startswith("chart_")] == [
+        ("chart_created", None, None), ("chart_moved", "default", "work")]
+
+
+def test_a_copy_whose_removal_never_happened_stays_a_copy(charts: Charts, store: Store, clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    found = store.open_entities([f"{chart_id}_chart", f"{chart_id}_desired_outcome"])
+    clock.tick()
+    store.create_entities([e.model_dump(exclude={"context"}) for e in found.entities], context="work")
+    kinds = [(e.kind, e.context) for e in History(store).chart_history(chart_id).events if e.kind.startswith("chart_")]
+    assert kinds == [("chart_created", "default"), ("chart_created", "work")]
+
+
 def test_a_move_is_one_operation_in_both_contexts(charts: Charts, store: Store, clock: StoppedClock) -> None:
     chart_id = new_chart(charts)
     clock.tick()
@@ -276,3 +300,44 @@ def test_the_command_line_shows_a_move_as_one_line(store_dir: Path) -> None:
     timeline = run("history", chart_id, "--dir", str(store_dir)).stdout
     assert timeline.count("chart_moved") == 1 and "from default to work" in timeline
     assert "step_removed" not in timeline
+
+
+KILLED_UNDO = """
+import os, signal, sys
+from coaia_store import Store
+from coaia_store.history import History
+from coaia_store.storage.fileio import FileIO
+
+class DieOnLine(FileIO):
+    '''SIGKILL this process at the Nth line appended to a context file: before it, or half-way through it.'''
+    def __init__(self, n, how):
+        self.n, self.how, self.lines = n, how, 0
+    def write_all(self, fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".jsonl"):
+            self.lines += 1
+            if self.lines == self.n:
+                if self.how == "mid":
+                    super().write_all(fd, data[: len(data) // 2])
+                os.kill(os.getpid(), signal.SIGKILL)
+        super().write_all(fd, data)
+
+directory, op, n, how = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+History(Store(directory, io=DieOnLine(n, how))).undo(op)
+"""
+
+
+@pytest.mark.parametrize(("line", "how"), [(1, "before"), (1, "mid"), (2, "before"), (2, "mid")])
+def test_an_undo_of_a_move_killed_during_its_writes_never_loses_the_chart_and_finishes_when_run_again(
+        store_dir: Path, line: int, how: str) -> None:
+    charts = Charts(Store(store_dir))
+    chart_id = new_chart(charts)
+    charts.move_chart(chartId=chart_id, toContext="work")
+    move = History(Store(store_dir)).operations().operations[0].id
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_UNDO, str(store_dir), move, str(line), how], env=env,
+                            capture_output=True, text=True, timeout=60)
+    between = holders(Store(store_dir), chart_id)
+    again = run("undo", "--op", move, "--dir", str(store_dir))
+    assert killed.returncode == -9 and between == (["work"] if line == 1 else ["default", "work"])  # never neither
+    assert again.returncode == 0, again.stderr
+    assert holders(Store(store_dir), chart_id) == ["default"]
