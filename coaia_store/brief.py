@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from .charts.rules import deadline, is_overdue, within_days
 from .charts.tree import ChartIndex, Viewer, first_observation, is_completed, meta, outcome_name
 from .contexts import validate_context_name
+from .errors import CoaiaError
 from .graph import GraphState
 from .storage.clock import iso_timestamp
 
@@ -59,6 +60,8 @@ class Brief(BaseModel):
                                                  "not all fit, each context keeps a share.")
     totals: dict[str, int] = Field(description="How many of each there are in all (charts, overdue, dueSoon).")
     leftOut: str | None = Field(None, description="What the brief left out to stay short, and where to see it.")
+    unreadable: list[str] = Field([], description="Contexts that could not be read, with why (`coaia-store doctor` "
+                                                  "says what to do).")
 
     def text(self) -> str:
         return _render(self)
@@ -70,15 +73,20 @@ def build_brief(store: Store, context: str | None = None, max_bytes: int = BRIEF
     contexts = store.contexts() if context is None else [validate_context_name(context)]
     per_context: list[list[BriefChart]] = []
     steps: list[BriefStep] = []
+    unreadable: list[str] = []
     for name in contexts:
-        found_charts, found_steps = store.graph(name).read(partial(_context_items, context=name, now=now))
+        try:
+            found_charts, found_steps = store.graph(name).read(partial(_context_items, context=name, now=now))
+        except CoaiaError as exc:  # one unreadable context must not hide the others (a hook shows nothing on error)
+            unreadable.append(f"{name} ({exc})"[:200])
+            continue
         per_context.append(found_charts)
         steps += found_steps
     charts = [c for turn in zip_longest(*per_context) for c in turn if c is not None]  # each context in turn
     overdue = sorted((s for s in steps if is_overdue(s.dueDate, False, now)), key=_due_order)
     soon = sorted((s for s in steps if not is_overdue(s.dueDate, False, now) and within_days(s.dueDate, DUE_SOON_DAYS, now)),
                   key=_due_order)
-    full = Brief(generatedAt=iso_timestamp(now), overdue=overdue, dueSoon=soon, charts=charts,
+    full = Brief(generatedAt=iso_timestamp(now), overdue=overdue, dueSoon=soon, charts=charts, unreadable=unreadable[:5],
                  totals={"charts": len(charts), "overdue": len(overdue), "dueSoon": len(soon)})
     return _fit(full, max_bytes)
 
@@ -177,6 +185,8 @@ def _render(brief: Brief) -> str:
             context = chart.context
             lines.append(f"### {context}")
         lines.append(_chart_line(chart))
+    if brief.unreadable:
+        lines += ["", f"Could not read: {'; '.join(brief.unreadable)}. `coaia-store doctor` (or validate_integrity) says what to do."]
     if brief.leftOut:
         lines += ["", f"({brief.leftOut})"]
     return "\n".join(lines) + "\n"

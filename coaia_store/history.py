@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
-from .errors import ConflictError, InvalidInputError, NotFoundError
+from .errors import InvalidInputError, NotFoundError, os_errors_reported
 from .graph import GraphState, checked_kind, entity_view, relation_key
 from .models import Entity
 from .paging import REPLY_BUDGET, bounded_page, cursor_offset, page_cursor
@@ -319,11 +319,12 @@ class _Source:
         return gens
 
     def _read_live(self) -> tuple[Record | None, list[_Line], datetime | None] | None:
-        try:
-            mtime = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
-            header, lines = _decode_file(_file_chunks(self.path))
-        except FileNotFoundError:
-            return None
+        with os_errors_reported(f"could not read {self.path.name}", "retry; if it persists check the disk"):
+            try:
+                mtime = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
+                header, lines = _decode_file(_file_chunks(self.path))
+            except FileNotFoundError:
+                return None
         return header, lines, mtime
 
     def _read_segment(self, name: str) -> tuple[Record | None, list[_Line]]:

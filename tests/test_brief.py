@@ -128,3 +128,12 @@ def test_the_size_benchmark_runs() -> None:
     assert result.returncode == 0, result.stderr
     assert "moved+archived chart, history as one timeline: 15 events" in result.stdout
     assert "brief at 16 charts in 8 contexts" in result.stdout
+
+
+def test_a_context_that_cannot_be_read_is_named_and_the_others_are_briefed(charts: Charts, store: Store) -> None:
+    chart_id = garden(charts, "home")
+    (store.path / "charts-odd.jsonl").mkdir()
+    brief = build_brief(store)
+    assert [c.chartId for c in brief.charts] == [chart_id]
+    assert brief.unreadable == ["odd (could not read charts-odd.jsonl: Is a directory; retry; if it persists check the disk)"]
+    assert "Could not read: odd (" in brief.text()

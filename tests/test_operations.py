@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
+from coaia_store import ConflictError, NotFoundError, StorageError, Store, StoreConfig
 from coaia_store.charts import Charts
 from coaia_store.history import History
 
@@ -341,3 +341,10 @@ def test_an_undo_of_a_move_killed_during_its_writes_never_loses_the_chart_and_fi
     assert killed.returncode == -9 and between == (["work"] if line == 1 else ["default", "work"])  # never neither
     assert again.returncode == 0, again.stderr
     assert holders(Store(store_dir), chart_id) == ["default"]
+
+
+def test_a_context_file_that_cannot_be_read_is_a_clear_error_for_the_history(store: Store) -> None:
+    store.create_entities([{"name": "a", "entityType": "thing", "observations": []}])
+    (store.path / "charts-odd.jsonl").mkdir()
+    with pytest.raises(StorageError, match="could not read charts-odd.jsonl: Is a directory"):
+        History(store).operations()
