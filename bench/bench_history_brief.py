@@ -63,7 +63,8 @@ def brief_figures(directory: str, count: int) -> None:
                                          {"title": "A later step", "dueDate": "2026-04-01"}])
     brief = build_brief(store)
     print(f"brief at {count} charts in 8 contexts: text {len(brief.text().encode())} bytes, "
-          f"JSON {len(brief.model_dump_json().encode())} bytes (bound {BRIEF_BYTES}); kept {len(brief.overdue)} overdue, "
+          f"JSON {len(brief.model_dump_json().encode())} bytes (bound {BRIEF_BYTES}); "
+          f"kept {len(brief.overdue)} overdue, "
           f"{len(brief.dueSoon)} due soon, {len(brief.charts)} charts of {brief.totals}")
 
 

@@ -83,11 +83,17 @@ def build_brief(store: Store, context: str | None = None, max_bytes: int = BRIEF
         per_context.append(found_charts)
         steps += found_steps
     charts = [c for turn in zip_longest(*per_context) for c in turn if c is not None]  # each context in turn
-    overdue = sorted((s for s in steps if is_overdue(s.dueDate, False, now)), key=_due_order)
-    soon = sorted((s for s in steps if not is_overdue(s.dueDate, False, now) and within_days(s.dueDate, DUE_SOON_DAYS, now)),
-                  key=_due_order)
-    full = Brief(generatedAt=iso_timestamp(now), overdue=overdue, dueSoon=soon, charts=charts, unreadable=unreadable[:5],
-                 totals={"charts": len(charts), "overdue": len(overdue), "dueSoon": len(soon)})
+    overdue, soon = [], []
+    for step in steps:
+        if is_overdue(step.dueDate, False, now):
+            overdue.append(step)
+        elif within_days(step.dueDate, DUE_SOON_DAYS, now):
+            soon.append(step)
+    overdue.sort(key=_due_order)
+    soon.sort(key=_due_order)
+    totals = {"charts": len(charts), "overdue": len(overdue), "dueSoon": len(soon)}
+    full = Brief(generatedAt=iso_timestamp(now), overdue=overdue, dueSoon=soon, charts=charts,
+                 unreadable=unreadable[:5], totals=totals)
     return _fit(full, max_bytes)
 
 
@@ -103,7 +109,8 @@ def _context_items(state: GraphState, context: str, now: datetime) -> tuple[list
         outcome = _short(first_observation(entities.get(outcome_name(chart_id))))
         steps += [BriefStep(context=context, actionStep=s["name"], title=_short(first_observation(s)), chart=outcome,
                             dueDate=str(meta(s)["dueDate"]))
-                  for s in index.steps(chart_id) if not is_completed(s) and deadline(meta(s).get("dueDate")) is not None]
+                  for s in index.steps(chart_id)
+                  if not is_completed(s) and deadline(meta(s).get("dueDate")) is not None]
         if not isinstance(meta(record).get("parentChart"), str):
             summary = viewer.summary(chart_id)
             charts.append(BriefChart(
@@ -186,7 +193,8 @@ def _render(brief: Brief) -> str:
             lines.append(f"### {context}")
         lines.append(_chart_line(chart))
     if brief.unreadable:
-        lines += ["", f"Could not read: {'; '.join(brief.unreadable)}. `coaia-store doctor` (or validate_integrity) says what to do."]
+        lines += ["", f"Could not read: {'; '.join(brief.unreadable)}. "
+                      "`coaia-store doctor` (or validate_integrity) says what to do."]
     if brief.leftOut:
         lines += ["", f"({brief.leftOut})"]
     return "\n".join(lines) + "\n"
@@ -199,13 +207,15 @@ def _count(n: int, thing: str) -> str:
 def _step_lines(title: str, steps: list[BriefStep]) -> list[str]:
     if not steps:
         return []
-    return ["", f"## {title}", *(f"- {s.dueDate[:10]} {s.title} [{s.context}: {s.chart}] `{s.actionStep}`" for s in steps)]
+    return ["", f"## {title}",
+            *(f"- {s.dueDate[:10]} {s.title} [{s.context}: {s.chart}] `{s.actionStep}`" for s in steps)]
 
 
 def _chart_line(chart: BriefChart) -> str:
     due = f"due {chart.dueDate[:10]}" if chart.dueDate else "no due date"
-    line = (f"- {chart.desiredOutcome}: {round(chart.progress * 100)}% ({chart.completedSteps}/{chart.totalSteps} steps), "
-            f"{due}{' OVERDUE' if chart.overdue else ''} `{chart.chartId}`")
+    late = " OVERDUE" if chart.overdue else ""
+    line = (f"- {chart.desiredOutcome}: {round(chart.progress * 100)}% "
+            f"({chart.completedSteps}/{chart.totalSteps} steps), {due}{late} `{chart.chartId}`")
     if chart.nextStep:
         line += f"; next: {chart.nextStep}" + (f" (due {chart.nextStepDue[:10]})" if chart.nextStepDue else "")
     return line

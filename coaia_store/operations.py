@@ -81,7 +81,8 @@ def _store_operations(store: Store, contexts: Sequence[str]) -> list[_Op]:
     for context in contexts:
         _, events = timeline(_Source(store, context).generations())
         for event in events:
-            key = (event.id,) if event.kind in ("write", "undo") else (context, event.id)  # 'restore:<file>' is per context
+            # 'restore:<file>' and the like name one context's event; a write's id may span contexts (a move)
+            key = (event.id,) if event.kind in ("write", "undo") else (context, event.id)
             op = ops.setdefault(key, _Op(event.id))
             op.parts.append((context, event))
             owners.setdefault(context, []).append(op)
@@ -190,8 +191,8 @@ def _action(op: _Op, known: dict[str, _Op]) -> tuple[str, str]:
 
 def _move(op: _Op) -> tuple[str, str, list[str]] | None:
     """A chart move or archive: its action, its summary and its contexts (the target first)."""
-    made = [(c, after) for c, _, before, after in op.changes if before is None and (after or {}).get("entityType") == _CHART]
-    gone = {c for c, _, before, after in op.changes if after is None and (before or {}).get("entityType") == _CHART}
+    made = [(c, a) for c, _, b, a in op.changes if b is None and (a or {}).get("entityType") == _CHART]
+    gone = {c for c, _, b, a in op.changes if a is None and (b or {}).get("entityType") == _CHART}
     sources, targets = gone - {c for c, _ in made}, {c for c, _ in made} - gone
     if not sources or not targets:
         return None
@@ -417,7 +418,8 @@ def _check_fresh(state: GraphState, final: GraphState, targets: dict[Key, Record
 def _undo_records(state: GraphState, targets: dict[Key, Record | None]) -> list[Record]:
     changed = {k: v for k, v in targets.items() if not _same(_value(state, k), v)}
     gone = {k[1] for k, v in changed.items() if k[0] == "e" and v is None}
-    records: list[Record] = [{"type": "delete_entity", "name": k[1]} for k, v in changed.items() if k[0] == "e" and v is None]
+    records: list[Record] = [{"type": "delete_entity", "name": k[1]}
+                             for k, v in changed.items() if k[0] == "e" and v is None]
     records += [_strip(v) for k, v in changed.items() if k[0] == "e" and v is not None]  # type: ignore[misc]
     records += [{"type": "delete_relation", "from": k[1], "relationType": k[2], "to": k[3]}
                 for k, v in changed.items() if k[0] == "r" and v is None and not ({k[1], k[3]} & gone)]

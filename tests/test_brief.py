@@ -48,7 +48,8 @@ def test_the_brief_lists_overdue_steps_steps_due_soon_and_active_charts(charts: 
     assert [(s.title, s.actionStep, s.chart) for s in brief.overdue] == [
         ("Build beds", f"{chart_id}_action_1", "A garden that feeds us")]
     assert [s.title for s in brief.dueSoon] == ["Buy seeds"]
-    assert [(c.context, c.chartId, c.nextStep, c.totalSteps) for c in brief.charts] == [("home", chart_id, "Build beds", 3)]
+    assert [(c.context, c.chartId, c.nextStep, c.totalSteps) for c in brief.charts] == [
+        ("home", chart_id, "Build beds", 3)]
     assert brief.leftOut is None
 
 
@@ -103,7 +104,8 @@ def test_the_brief_command_prints_the_text_and_compact_json(store_dir: Path) -> 
                                                      dueDate="2099-06-01", actionSteps=["Build beds"]).chart.chartId
     text = run("brief", "--dir", str(store_dir))
     as_json = run("brief", "--json", "--dir", str(store_dir))
-    assert text.returncode == 0 and f"- A garden that feeds us: 0% (0/1 steps), due 2099-06-01 `{chart_id}`" in text.stdout
+    assert text.returncode == 0
+    assert f"- A garden that feeds us: 0% (0/1 steps), due 2099-06-01 `{chart_id}`" in text.stdout
     assert json.loads(as_json.stdout)["charts"][0]["chartId"] == chart_id and "\n " not in as_json.stdout
 
 
@@ -135,5 +137,6 @@ def test_a_context_that_cannot_be_read_is_named_and_the_others_are_briefed(chart
     (store.path / "charts-odd.jsonl").mkdir()
     brief = build_brief(store)
     assert [c.chartId for c in brief.charts] == [chart_id]
-    assert brief.unreadable == ["odd (could not read charts-odd.jsonl: Is a directory; retry; if it persists check the disk)"]
+    assert brief.unreadable == [
+        "odd (could not read charts-odd.jsonl: Is a directory; retry; if it persists check the disk)"]
     assert "Could not read: odd (" in brief.text()

@@ -156,7 +156,8 @@ def test_undo_of_an_unknown_id_is_not_found_and_names_history(store: Store) -> N
         History(store).undo("0123456789abcdef")
 
 
-def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, store: Store, clock: StoppedClock) -> None:
+def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, store: Store,
+                                                               clock: StoppedClock) -> None:
     chart_id = new_chart(charts)
     clock.tick()
     charts.complete_action_step(actionStep=f"{chart_id}_action_1")
@@ -171,12 +172,14 @@ def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, 
     assert History(store).operations().total == 3  # nothing written
 
 
-def test_undoing_an_undone_operation_again_is_refused_with_the_way_to_redo_it(store: Store, clock: StoppedClock) -> None:
+def test_undoing_an_undone_operation_again_is_refused_with_the_way_to_redo_it(store: Store,
+                                                                              clock: StoppedClock) -> None:
     store.create_entities([{"name": "a", "entityType": "thing", "observations": []}])
     created = History(store).operations().operations[0].id
     clock.tick()
     undo = History(store).undo(created).opId
-    with pytest.raises(ConflictError, match=f"already undone, by operation {undo}; undoing operation {undo} would redo it"):
+    redo = f"already undone, by operation {undo}; undoing operation {undo} would redo it"
+    with pytest.raises(ConflictError, match=redo):
         History(store).undo(created)
 
 
