@@ -142,6 +142,17 @@ def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store
     assert charts.get_chart(chartId=chart_id).actionSteps[0].completed is False
 
 
+def test_undo_of_a_removed_step_brings_back_the_step_and_its_sub_chart(charts: Charts, store: Store) -> None:
+    chart_id = new_chart(charts)
+    sub = charts.telescope_action_step(actionStep=f"{chart_id}_action_1", currentReality="Seeds",
+                                       actionSteps=["Dig"]).chart.chartId
+    charts.remove_action_step(actionStep=f"{chart_id}_action_1")
+    result = History(store).undo()
+    view = charts.get_chart(chartId=chart_id)
+    assert result.undone[0].action == "remove step" and view.totalSteps == 2
+    assert view.actionSteps[0].subChart is not None and view.actionSteps[0].subChart.chartId == sub
+
+
 def test_undo_in_one_context_reverts_that_contexts_newest(charts: Charts, store: Store, clock: StoppedClock) -> None:
     older = new_chart(charts)
     clock.tick()
