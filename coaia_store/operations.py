@@ -368,6 +368,8 @@ def _undo_in(store: Store, context: str, ids: list[str], op_id: str) -> list[Key
 
     def build() -> tuple[list[Record], list[Key]]:
         final, events = timeline(_Source(store, context).generations())
+        if _undone_by(events, set(ids)) is not None:  # another process's undo of the same did it meanwhile
+            return [], []
         targets = _targets(events, ids, context)
         _check_fresh(graph.state, final, targets, context)
         records = _undo_records(graph.state, targets)

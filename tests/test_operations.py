@@ -362,3 +362,21 @@ def test_a_context_file_that_cannot_be_read_is_a_clear_error_for_the_history(sto
     (store.path / "charts-odd.jsonl").mkdir()
     with pytest.raises(StorageError, match="could not read charts-odd.jsonl: Is a directory"):
         History(store).operations()
+
+
+def test_two_processes_undoing_the_same_move_at_once_leave_the_chart_in_its_source_only(tmp_path: Path) -> None:
+    outcomes = []
+    for trial in range(5 * int(os.environ.get("COAIA_TORTURE_SCALE", "1"))):
+        directory = tmp_path / f"trial-{trial}" / ".coaia"
+        charts = Charts(Store(directory))
+        chart_id = new_chart(charts)
+        charts.move_chart(chartId=chart_id, toContext="work")
+        move = History(Store(directory)).operations().operations[0].id
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        procs = [subprocess.Popen([sys.executable, "-m", "coaia_store", "--dir", str(directory), "undo", "--op", move],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+        errors = [p.communicate(timeout=60)[1] for p in procs]
+        outcomes.append((holders(Store(directory), chart_id), sorted(p.returncode for p in procs), errors))
+    for where, codes, errors in outcomes:
+        assert where == ["default"] and 0 in codes, (where, codes, errors)
+        assert all(e == "" or "already undone" in e or "cannot undo" in e for e in errors), errors
