@@ -46,10 +46,10 @@ _CHART, _STEP, _OUTCOME, _REALITY = "structural_tension_chart", "action_step", "
 _NAMES = 20  # chart ids and entity names listed per operation
 _SHOWN = 3  # names per kind of change in a summary
 # The kinds of change, most telling first: an operation is named for the first it holds.
-_ACTIONS = ("remove step", "complete step", "complete chart", "reopen step", "reopen chart", "add step", "update step",
-            "update desired outcome", "update chart", "update current reality", "remove chart", "create entities",
-            "delete entities", "add observations", "delete observations", "update entities", "add relations",
-            "delete relations")
+_ACTIONS = ("remove chart", "remove step", "complete step", "complete chart", "reopen step", "reopen chart",
+            "add step", "update step", "update desired outcome", "update chart", "update current reality",
+            "remove sub-chart", "create entities", "delete entities", "add observations", "delete observations",
+            "update entities", "add relations", "delete relations")
 _OTHER_KINDS = {"restore": "restore a backup", "compaction": "repair", "import": "import"}
 
 
@@ -182,8 +182,8 @@ def _action(op: _Op, known: dict[str, _Op]) -> tuple[str, str]:
         chart = _chart_of(("e", name), None, record)
         parent = _meta(record).get("parentActionStep")
         if isinstance(parent, str):
-            return "telescope step", f"telescope step {parent} into chart {chart} in {where}"
-        return "create chart", f"create chart {chart} in {where}"
+            return "telescope step", f"telescope step {parent} into chart {chart}{_outcome(op, chart)} in {where}"
+        return "create chart", f"create chart {chart}{_outcome(op, chart)} in {where}"
     facts = _facts(op)
     action = next((a for a in _ACTIONS if a in facts), "no visible change")
     return action, f"{_facts_text(facts)} in {where}"
@@ -200,16 +200,32 @@ def _move(op: _Op) -> tuple[str, str, list[str]] | None:
     charts = [r for c, r in made if c == target]
     top = next((r for r in charts if not isinstance(_meta(r).get("parentChart"), str)), charts[0])
     verb = "archive chart" if target == ARCHIVE_CONTEXT else "move chart"
-    source = sorted(sources)[0]
-    return verb, f"{verb} {_meta(top).get('chartId')} from {source!r} to {target!r}", [target, source]
+    source, chart = sorted(sources)[0], str(_meta(top).get("chartId"))
+    return verb, f"{verb} {chart}{_outcome(op, chart)} from {source!r} to {target!r}", [target, source]
+
+
+def _outcome(op: _Op, chart: str | None) -> str:
+    """`` ("the chart's desired outcome")`` when the operation holds it, else nothing."""
+    for _, key, before, after in op.changes:
+        if key == ("e", f"{chart}_desired_outcome"):
+            text = (_observations(after or before) or [""])[0]
+            return f" ({text[:60] + '…' if len(text) > 60 else text!r})" if text else ""
+    return ""
 
 
 def _facts(op: _Op) -> dict[str, list[str]]:
-    """Each kind of change the operation made, with what it changed (step titles, chart ids, names)."""
+    """Each kind of change the operation made, with what it changed (step titles, chart ids, names); the
+    relations only when no entity changed (an entity's change says more than the links it took along)."""
     facts: dict[str, list[str]] = {}
+    entities = any(key[0] == "e" for _, key, _, _ in op.changes)
+    gone = {_chart_of(key, b, a) for _, key, b, a in op.changes if a is None and (b or {}).get("entityType") == _CHART}
     for _, key, before, after in op.changes:
-        verb, label = _fact(key, before, after)
-        facts.setdefault(verb, []).append(label)
+        part = (before or {}).get("entityType") in (_OUTCOME, _REALITY)
+        if after is None and part and _chart_of(key, before, after) in gone:
+            continue  # told by its chart's removal
+        if key[0] == "e" or not entities:
+            verb, label = _fact(key, before, after)
+            facts.setdefault(verb, []).append(label)
     return facts
 
 
@@ -225,11 +241,13 @@ def _fact(key: Key, before: Record | None, after: Record | None) -> tuple[str, s
         verb = "add step" if before is None else "remove step" if after is None else \
             "complete step" if now and not was else "reopen step" if was and not now else "update step"
         return verb, f"{title!r} ({key[1]})"
+    if kind == _CHART and after is None:
+        sub = isinstance(_meta(before).get("parentChart"), str)
+        return ("remove sub-chart" if sub else "remove chart"), _chart_of(key, before, after) or key[1]
     if kind == _CHART:
         chart = _chart_of(key, before, after) or key[1]
-        return ("remove chart" if after is None else "complete chart" if now and not was else
-                "reopen chart" if was and not now else "update chart"), chart
-    if kind in (_REALITY, _OUTCOME) and before is not None and after is not None:
+        return ("complete chart" if now and not was else "reopen chart" if was and not now else "update chart"), chart
+    if kind in (_REALITY, _OUTCOME) and before is not None:
         return f"update {kind.replace('_', ' ')}", _chart_of(key, before, after) or key[1]
     if before is None or after is None:
         return ("create entities" if before is None else "delete entities"), key[1]

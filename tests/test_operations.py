@@ -118,7 +118,7 @@ def test_undo_without_an_id_reverts_the_newest_operation_of_the_whole_store(char
     result = History(store).undo()
     assert holders(store, kept) == ["default"] and holders(store, newest) == []
     assert (result.context, result.undone[0].action, result.undone[0].charts) == ("work", "create chart", [newest])
-    assert result.summary.startswith(f"undid create chart {newest} in 'work'")
+    assert result.summary.startswith(f"undid create chart {newest} ('A garden') in 'work' (operation ")
 
 
 def test_undo_without_an_id_keeps_each_contexts_order_within_one_millisecond(charts: Charts, store: Store) -> None:
@@ -247,7 +247,7 @@ def test_a_move_is_one_operation_in_both_contexts(charts: Charts, store: Store, 
     charts.move_chart(chartId=chart_id, toContext="work")
     op = History(store).operations().operations[0]
     assert (op.action, op.context, op.contexts) == ("move chart", "work", ["work", "default"])
-    assert op.summary == f"move chart {chart_id} from 'default' to 'work'"
+    assert op.summary == f"move chart {chart_id} ('A garden') from 'default' to 'work'"
 
 
 def test_undo_of_a_move_puts_the_chart_back_where_it_was(charts: Charts, store: Store, clock: StoppedClock) -> None:
