@@ -318,7 +318,7 @@ def history(
         lines = [f"{e.time}  {e.kind:<16} {_event_text(e)}  [{e.opId}]" for e in chart.events]
         _print_page(chart, lines, as_json)
         return
-    entity = past.entity_history(name, context)
+    entity = past.entity_history(name, context, limit=limit, cursor=cursor)
     lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]" for v in entity.versions]
     _print_page(entity, lines or [f"no history for {name!r}"], as_json)
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
 UNDO_TYPE = "_undo"  # marker record written with an undo: which operations it reverts (kept as an extra)
 _READ_CHUNK = 1 << 20
 _STAMP = re.compile(r"(\d{8}T\d{12}Z)-\d+\.jsonl\.gz")
@@ -51,7 +52,8 @@ OpKind = Literal["write", "undo", "import", "restore", "compaction"]
 
 
 class Operation(BaseModel):
-    id: str = Field(description="The operation id (the '_op' of its records; 'restore:<file>' for a restore): what undo takes.")
+    id: str = Field(description="The operation id (the '_op' of its records; 'restore:<file>' for a restore): "
+                                "what undo takes.")
     context: str = Field(description="The context it wrote (a move: the one it moved to).")
     contexts: list[str] = Field(description="Every context it wrote: two for a chart move or archive.")
     time: str | None = Field(description="When it was written (ISO, UTC).")
@@ -89,6 +91,9 @@ class EntityVersion(BaseModel):
 class EntityHistory(BaseModel):
     name: str
     versions: list[EntityVersion] = Field(description="Oldest first.")
+    total: int = Field(0, description="Versions in all.")
+    nextCursor: str | None = Field(None, description="Pass it back as cursor for the next (later) versions.")
+    note: str | None = Field(None, description="What this page left out, and how to get it.")
 
 
 ChartEventKind = Literal[
@@ -494,8 +499,8 @@ def _versions(events: list[_Event], name: str, context: str) -> list[EntityVersi
             continue
         before, after = change
         action = "created" if before is None else "deleted" if after is None else "updated"
-        found.append(EntityVersion(context=context, time=_show(event.time), opId=event.id, opKind=event.kind, by=event.by,
-                                   action=action, entity=entity_view(after, context) if after is not None else None))
+        found.append(EntityVersion(context=context, time=_show(event.time), opId=event.id, opKind=event.kind,
+                                   by=event.by, action=action, entity=entity_view(after, context) if after is not None else None))
     return found
 
 
@@ -517,7 +522,8 @@ def _chart_events(event: _Event, chart_id: str, context: str) -> list[ChartEvent
 
     def add(kind: ChartEventKind, entity: str, text: object = None, previous: object = None, value: object = None) -> None:
         found.append(ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind, kind=kind,
-                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value), by=event.by))
+                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value),
+                                by=event.by))
 
     for key, (before, after) in event.changes.items():
         if key[0] != "e":
@@ -595,7 +601,7 @@ def _with_moves(touched: list[tuple[str, _Event, list[ChartEvent]]], chart_id: s
             slots.append([ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind,
                                      kind="chart_moved", entity=chart, toContext=context, by=event.by)])
             held[context] = (live - {context}, slots[-1], events)
-        elif _removes(events, chart) and (target := next((t for t, held_ in held.items() if context in held_[0]), None)):
+        elif _removes(events, chart) and (target := next((t for t, h in held.items() if context in h[0]), None)):
             held.pop(target)[1][0].fromContext = context
         else:
             slots.append(events)
@@ -663,16 +669,19 @@ class History:
 
         return list_operations(self.store, context, limit, cursor)
 
-    def entity_history(self, name: str, context: str | None = None) -> EntityHistory:
-        """Every version of entity ``name`` (in one context, or in every context), oldest first."""
+    def entity_history(self, name: str, context: str | None = None, limit: int | None = 100,
+                       cursor: str | None = None) -> EntityHistory:
+        """Every version of entity ``name`` (in one context, or in every context), oldest first, ``limit`` a page."""
         if not isinstance(name, str) or not name:
             raise InvalidInputError("name must be a non-empty entity name")
+        _check_limit(limit)
         versions: list[EntityVersion] = []
         for ctx in self._contexts(context):
             _, events = timeline(self.generations(ctx))
             versions += _versions(events, name, ctx)
         versions.sort(key=lambda v: v.time or "")
-        return EntityHistory(name=name, versions=versions)
+        page, note, more = _page(versions, name, limit, cursor, "versions")
+        return EntityHistory(name=name, versions=page, total=len(versions), note=note, nextCursor=more)
 
     def chart_history(self, chart_id: str, context: str | None = None, limit: int | None = 100,
                       cursor: str | None = None) -> ChartHistory:
@@ -680,8 +689,7 @@ class History:
         moved, moved or archived (one ``chart_moved`` event). ``limit`` events a page (``None``: all)."""
         if not isinstance(chart_id, str) or not chart_id:
             raise InvalidInputError("chartId must be a non-empty chart id")
-        if limit is not None and not 1 <= limit <= MAX_PAGE:
-            raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE} (got {limit})")
+        _check_limit(limit)
         touched: list[tuple[str, _Event, list[ChartEvent]]] = []
         for ctx in self._contexts(context):
             _, events = timeline(self.generations(ctx))
@@ -690,13 +698,8 @@ class History:
             where = f"context {context!r}" if context is not None else "any context"
             raise NotFoundError(f"no history of chart {chart_id!r} in {where}; list_charts shows the charts")
         found = _with_moves(touched, chart_id)
-        start = cursor_offset(cursor, chart_id)
-        page, end = bounded_page(found, start, limit or len(found), lambda e: len(e.model_dump_json()), REPLY_BUDGET)
-        more = end < len(found)
-        note = (f"events {start + 1}-{end} of {len(found)}, oldest first; pass nextCursor for the later ones"
-                if more or start else None)
-        return ChartHistory(chartId=chart_id, events=page, total=len(found), note=note,
-                            nextCursor=page_cursor(end, chart_id) if more else None)
+        page, note, more = _page(found, chart_id, limit, cursor, "events")
+        return ChartHistory(chartId=chart_id, events=page, total=len(found), note=note, nextCursor=more)
 
     def _contexts(self, context: str | None) -> list[str]:
         return self.store.contexts() if context is None else [validate_context_name(context)]
@@ -715,6 +718,22 @@ class History:
         from .operations import undo_operations  # operations.py builds on this module's timeline
 
         return undo_operations(self.store, operation_id, context, count, op_ids)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE):
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE} (got {limit})")
+
+
+def _page(items: list[M], scope: str, limit: int | None, cursor: str | None,
+          what: str) -> tuple[list[M], str | None, str | None]:
+    """One bounded page of a timeline: the items, the note saying what is left, the next page's cursor."""
+    start = cursor_offset(cursor, scope)
+    page, end = bounded_page(items, start, limit or len(items), lambda i: len(i.model_dump_json()), REPLY_BUDGET)
+    more = end < len(items)
+    note = f"{what} {start + 1}-{end} of {len(items)}, oldest first; pass nextCursor for the later ones" \
+        if more or start else None
+    return page, note, page_cursor(end, scope) if more else None
 
 
 def _context(context: str | None) -> str:

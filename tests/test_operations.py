@@ -380,3 +380,15 @@ def test_two_processes_undoing_the_same_move_at_once_leave_the_chart_in_its_sour
     for where, codes, errors in outcomes:
         assert where == ["default"] and 0 in codes, (where, codes, errors)
         assert all(e == "" or "already undone" in e or "cannot undo" in e for e in errors), errors
+
+
+def test_entity_history_comes_a_page_at_a_time(store: Store, clock: StoppedClock) -> None:
+    store.create_entities([{"name": "ada", "entityType": "person", "observations": []}])
+    for n in range(4):
+        clock.tick()
+        store.add_observations([{"entityName": "ada", "contents": [f"fact {n}"]}])
+    first = History(store).entity_history("ada", limit=2)
+    rest = History(store).entity_history("ada", cursor=first.nextCursor)
+    assert [v.action for v in first.versions + rest.versions] == ["created"] + ["updated"] * 4
+    assert first.note == "versions 1-2 of 5, oldest first; pass nextCursor for the later ones"
+    assert rest.nextCursor is None
