@@ -35,7 +35,7 @@ from .history import (
     _value,
     timeline,
 )
-from .paging import REPLY_BUDGET, bounded_page, cursor_offset, page_cursor
+from .paging import REPLY_BUDGET, after_cursor, bounded_page, cursor_after
 from .storage.journal import new_op_id
 from .storage.lines import Record
 
@@ -276,7 +276,7 @@ def list_operations(store: Store, context: str | None, limit: int, cursor: str |
         raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE} (got {limit})")
     name = None if context is None else validate_context_name(context)
     ops = _store_operations(store, store.contexts() if name is None else [name])
-    start = cursor_offset(cursor, name or "")
+    start = _start(ops, cursor_after(cursor, name or ""))
     known = {op.id: op for op in ops}
     described = [describe(op, known) for op in ops[start:start + limit]]
     page, end = bounded_page(described, 0, limit, lambda op: len(op.model_dump_json()), REPLY_BUDGET)
@@ -284,7 +284,21 @@ def list_operations(store: Store, context: str | None, limit: int, cursor: str |
     more = end < len(ops)
     note = f"operations {start + 1}-{end} of {len(ops)}, newest first; pass nextCursor for older ones" if more else None
     return OperationList(context=name, operations=page, total=len(ops), note=note,
-                         nextCursor=page_cursor(end, name or "") if more else None)
+                         nextCursor=after_cursor(_key(ops[end - 1]), name or "") if more else None)
+
+
+def _key(op: _Op) -> str:
+    return f"{op.contexts[0]}:{op.id}"  # 'restore:<file>' ids are per context
+
+
+def _start(ops: list[_Op], after: str | None) -> int:
+    """Where the page after operation ``after`` starts (new operations at the head do not move it)."""
+    if after is None:
+        return 0
+    for index, op in enumerate(ops):
+        if _key(op) == after:
+            return index + 1
+    raise InvalidInputError("the cursor names an operation this list no longer holds; omit it to start over")
 
 
 # ----------------------------------------------------------------- undo

@@ -101,6 +101,17 @@ def test_operations_come_a_page_at_a_time_with_a_note_and_a_cursor(store: Store,
     assert pages[-1].note is None
 
 
+def test_operations_written_between_two_pages_do_not_repeat_an_operation(store: Store, clock: StoppedClock) -> None:
+    for n in range(4):
+        clock.tick()
+        store.create_entities([{"name": f"e{n}", "entityType": "thing", "observations": []}])
+    first = History(store).operations(limit=2)
+    clock.tick()
+    store.create_entities([{"name": "late", "entityType": "thing", "observations": []}])
+    second = History(store).operations(limit=2, cursor=first.nextCursor)
+    assert [op.entities[0] for op in first.operations + second.operations] == ["e3", "e2", "e1", "e0"]
+
+
 def test_a_large_operation_lists_a_bounded_number_of_names(store: Store) -> None:
     store.create_entities([{"name": f"e{n}", "entityType": "thing", "observations": []} for n in range(300)])
     op = History(store).operations().operations[0]
