@@ -296,57 +296,100 @@ def restore(
         _out.print(f"the state before is in {info.id}", highlight=False)
 
 
+_LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Most lines on one page.")]
+_CursorOption = Annotated[str | None, typer.Option("--cursor", help="The next-page cursor the previous page printed.",
+                                                   show_default=False)]
+
+
 @app.command()
 def history(
-    name: Annotated[str, typer.Argument(help="An entity name or a chart id.")],
+    name: Annotated[str | None, typer.Argument(help="An entity name or a chart id; omitted: the latest operations "
+                                               "of the whole store, with the ids undo takes.", show_default=False)] = None,
     context: ContextOption = None,
+    limit: _LimitOption = 20,
+    cursor: _CursorOption = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
-    """How an entity or a chart changed over time: each version or event with its time and operation id.
+    """The latest operations with their ids (newest first), or how one chart or entity changed over time.
 
-    Example: coaia-store history chart_launch --context work
+    Example: coaia-store history  |  coaia-store history chart_launch --context work
     """
-    from .errors import NotFoundError
     from .history import History
 
     past = History(_store(directory))
+    if name is None:
+        ops = past.operations(context, limit=limit, cursor=cursor)
+        lines = [f"{op.time}  {op.id}  {op.action:<16} {op.summary}" + (f"  by {op.by}" if op.by else "")
+                 for op in ops.operations]
+        _print_page(ops, lines or ["no operations yet"], as_json)
+        return
     try:
-        chart = past.chart_history(name, context)
+        chart = past.chart_history(name, context, limit=limit, cursor=cursor)
     except NotFoundError:
         chart = None
-    entity = past.entity_history(name, context) if chart is None else None
-    if as_json:
-        _emit_json(chart or entity)  # type: ignore[arg-type]
-        return
     if chart is not None:
-        lines = [f"{e.time}  {e.kind:<16} {e.text or ''}  [{e.opId}]" for e in chart.events]
-    else:
-        lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]" for v in entity.versions]  # type: ignore[union-attr]
-    for line in lines or [f"no history for {name!r}"]:
-        _out.print(line, highlight=False, markup=False)
+        lines = [f"{e.time}  {e.kind:<16} {_event_text(e)}  [{e.opId}]" for e in chart.events]
+        _print_page(chart, lines, as_json)
+        return
+    entity = past.entity_history(name, context, limit=limit, cursor=cursor)
+    lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]" for v in entity.versions]
+    _print_page(entity, lines or [f"no history for {name!r}"], as_json)
+
+
+def _event_text(event: Any) -> str:
+    if event.kind == "chart_moved":
+        return f"from {event.fromContext} to {event.toContext}"
+    return event.text or ""
+
+
+def _print_page(page: BaseModel, lines: list[str], as_json: bool) -> None:
+    if as_json:
+        _emit_json(page)
+        return
+    for line in lines:
+        _out.print(line, highlight=False, markup=False, soft_wrap=True)
+    if getattr(page, "nextCursor", None):
+        _out.print(f"({page.note}: --cursor {page.nextCursor})", highlight=False, markup=False)  # type: ignore[attr-defined]
 
 
 @app.command()
 def undo(
-    context: Annotated[str, typer.Option("--context", "-c", help="The context to undo in.")] = "default",
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many of the latest operations.")] = 1,
+    op: Annotated[str | None, typer.Option("--op", help="The id of the operation to revert (`coaia-store history` "
+                                           "lists them).", show_default=False)] = None,
+    context: Annotated[str | None, typer.Option("--context", "-c", help="Only operations of this context "
+                                                "(default: the whole store).", show_default=False)] = None,
+    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many of the latest operations (without --op).")] = 1,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
-    """Revert the latest operations of a context by appending one new operation (history is kept).
+    """Revert one operation by its id, or the latest one of the whole store, by appending a new operation
+    (history is kept; undoing an undo redoes).
 
-    Example: coaia-store undo --context work --count 2
+    Example: coaia-store undo  |  coaia-store undo --op 3f9c0a7b12d4e856
     """
     from .history import History
 
-    result = History(_store(directory)).undo(context, count=count)
+    result = History(_store(directory)).undo(op, context, count=count)
     if as_json:
         _emit_json(result)
         return
-    undone = ", ".join(f"{op.id} ({op.summary})" for op in result.undone)
-    _out.print(f"undid {undone or 'nothing'} in {result.context!r}" + (f" as operation {result.opId}" if result.opId else ""),
-               highlight=False, markup=False)
+    _out.print(result.summary + (f"; recorded as operation {result.opId}" if result.opId else "; nothing had to change"),
+               highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def brief(context: ContextOption = None, as_json: JsonFlag = False, directory: DirOption = None) -> None:
+    """What to know at the start of a session, in under 2,000 tokens: overdue action steps, steps due within
+    7 days, and each context's active top-level charts with progress and next step. Made for a Claude Code
+    SessionStart hook (its output joins the session's context); --json prints compact JSON.
+
+    Example: coaia-store brief --context work
+    """
+    from .brief import build_brief
+
+    result = build_brief(_store(directory), context)
+    sys.stdout.write(result.model_dump_json() + "\n" if as_json else result.text())
 
 
 @app.command()

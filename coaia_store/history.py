@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
-from .errors import ConflictError, InvalidInputError, NotFoundError
+from .errors import InvalidInputError, NotFoundError, os_errors_reported
 from .graph import GraphState, checked_kind, entity_view, relation_key
 from .models import Entity, check_date_range
+from .paging import PAGE_BUDGET, Pager, bounded_page
 from .storage.clock import iso_timestamp
 from .storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, decode_line, is_header
@@ -35,11 +36,13 @@ if TYPE_CHECKING:
     from .store import Store
 
 R = TypeVar("R")
+M = TypeVar("M", bound=BaseModel)
 UNDO_TYPE = "_undo"  # marker record written with an undo: which operations it reverts (kept as an extra)
 _READ_CHUNK = 1 << 20
 _STAMP = re.compile(r"(\d{8}T\d{12}Z)-\d+\.jsonl\.gz")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _END_OF_DAY = time(23, 59, 59, 999999, tzinfo=timezone.utc)
+MAX_PAGE = 500  # most events or operations one page holds (PAGE_BUDGET may stop it earlier)
 
 Key = tuple[str, ...]  # ("e", name) or ("r", from, relationType, to)
 OpKind = Literal["write", "undo", "import", "restore", "compaction"]
@@ -49,20 +52,30 @@ OpKind = Literal["write", "undo", "import", "restore", "compaction"]
 
 
 class Operation(BaseModel):
-    id: str = Field(description="The operation id (the '_op' of its records; 'restore:<file>' for a restore).")
-    context: str
+    id: str = Field(description="The operation id (the '_op' of its records; 'restore:<file>' for a restore): "
+                                "what undo takes.")
+    context: str = Field(description="The context it wrote (a move: the one it moved to).")
+    contexts: list[str] = Field(description="Every context it wrote: two for a chart move or archive.")
     time: str | None = Field(description="When it was written (ISO, UTC).")
     kind: OpKind
-    summary: str
-    entities: list[str] = Field(description="Entities it created, changed or deleted.")
+    action: str = Field(description="The kind of call, read from what it changed: 'create chart', 'complete step', "
+                                     "'move chart', 'create entities'...")
+    summary: str = Field(description="What it did, in one line.")
+    charts: list[str] = Field([], description="The charts it touched (their ids; the first 20).")
+    entities: list[str] = Field(description="Other entities (not part of a chart) it created, changed or deleted "
+                                            "(the first 20).")
+    entityCount: int = Field(0, description="How many entities it touched in all, those of its charts included.")
     relations: int = Field(description="How many relations it added or removed.")
     undoes: list[str] = Field([], description="For an undo: the operations it reverted.")
+    by: str | None = Field(None, description="Who made it, when the server recorded it.")
 
 
 class OperationList(BaseModel):
-    context: str
+    context: str | None = Field(description="The context listed; None: every context.")
     operations: list[Operation] = Field(description="Newest first.")
-    total: int
+    total: int = Field(description="Operations in the context (or the store) in all.")
+    nextCursor: str | None = Field(None, description="Pass it back as cursor for the next (older) page.")
+    note: str | None = Field(None, description="What this page left out, and how to get it.")
 
 
 class EntityVersion(BaseModel):
@@ -70,6 +83,7 @@ class EntityVersion(BaseModel):
     time: str | None
     opId: str
     opKind: OpKind
+    by: str | None = Field(None, description="Who made the operation, when the server recorded it.")
     action: Literal["created", "updated", "deleted"]
     entity: Entity | None = Field(description="The entity as this operation left it; None once deleted.")
 
@@ -77,12 +91,15 @@ class EntityVersion(BaseModel):
 class EntityHistory(BaseModel):
     name: str
     versions: list[EntityVersion] = Field(description="Oldest first.")
+    total: int = Field(0, description="Versions in all.")
+    nextCursor: str | None = Field(None, description="Pass it back as cursor for the next (later) versions.")
+    note: str | None = Field(None, description="What this page left out, and how to get it.")
 
 
 ChartEventKind = Literal[
     "chart_created", "chart_removed", "chart_completed", "chart_reopened", "due_moved", "outcome_changed",
     "reality_added", "reality_removed", "step_added", "step_removed", "step_completed", "step_reopened",
-    "step_due_moved", "step_renamed", "step_note", "step_telescoped",
+    "step_due_moved", "step_renamed", "step_note", "step_telescoped", "chart_moved",
 ]
 
 
@@ -96,17 +113,25 @@ class ChartEvent(BaseModel):
     text: str | None = Field(None, description="What was added or the new title/outcome; the sub-chart id for step_telescoped.")
     previous: str | None = Field(None, description="The value before (a due date, a title).")
     value: str | None = Field(None, description="The value after (a due date, a title).")
+    fromContext: str | None = Field(None, description="chart_moved: the context the chart left.")
+    toContext: str | None = Field(None, description="chart_moved: the context it went to ('completed': archived).")
+    by: str | None = Field(None, description="Who made the operation, when the server recorded it.")
 
 
 class ChartHistory(BaseModel):
     chartId: str
     events: list[ChartEvent] = Field(description="Oldest first.")
+    total: int = Field(0, description="Events in the chart's history in all.")
+    nextCursor: str | None = Field(None, description="Pass it back as cursor for the next (later) events.")
+    note: str | None = Field(None, description="What this page left out, and how to get it.")
 
 
 class UndoResult(BaseModel):
-    context: str
+    context: str = Field(description="The context it wrote (the first, when the operation spanned several).")
+    contexts: list[str] = Field([], description="Every context the undo wrote.")
     opId: str | None = Field(description="The id of the new operation that reverted them (None if nothing had to change).")
     undone: list[Operation] = Field(description="The operations reverted, newest first.")
+    summary: str = Field("", description="What was undone, in one line.")
     entities: list[str] = Field(description="Entities the undo created, changed or deleted.")
     relations: int = Field(description="Relations the undo added or removed.")
 
@@ -162,6 +187,7 @@ class _Line:
     time: datetime | None  # effective time (filled in once the generation is read)
     members: list[Record]
     carried: bool = False  # already true when its generation began: a line without an id, or an earlier generation's op
+    by: str | None = None  # who wrote it (its '_by', when the server records it)
 
 
 @dataclass
@@ -238,8 +264,9 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[_Line]]:
         members = _unwrap(record)
         if members is None or not _valid(members):
             continue
-        op = record.get("_op")
-        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members))
+        op, by = record.get("_op"), record.get("_by")
+        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members,
+                           by=by if isinstance(by, str) else None))
     return header, lines
 
 
@@ -303,11 +330,12 @@ class _Source:
         return gens
 
     def _read_live(self) -> tuple[Record | None, list[_Line], datetime | None] | None:
-        try:
-            mtime = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
-            header, lines = _decode_file(_file_chunks(self.path))
-        except FileNotFoundError:
-            return None
+        with os_errors_reported(f"could not read {self.path.name}", "retry; if it persists check the disk"):
+            try:
+                mtime = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
+                header, lines = _decode_file(_file_chunks(self.path))
+            except FileNotFoundError:
+                return None
         return header, lines, mtime
 
     def _read_segment(self, name: str) -> tuple[Record | None, list[_Line]]:
@@ -360,6 +388,7 @@ class _Event:
     kind: OpKind
     changes: dict[Key, list[Record | None]] = field(default_factory=dict)  # key -> [before, after]
     undoes: list[str] = field(default_factory=list)
+    by: str | None = None
 
     def note(self, changes: dict[Key, list[Record | None]]) -> None:
         for key, (before, after) in changes.items():
@@ -455,7 +484,7 @@ def timeline(gens: Sequence[_Generation]) -> tuple[GraphState, list[_Event]]:
             op = line.op or f"import:{gen.name}"
             event = by_id.get(op)
             if event is None:
-                event = by_id[op] = _Event(op, line.time, "write" if line.op else "import")
+                event = by_id[op] = _Event(op, line.time, "write" if line.op else "import", by=line.by)
                 events.append(event)
             for member in line.members:
                 if member.get("type") == UNDO_TYPE:
@@ -468,31 +497,6 @@ def timeline(gens: Sequence[_Generation]) -> tuple[GraphState, list[_Event]]:
 # ----------------------------------------------------------------- describing
 
 
-def _operation(event: _Event, context: str) -> Operation:
-    created, updated, deleted = [], [], []
-    linked = {"added": 0, "changed": 0, "removed": 0}
-    for key, (before, after) in event.changes.items():
-        if key[0] == "r":
-            linked["added" if before is None else "removed" if after is None else "changed"] += 1
-        elif before is None:
-            created.append(key[1])
-        elif after is None:
-            deleted.append(key[1])
-        else:
-            updated.append(key[1])
-    parts = [f"{verb} {', '.join(names[:5])}{' and ' + str(len(names) - 5) + ' more' if len(names) > 5 else ''}"
-             for verb, names in (("created", created), ("updated", updated), ("deleted", deleted)) if names]
-    parts += [f"{verb} {n} relation{'s' if n != 1 else ''}" for verb, n in linked.items() if n]
-    relations = sum(linked.values())
-    head = {"undo": f"undo of {', '.join(event.undoes)}: ", "restore": "restore: ", "compaction": "repair: ",
-            "import": "imported: "}.get(event.kind, "")
-    return Operation(
-        id=event.id, context=context, time=_show(event.time), kind=event.kind,
-        summary=head + ("; ".join(parts) or "no visible change"),
-        entities=[*created, *updated, *deleted], relations=relations, undoes=event.undoes,
-    )
-
-
 def _versions(events: list[_Event], name: str, context: str) -> list[EntityVersion]:
     found = []
     for event in events:
@@ -502,7 +506,7 @@ def _versions(events: list[_Event], name: str, context: str) -> list[EntityVersi
         before, after = change
         action = "created" if before is None else "deleted" if after is None else "updated"
         found.append(EntityVersion(context=context, time=_show(event.time), opId=event.id, opKind=event.kind,
-                                   action=action, entity=entity_view(after, context) if after is not None else None))
+                                   by=event.by, action=action, entity=entity_view(after, context) if after is not None else None))
     return found
 
 
@@ -524,7 +528,8 @@ def _chart_events(event: _Event, chart_id: str, context: str) -> list[ChartEvent
 
     def add(kind: ChartEventKind, entity: str, text: object = None, previous: object = None, value: object = None) -> None:
         found.append(ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind, kind=kind,
-                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value)))
+                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value),
+                                by=event.by))
 
     for key, (before, after) in event.changes.items():
         if key[0] != "e":
@@ -589,6 +594,42 @@ def _step_changes(add: Any, name: str, before: Record | None, after: Record | No
             add("step_note", name, note)
 
 
+def _with_moves(touched: list[tuple[str, _Event, list[ChartEvent]]], chart_id: str) -> list[ChartEvent]:
+    """The events, oldest first, with each move (a copy into one context, then the removal from
+    another: ``Charts.move_chart``) shown as ONE ``chart_moved`` event, at the copy, instead of both halves."""
+    chart = f"{chart_id}_chart"
+    touched.sort(key=lambda item: (item[1].time is None, item[1].time or datetime.min, _removes(item[2], chart)))
+    live: set[str] = set()
+    held: dict[str, tuple[set[str], list[ChartEvent], list[ChartEvent]]] = {}  # target: sources, its slot, the copy
+    slots: list[list[ChartEvent]] = []
+    for context, event, events in touched:
+        if _creates(events, chart) and live - {context}:
+            slots.append([ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind,
+                                     kind="chart_moved", entity=chart, toContext=context, by=event.by)])
+            held[context] = (live - {context}, slots[-1], events)
+        elif _removes(events, chart) and (target := next((t for t, h in held.items() if context in h[0]), None)):
+            held.pop(target)[1][0].fromContext = context
+        else:
+            slots.append(events)
+        if _creates(events, chart):
+            live.add(context)
+        elif _removes(events, chart):
+            live.discard(context)
+    for _, slot, events in held.values():  # a move that never finished: the copy stands as it is
+        slot[:] = events
+    found = [e for slot in slots for e in slot]
+    found.sort(key=lambda e: e.time or "")
+    return found
+
+
+def _creates(events: list[ChartEvent], chart: str) -> bool:
+    return any(e.kind == "chart_created" and e.entity == chart for e in events)
+
+
+def _removes(events: list[ChartEvent], chart: str) -> bool:
+    return any(e.kind == "chart_removed" and e.entity == chart for e in events)
+
+
 # ----------------------------------------------------------------- the library
 
 
@@ -627,156 +668,82 @@ class History:
         names = self.store.contexts() if context is None else [validate_context_name(context)]
         return [PastGraph(name, self.state_as_of(name, moment)) for name in names]
 
-    def operations(self, context: str | None = None, limit: int | None = 50) -> OperationList:
-        """The context's operations, newest first, each with its id (what :meth:`undo` takes)."""
-        if limit is not None and limit < 1:
-            raise InvalidInputError(f"limit must be at least 1 (got {limit})")
-        name = _context(context)
-        _, events = timeline(self.generations(name))
-        newest = list(reversed(events))
-        chosen = newest if limit is None else newest[:limit]
-        return OperationList(context=name, operations=[_operation(e, name) for e in chosen], total=len(events))
+    def operations(self, context: str | None = None, limit: int = 50, cursor: str | None = None) -> OperationList:
+        """The operations of the whole store (or of one context), newest first, each with its id, the
+        contexts it wrote, when, and what it touched: what :meth:`undo` takes. Paginated by ``cursor``."""
+        from .operations import list_operations  # operations.py builds on this module's timeline
 
-    def entity_history(self, name: str, context: str | None = None) -> EntityHistory:
-        """Every version of entity ``name`` (in one context, or in every context), oldest first."""
+        return list_operations(self.store, context, limit, cursor)
+
+    def entity_history(self, name: str, context: str | None = None, limit: int | None = 100,
+                       cursor: str | None = None) -> EntityHistory:
+        """Every version of entity ``name`` (in one context, or in every context), oldest first, ``limit`` a page."""
         if not isinstance(name, str) or not name:
             raise InvalidInputError("name must be a non-empty entity name")
+        _check_limit(limit)
         versions: list[EntityVersion] = []
         for ctx in self._contexts(context):
             _, events = timeline(self.generations(ctx))
             versions += _versions(events, name, ctx)
         versions.sort(key=lambda v: v.time or "")
-        return EntityHistory(name=name, versions=versions)
+        page, note, more = _page(versions, Pager("entity_history", name, context), limit, cursor, "versions")
+        return EntityHistory(name=name, versions=page, total=len(versions), note=note, nextCursor=more)
 
-    def chart_history(self, chart_id: str, context: str | None = None) -> ChartHistory:
-        """How a chart evolved: created, reality added, steps added/completed/telescoped, dates moved."""
+    def chart_history(self, chart_id: str, context: str | None = None, limit: int | None = 100,
+                      cursor: str | None = None) -> ChartHistory:
+        """How a chart evolved, oldest first: created, reality added, steps added/completed/telescoped, dates
+        moved, moved or archived (one ``chart_moved`` event). ``limit`` events a page (``None``: all)."""
         if not isinstance(chart_id, str) or not chart_id:
             raise InvalidInputError("chartId must be a non-empty chart id")
-        found: list[ChartEvent] = []
+        _check_limit(limit)
+        touched: list[tuple[str, _Event, list[ChartEvent]]] = []
         for ctx in self._contexts(context):
             _, events = timeline(self.generations(ctx))
-            found += [e for event in events for e in _chart_events(event, chart_id, ctx)]
-        if not found:
+            touched += [(ctx, e, found) for e in events if (found := _chart_events(e, chart_id, ctx))]
+        if not touched:
             where = f"context {context!r}" if context is not None else "any context"
             raise NotFoundError(f"no history of chart {chart_id!r} in {where}; list_charts shows the charts")
-        found.sort(key=lambda e: e.time or "")
-        return ChartHistory(chartId=chart_id, events=found)
+        found = _with_moves(touched, chart_id)
+        page, note, more = _page(found, Pager("chart_history", chart_id, context), limit, cursor, "events")
+        return ChartHistory(chartId=chart_id, events=page, total=len(found), note=note, nextCursor=more)
 
     def _contexts(self, context: str | None) -> list[str]:
         return self.store.contexts() if context is None else [validate_context_name(context)]
 
     # ------------------------------------------------------------- undo
 
-    def undo(self, context: str | None = None, count: int = 1, op_ids: Sequence[str] | None = None) -> UndoResult:
-        """Revert the last ``count`` operations (or the ones named) by appending ONE new operation.
+    def undo(self, operation_id: str | None = None, context: str | None = None, count: int = 1,
+             op_ids: Sequence[str] | None = None) -> UndoResult:
+        """Revert one operation by its id, or (without one) the latest ``count`` operations of the whole store
+        (or of ``context``), by appending ONE new operation to each context they wrote.
 
         Each entity and relation they touched goes back to its value just before the earliest of
-        them. Refused (:class:`ConflictError`) when an operation that is not being undone changed
-        one of them afterwards. The undo is itself an operation: undoing it redoes.
+        them. Refused (:class:`ConflictError`, nothing written) when an operation that is not being
+        undone changed one of them afterwards. The undo is itself an operation: undoing it redoes.
         """
-        name = _context(context)
-        if op_ids is None and (not isinstance(count, int) or count < 1):
-            raise InvalidInputError(f"count must be at least 1 (got {count})")
-        graph = self.store.graph(name)
+        from .operations import undo_operations  # operations.py builds on this module's timeline
 
-        def build() -> tuple[list[Record], UndoResult]:
-            final, events = timeline(_Source(self.store, name).generations())
-            chosen = _choose(events, count, op_ids, name)
-            targets = _targets(events, {e.id for e in chosen})
-            _check_fresh(graph.state, final, targets, name)
-            records = _undo_records(graph.state, targets)
-            touched = [k for k in targets if not _same(_value(graph.state, k), targets[k])]
-            result = UndoResult(context=name, opId=None, undone=[_operation(e, name) for e in reversed(chosen)],
-                                entities=[k[1] for k in touched if k[0] == "e"], relations=sum(k[0] == "r" for k in touched))
-            if not records:
-                return [], result
-            return [{"type": UNDO_TYPE, "undoes": [e.id for e in reversed(chosen)]}, *records], result
+        return undo_operations(self.store, operation_id, context, count, op_ids)
 
-        result = graph.journal.write(build)
-        if result.entities or result.relations:
-            result.opId = graph.read(lambda state: _last_undo_op(state))
-        return result
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE):
+        raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE} (got {limit})")
+
+
+def _page(items: list[M], pager: Pager, limit: int | None, cursor: str | None,
+          what: str) -> tuple[list[M], str | None, str | None]:
+    """One bounded page of a timeline: the items, the note saying what is left, the next page's cursor."""
+    start = pager.offset(cursor, len(items))
+    page, end = bounded_page(items, start, limit or len(items), lambda i: len(i.model_dump_json()), PAGE_BUDGET)
+    more = end < len(items)
+    note = f"{what} {start + 1}-{end} of {len(items)}, oldest first; pass nextCursor for the later ones" \
+        if more or start else None
+    return page, note, pager.cursor(end, len(items))
 
 
 def _context(context: str | None) -> str:
     return DEFAULT_CONTEXT if context is None else validate_context_name(context)
-
-
-def _choose(events: list[_Event], count: int, op_ids: Sequence[str] | None, context: str) -> list[_Event]:
-    """The events to undo, oldest first."""
-    if op_ids is None:
-        if not events:
-            raise NotFoundError(f"nothing to undo: context {context!r} has no operations")
-        if count > len(events):
-            raise InvalidInputError(f"cannot undo {count} operations: context {context!r} has {len(events)}")
-        return events[-count:]
-    wanted = list(dict.fromkeys(op_ids))
-    if not wanted:
-        raise InvalidInputError("give at least one operation id to undo")
-    known = {e.id for e in events}
-    missing = [i for i in wanted if i not in known]
-    if missing:
-        raise NotFoundError(
-            f"no operation {', '.join(map(repr, missing))} in context {context!r}; the history operations list shows the ids"
-        )
-    return [e for e in events if e.id in set(wanted)]
-
-
-def _targets(events: list[_Event], chosen: set[str]) -> dict[Key, Record | None]:
-    """Each key the chosen events touched, with its value just before the earliest of them."""
-    targets: dict[Key, Record | None] = {}
-    for event in events:
-        if event.id in chosen:
-            for key, (before, _) in event.changes.items():
-                targets.setdefault(key, before)
-            continue
-        clash = [k for k in event.changes if k in targets]
-        if clash:
-            raise ConflictError(
-                f"cannot undo: {_describe(clash[0])} was changed afterwards by operation {event.id} "
-                f"({_show(event.time)}), which is not being undone; undo it too, or change the entity directly"
-            )
-    return targets
-
-
-def _check_fresh(state: GraphState, final: GraphState, targets: dict[Key, Record | None], context: str) -> None:
-    for key in targets:
-        if not _same(_value(state, key), _value(final, key)):
-            raise ConflictError(
-                f"cannot undo: {_describe(key)} in context {context!r} does not match its history "
-                "(changed by another process meanwhile, or damaged lines); read the history again and retry"
-            )
-    for key, target in targets.items():
-        if key[0] == "e" and target is None:
-            later = [("r", *k) for k in state.links.get(key[1], ()) if ("r", *k) not in targets]
-            if later:
-                raise ConflictError(
-                    f"cannot undo: entity {key[1]!r} would be removed, but {_describe(later[0])} was added "
-                    "to it by a later operation; undo that operation too"
-                )
-
-
-def _undo_records(state: GraphState, targets: dict[Key, Record | None]) -> list[Record]:
-    changed = {k: v for k, v in targets.items() if not _same(_value(state, k), v)}
-    gone = {k[1] for k, v in changed.items() if k[0] == "e" and v is None}
-    records: list[Record] = [{"type": "delete_entity", "name": k[1]} for k, v in changed.items() if k[0] == "e" and v is None]
-    records += [_strip(v) for k, v in changed.items() if k[0] == "e" and v is not None]  # type: ignore[misc]
-    records += [{"type": "delete_relation", "from": k[1], "relationType": k[2], "to": k[3]}
-                for k, v in changed.items() if k[0] == "r" and v is None and not ({k[1], k[3]} & gone)]
-    records += [_strip(v) for k, v in changed.items() if k[0] == "r" and v is not None]  # type: ignore[misc]
-    return records
-
-
-def _last_undo_op(state: GraphState) -> str | None:
-    for record in reversed(state.extras):
-        if record.get("type") == UNDO_TYPE:
-            op = record.get("_op")
-            return op if isinstance(op, str) else None
-    return None
-
-
-def _describe(key: Key) -> str:
-    return f"entity {key[1]!r}" if key[0] == "e" else f"relation {key[1]} -[{key[2]}]-> {key[3]}"
 
 
 # ----------------------------------------------------------------- for repair (coaia_store/integrity.py)

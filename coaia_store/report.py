@@ -143,7 +143,7 @@ class _Timeline:
     def _events(self, chart_id: str) -> ChartHistory | None:
         if chart_id not in self._charts:
             try:
-                self._charts[chart_id] = self.history.chart_history(chart_id, self.context)
+                self._charts[chart_id] = self.history.chart_history(chart_id, self.context, limit=None)
             except NotFoundError:
                 self._charts[chart_id] = None
         return self._charts[chart_id]

@@ -1,4 +1,4 @@
-"""MCP resources and argument completion: contexts, charts as Markdown, a context's raw graph."""
+"""MCP resources and argument completion: contexts, charts as Markdown, a context's raw graph, the brief."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import Completion, CompletionArgument, PromptReference, ResourceTemplateReference
 
+from .brief import build_brief
 from .charts import Charts
 from .charts.markdown import chart_markdown, progress_bar
 from .errors import CoaiaError
@@ -39,6 +40,12 @@ def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
         if len(shown) < len(rows):
             data["note"] = f"{len(rows) - len(shown)} more contexts left out; the storage_status tool pages through them"
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    @server.resource("coaia://brief", name="brief", mime_type="text/markdown",
+                     description="What to know at the start of a session, under 2,000 tokens: overdue steps, steps due "
+                                 "within 7 days, active top-level charts per context with progress and next step.")
+    def brief() -> str:
+        return build_brief(store).text()
 
     @server.resource("coaia://chart/{chartId}", name="chart", mime_type="text/markdown",
                      description="One chart and its sub-charts as Markdown: outcome, current reality, steps, progress.")

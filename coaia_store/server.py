@@ -42,7 +42,7 @@ from .errors import CoaiaError, InvalidInputError
 from .history import History
 from .integrity import validate_integrity as check_integrity
 from .models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
-from .paging import Pager
+from .paging import REPLY_BUDGET, Pager
 from .prompts import register_prompts
 from .report import advancement_report as build_advancement_report
 from .resources import register_resources
@@ -56,7 +56,6 @@ PROFILES: tuple[str, ...] = ("full", "charts", "graph", "memory")
 ToolFn = Callable[..., CallToolResult]
 Tools = list[tuple[ToolFn, ToolAnnotations]]
 
-REPLY_BUDGET = 40_000  # characters of compact JSON per copy: text + structured stay under 100 kB (25k tokens)
 MAX_REPLY_CHARS = REPLY_BUDGET
 SUMMARY_TEXT = 160
 
@@ -807,8 +806,8 @@ def _status(store: Store, context: str | None, limit: int, cursor: str | None) -
 
 def _operation(op: Any) -> dict[str, Any]:
     """An operation as history and undo list it: the summary names what it touched."""
-    return _as_data({"id": op.id, "context": op.context, "time": op.time, "kind": op.kind, "summary": op.summary,
-                     "undoes": op.undoes})
+    return _as_data({"id": op.id, "contexts": op.contexts, "time": op.time, "action": op.action, "summary": op.summary,
+                     "by": op.by, "undoes": op.undoes})
 
 
 def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
@@ -864,16 +863,12 @@ def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
         if chartId is not None and entity is not None:
             raise InvalidInputError("pass chartId or entity, not both")
         if chartId is not None:
-            items, key = [_as_data(e) for e in history.chart_history(chartId, context).events], "events"
+            page: BaseModel = history.chart_history(chartId, context, limit, cursor)
         elif entity is not None:
-            items, key = [_as_data(v) for v in history.entity_history(entity, context).versions], "versions"
+            page = history.entity_history(entity, context, limit, cursor)
         else:
-            items = [_operation(o) for o in history.operations(context, limit=None).operations]
-            key = "operations"
-        pager = Pager("history", chartId, entity, context)
-        shown, next_cursor = _page(items, limit, cursor, pager)
-        data = bounded({key: shown, "total": len(items), "nextCursor": next_cursor}, key, "pass a smaller limit")
-        return reply(_recut(data, key, pager, cursor, len(items)))
+            page = history.operations(context, limit, cursor)
+        return reply(page)  # the library's pages are bounded to fit a reply
 
     history_tool.__name__ = "history"
 
@@ -883,9 +878,10 @@ def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
     ) -> CallToolResult:
         """Revert one operation by appending a new one (history is never rewritten; undoing an undo redoes). Refused,
         with nothing written, when a later operation changed the same things; the reply says what was undone."""
-        result = history.undo(context, op_ids=[operationId] if operationId else None)
-        data = {"operationId": result.opId, "context": result.context, "undone": [_operation(o) for o in result.undone],
-                "entities": result.entities, "relations": result.relations}
+        result = history.undo(operationId, context=context)
+        data = {"operationId": result.opId, "summary": result.summary, "contexts": result.contexts,
+                "undone": [_operation(o) for o in result.undone], "entities": result.entities,
+                "relations": result.relations}
         return reply(bounded(data, "entities", "history shows them all"))
 
     return {

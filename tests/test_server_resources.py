@@ -94,3 +94,9 @@ async def test_prompt_arguments_complete_chart_ids(client: Client, chart_id: str
     result = await client.complete(PromptReference(type="ref/prompt", name="review_chart"), {"name": "chartId", "value": ""})
 
     assert chart_id in result.completion.values
+
+
+async def test_the_brief_resource_gives_the_session_briefing(client: Client, chart_id: str) -> None:
+    text = (await client.read_resource("coaia://brief")).contents[0].text
+
+    assert text.startswith("# coaia-store brief") and "### personal" in text and f"`{chart_id}`" in text

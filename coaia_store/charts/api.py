@@ -2,7 +2,8 @@
 
 Every operation is one ``Journal.write`` on one context, so one atomic line on disk, validated
 on fresh state under that context's write lock. Moving a chart between contexts is two writes:
-the copy to the target first, then the delete from the source (see :meth:`Charts.move_chart`).
+the copy to the target first, then the delete from the source (see :meth:`Charts.move_chart`), both
+under one operation id.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph import GraphState, relation_key
 from ..history import History, parse_as_of
 from ..storage.clock import Clock
-from ..storage.journal import ENVELOPE_KEYS
+from ..storage.journal import ENVELOPE_KEYS, new_op_id
 from ..storage.lines import Record
 from ..paging import Pager
 from ..store import Store
@@ -372,13 +373,13 @@ class Charts:
 
     # ------------------------------------------------------------- internals
 
-    def _write(self, context: str, plan: Callable[[Tx], R]) -> R:
-        result, op = self._write_op(context, plan)
+    def _write(self, context: str, plan: Callable[[Tx], R], op_id: str | None = None) -> R:
+        result, op = self._write_op(context, plan, op_id)
         if isinstance(result, Change):
             result.operation_id = op
         return result
 
-    def _write_op(self, context: str, plan: Callable[[Tx], R]) -> tuple[R, str | None]:
+    def _write_op(self, context: str, plan: Callable[[Tx], R], op_id: str | None = None) -> tuple[R, str | None]:
         graph = self.store.graph(context)
         now = self.clock()
 
@@ -389,7 +390,7 @@ class Charts:
                 result.changed = bool(tx.records())
             return tx.records(), result
 
-        return graph.journal.write_op(build)
+        return graph.journal.write_op(build, op_id)
 
     def _read(self, context: str, fn: Callable[[Viewer], R]) -> R:
         now = self.clock()
@@ -458,13 +459,13 @@ class Charts:
             )
             return MoveResult(chartId=chart_id, fromContext=None, toContext=target,
                               entities=len(entities), relations=len(relations), moved=False)
+        op_id = new_op_id()  # both writes are one operation: history shows one move, undo reverts both
         for _ in range(5):
             entities, relations = self._copy_plan(source, chart_id, require_completed)
-            self._write(target, lambda tx: _put_all(tx, entities + relations))
-            done, op = self._write_op(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities))
-            if done:
+            self._write(target, lambda tx: _put_all(tx, entities + relations), op_id)
+            if self._write(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities), op_id):
                 return MoveResult(chartId=chart_id, fromContext=source, toContext=target,
-                                  entities=len(entities), relations=len(relations), moved=True, operationId=op)
+                                  entities=len(entities), relations=len(relations), moved=True, operationId=op_id)
         raise ConflictError(f"chart {chart_id!r} kept changing in context {source!r} while being moved; try again")
 
     def _move_source(self, chart_id: str, target: str, context: str | None) -> str | None:

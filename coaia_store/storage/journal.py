@@ -275,22 +275,24 @@ class Journal:
 
     # ----------------------------------------------------------------- writing
 
-    def write(self, build: Callable[[], tuple[list[Record], R]]) -> R:
+    def write(self, build: Callable[[], tuple[list[Record], R]], op_id: str | None = None) -> R:
         """Run ``build`` on fresh state under the write lock and append what it returns.
 
         ``build`` validates against the state the sink holds and returns the records to
         write (possibly none, for an idempotent repeat) and the caller's result. If it
         raises, nothing is written. The records become one line (a batch when several).
+        ``op_id`` (from :func:`new_op_id`) shares one operation id between the writes of one
+        call that spans contexts (a chart move); omitted, the line gets a new one.
         """
-        return self.write_op(build)[0]
+        return self.write_op(build, op_id)[0]
 
-    def write_op(self, build: Callable[[], tuple[list[Record], R]]) -> tuple[R, str | None]:
+    def write_op(self, build: Callable[[], tuple[list[Record], R]], op_id: str | None = None) -> tuple[R, str | None]:
         """:meth:`write`, also returning the operation id stamped on the line (``None``: nothing written)."""
         op: str | None = None
         with self._saving(), self._locked():
             records, result = build()
             if records:
-                op = os.urandom(8).hex()
+                op = op_id or new_op_id()
                 self._append(self._envelope(records, op))
                 # From here the write is acknowledged: housekeeping may fail, the write stands.
                 self._housekeep("automatic compaction", self._maybe_compact)
@@ -954,6 +956,11 @@ def _housekeeping_problem(what: str, exc: BaseException, retry_at: datetime) -> 
         f"{what} failed ({reason}); every write was saved all the same. It is retried at the first write after "
         f"{iso_timestamp(retry_at)}, or at once with coaia-store compact. What to do: {fix}"
     )
+
+
+def new_op_id() -> str:
+    """A fresh operation id (the ``_op`` of a line)."""
+    return os.urandom(8).hex()
 
 
 def _unwrap(record: Record) -> list[Record]:
