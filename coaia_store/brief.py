@@ -73,7 +73,8 @@ def build_brief(store: Store, context: str | None = None, max_bytes: int = BRIEF
     contexts = store.contexts() if context is None else [validate_context_name(context)]
     per_context: list[list[BriefChart]] = []
     steps: list[BriefStep] = []
-    unreadable: list[str] = []
+    unreadable = [f"{name} ({why})"[:200] for name, why in store.unreadable_contexts().items()
+                  if context in (None, name)]
     for name in contexts:
         try:
             found_charts, found_steps = store.graph(name).read(partial(_context_items, context=name, now=now))

@@ -139,6 +139,10 @@ class Store:
         """
         return [c for c in self._all_contexts() if self.graph(c).journal.unreadable() is None]
 
+    def unreadable_contexts(self) -> dict[str, str]:
+        """The contexts :meth:`contexts` leaves out, each with why and what to do."""
+        return {c: why for c in self._all_contexts() if (why := self.graph(c).journal.unreadable()) is not None}
+
     def _all_contexts(self) -> list[str]:
         with os_errors_reported(f"could not list {self.path}", "retry; if it persists check the disk"):
             try:

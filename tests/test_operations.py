@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from coaia_store import ConflictError, NotFoundError, StorageError, Store, StoreConfig
+from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
 from coaia_store.charts import Charts
 from coaia_store.history import History
 
@@ -225,8 +225,10 @@ def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(charts: 
     chart_id = move_and_archive(charts, clock)
     events = History(store).chart_history(chart_id).events
     moves = [(e.kind, e.fromContext, e.toContext) for e in events if e.context != "default"]
-    assert moves == [("chart_moved", "default", "work"), ("chart_completed", None, None), ("reality_added", None, None),
-                     ("chart_moved", "work", "completed")]
+    # between the two moves: the completion, which flows down to every open step with its own lines
+    assert moves[0] == ("chart_moved", "default", "work") and moves[-1] == ("chart_moved", "work", "completed")
+    assert [m for m in moves if m[0] == "chart_moved"] == [moves[0], moves[-1]]
+    assert ("chart_completed", None, None) in moves[1:-1]
     assert [e.kind for e in events].count("chart_created") == 1 and "step_removed" not in [e.kind for e in events]
 
 
@@ -368,11 +370,10 @@ def test_an_undo_of_a_move_killed_during_its_writes_never_loses_the_chart_and_fi
     assert holders(Store(store_dir), chart_id) == ["default"]
 
 
-def test_a_context_file_that_cannot_be_read_is_a_clear_error_for_the_history(store: Store) -> None:
+def test_a_context_file_that_cannot_be_read_is_left_out_of_the_history(store: Store) -> None:
     store.create_entities([{"name": "a", "entityType": "thing", "observations": []}])
     (store.path / "charts-odd.jsonl").mkdir()
-    with pytest.raises(StorageError, match="could not read charts-odd.jsonl: Is a directory"):
-        History(store).operations()
+    assert [op.contexts for op in History(store).operations().operations] == [["default"]]
 
 
 def test_two_processes_undoing_the_same_move_at_once_leave_the_chart_in_its_source_only(tmp_path: Path) -> None:
