@@ -83,13 +83,13 @@ async def test_a_read_only_context_is_named_in_the_warning(store_dir: Path) -> N
     assert any("'future' is read-only" in t and "upgrade coaia-store" in t for t in texts(result))
 
 
-async def test_a_damaged_backup_manifest_is_warned_about_in_list_backups(store_dir: Path) -> None:
+async def test_a_damaged_backup_manifest_is_warned_about_in_the_backups_list(store_dir: Path) -> None:
     with Store(store_dir) as store:
         store.create_entities([entity("a")])
     (store_dir / ".backup" / "MANIFEST.json").write_text("{not json")
     with Store(store_dir) as store:
         async with Client(build_server(store, "full")) as client:
-            result = await client.call_tool("list_backups", {})
+            result = await client.call_tool("backups", {})
 
-    assert not result.is_error and len(result.structured_content["result"]) == 2  # the day's daily and weekly
+    assert not result.is_error and result.structured_content["total"] == 2  # the day's daily and weekly
     assert any("MANIFEST.json is unreadable" in t and "doctor --fix" in t for t in texts(result))
