@@ -140,3 +140,19 @@ def test_on_a_full_1_mib_disk_no_saved_write_is_answered_nothing_was_saved(tiny_
     assert tally.said_nothing_saved, "precondition: the disk filled up"
     assert not lost and not false_answers
     assert data_file(tiny_disk).exists() and problems is not None
+
+
+def test_another_process_reports_a_failed_compaction_until_one_succeeds(blocked_history: Path) -> None:
+    """The terminal's coaia-store status must not say healthy while the server's compactions fail."""
+    clock = Clock()
+    with Store(blocked_history, config=EAGER, clock=clock) as server:
+        superseding_writes(server, 2)
+        with Store(blocked_history) as terminal:
+            (seen,) = terminal.list_contexts()
+        assert seen.housekeeping and "automatic compaction failed" in seen.housekeeping and seen.degraded
+        (blocked_history / "history").unlink()
+        clock.now += timedelta(minutes=1)
+        superseding_writes(server, 1, start=2)
+    with Store(blocked_history) as terminal:
+        (seen,) = terminal.list_contexts()
+    assert seen.housekeeping is None and not seen.degraded
