@@ -13,6 +13,7 @@ from .errors import (
     RecordTooLargeError,
     StorageError,
     StoreBusyError,
+    UnreadableFileError,
 )
 from .store import Store
 
@@ -32,5 +33,6 @@ __all__ = [
     "Store",
     "StoreBusyError",
     "StoreConfig",
+    "UnreadableFileError",
     "__version__",
 ]

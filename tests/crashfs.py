@@ -224,6 +224,11 @@ class CrashFS(FileIO):
         self._tick()
         return result
 
+    def lstat(self, path: str | Path) -> os.stat_result:
+        result = super().lstat(path)
+        self._tick()
+        return result
+
     def listdir(self, path: str | Path) -> list[str]:
         result = super().listdir(path)
         self._tick()

@@ -32,7 +32,7 @@ SCALE = max(1, int(os.environ.get("COAIA_TORTURE_SCALE", "1")))
 # write_file_atomic) are built from these, so faults reach them too.
 ALL_OPS = frozenset(
     {"open", "close", "write", "pread", "fsync", "fsync_dir", "truncate", "replace", "link", "unlink", "fstat", "stat",
-     "listdir", "mkdir"}
+     "lstat", "listdir", "mkdir"}
 )
 _SYNC_OPS = frozenset({"fsync", "fsync_dir"})
 _FD_OPS = frozenset({"close", "write", "pread", "fsync", "truncate", "fstat"})

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coaia_store import InvalidContextError, Store
-from coaia_store.errors import UnreadableFileError
+from coaia_store import InvalidContextError, Store, UnreadableFileError
 from coaia_store.contexts import context_file, discover_contexts
 
 

@@ -99,6 +99,7 @@ class FullDiskTally:
     acknowledged: list[str] = field(default_factory=list)
     said_nothing_saved: list[str] = field(default_factory=list)
     other_errors: list[str] = field(default_factory=list)
+    compaction_failed: int = 0  # acknowledged writes whose automatic compaction failed
 
 
 @pytest.fixture
@@ -120,6 +121,7 @@ def fill(store_dir: Path, tally: FullDiskTally, calls: int) -> None:
                 (tally.said_nothing_saved if "nothing was saved" in str(exc) else tally.other_errors).append(note)
             else:
                 tally.acknowledged.append(note)
+                tally.compaction_failed += store.list_contexts()[0].housekeeping is not None
 
 
 def test_on_a_full_1_mib_disk_no_saved_write_is_answered_nothing_was_saved(tiny_disk: Path) -> None:
@@ -132,8 +134,25 @@ def test_on_a_full_1_mib_disk_no_saved_write_is_answered_nothing_was_saved(tiny_
     lost = [n for n in tally.acknowledged if n not in present]
     false_answers = [n for n in tally.said_nothing_saved if n in present]
     print(f"\nFIGURE full disk (1 MiB tmpfs): {tally.calls} calls, {len(tally.acknowledged)} acknowledged, "
+          f"{tally.compaction_failed} of them with a failed compaction reported, "
           f"{len(lost)} lost, {len(tally.said_nothing_saved)} answered 'nothing was saved', "
           f"{len(false_answers)} of them false, {len(tally.other_errors)} other errors")
     assert tally.said_nothing_saved, "precondition: the disk filled up"
     assert not lost and not false_answers
     assert data_file(tiny_disk).exists() and problems is not None
+
+
+def test_another_process_reports_a_failed_compaction_until_one_succeeds(blocked_history: Path) -> None:
+    """The terminal's coaia-store status must not say healthy while the server's compactions fail."""
+    clock = Clock()
+    with Store(blocked_history, config=EAGER, clock=clock) as server:
+        superseding_writes(server, 2)
+        with Store(blocked_history) as terminal:
+            (seen,) = terminal.list_contexts()
+        assert seen.housekeeping and "automatic compaction failed" in seen.housekeeping and seen.degraded
+        (blocked_history / "history").unlink()
+        clock.now += timedelta(minutes=1)
+        superseding_writes(server, 1, start=2)
+    with Store(blocked_history) as terminal:
+        (seen,) = terminal.list_contexts()
+    assert seen.housekeeping is None and not seen.degraded

@@ -19,8 +19,7 @@ import anyio
 import pytest
 from mcp import Client
 
-from coaia_store import Store
-from coaia_store.errors import UnreadableFileError
+from coaia_store import Store, UnreadableFileError
 from coaia_store.integrity import validate_integrity
 from coaia_store.server import build_server
 

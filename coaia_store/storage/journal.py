@@ -74,6 +74,7 @@ _CHUNK = 4 << 20
 _END_MARK = 32  # bytes before the end of what was read, re-checked when the file grows
 _DOCUMENT_LIMIT = 64 << 20  # a larger non-JSONL file is recognised by its first line alone
 HOUSEKEEPING_BACKOFF = timedelta(seconds=30), timedelta(minutes=30)  # first and longest wait before a retry
+HOUSEKEEPING_FAILED, HOUSEKEEPING_RECOVERED = "housekeeping failed", "housekeeping recovered"  # recovery-log actions
 
 
 class InvalidRecord(ValueError):
@@ -221,8 +222,20 @@ class Journal:
                 read_only=self._read_only or self._write_blocker(),
                 restored_bytes=self._restored,
                 unreadable=self._unreadable,
-                housekeeping=self._housekeeping,
+                housekeeping=self._housekeeping or self._logged_housekeeping_failure(),
             )
+
+    def _logged_housekeeping_failure(self) -> str | None:
+        """A housekeeping failure another process (or an earlier run) logged and nothing has fixed since."""
+        decisive = {HOUSEKEEPING_FAILED, HOUSEKEEPING_RECOVERED, "compacted", "replaced"}
+        try:
+            events = [e for e in self._recovery.entries() if e.get("file") == self.path.name and e.get("action") in decisive]
+        except OSError:
+            return None
+        last = events[-1] if events else None
+        if last is None or last["action"] != HOUSEKEEPING_FAILED:
+            return None
+        return f"{last.get('found')} (logged at {last.get('time')})"
 
     def unreadable(self) -> str | None:
         """Why the file cannot be read as records, or ``None``.
@@ -328,7 +341,10 @@ class Journal:
             self._housekeeping_failures += 1
             self._housekeeping = _housekeeping_problem(what, exc, self._housekeeping_due)
             log.error("%s: %s", self.path.name, self._housekeeping)
+            self._recovery.try_log(file=self.path.name, found=self._housekeeping, action=HOUSEKEEPING_FAILED)
         else:
+            if self._housekeeping is not None:
+                self._recovery.try_log(file=self.path.name, found=f"{what} succeeded", action=HOUSEKEEPING_RECOVERED)
             self._housekeeping = self._housekeeping_due = None
             self._housekeeping_failures = 0
 
