@@ -199,11 +199,11 @@ def _hostile_lines(rng: random.Random, count: int) -> list[bytes]:
 
 
 def test_every_fuzzed_hostile_line_gets_exactly_one_error_reply(server: StdioServer, store_dir: Path) -> None:
-    lines = _hostile_lines(random.Random(9), 300 * SCALE)
-    for line in lines:
+    replies = []
+    for line in _hostile_lines(random.Random(9), 300 * SCALE):
         server.send(line)
+        replies.append(server.reply())  # one at a time: the next message out must be this line's answer
 
-    replies = [server.reply() for _ in lines]
     _still_serves(server)
     server.close()
     assert {r["error"]["code"] for r in replies} <= {-32700, -32600}
