@@ -26,10 +26,10 @@ from rich.table import Table
 from . import __version__, transfer, views
 from .config import load_config
 from .contexts import context_file, validate_context_name
-from .errors import CoaiaError, NotFoundError
+from .errors import CoaiaError, NotFoundError, UsageError
 from .store import Store
 
-EXIT_ERROR, EXIT_DEGRADED = 1, 3
+EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 1, 2, 3
 
 app = typer.Typer(
     name="coaia-store",
@@ -88,6 +88,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts i
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     directory: DirOption = None,
     tools: Annotated[
         str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full, graph, or memory (the official "
@@ -95,10 +96,20 @@ def serve(
     ] = "full",
     http: Annotated[bool, typer.Option("--http", help="Serve Streamable HTTP at /mcp instead of stdio.")] = False,
     host: Annotated[str, typer.Option("--host", help="HTTP address; beyond loopback a token is required.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="HTTP port.")] = 8765,
+    port: Annotated[int, typer.Option("--port", help="HTTP port (1-65535).")] = 8765,
     token: Annotated[
         str | None, typer.Option("--token", envvar="COAIA_TOKEN", help="Bearer token every HTTP request must carry.",
                                  show_default=False)
+    ] = None,
+    tokens_file: Annotated[
+        str | None, typer.Option("--tokens-file", envvar="COAIA_TOKENS_FILE", help="Named tokens (TOML or JSON: name, "
+                                 "token, role read|write, optional contexts); each write records who made it.",
+                                 show_default=False)
+    ] = None,
+    allowed_hosts: Annotated[
+        list[str] | None, typer.Option("--allowed-host", envvar="COAIA_ALLOWED_HOSTS", help="Accept only requests "
+                                       "whose Host is this name (repeatable). With a token any Host is accepted "
+                                       "otherwise; on loopback without one, only loopback names.", show_default=False)
     ] = None,
 ) -> None:
     """Run the MCP server: stdio by default (what Claude Desktop, Claude Code, VS Code and Cursor start),
@@ -106,18 +117,53 @@ def serve(
 
     Example: coaia-store serve --dir ~/project/.coaia --tools memory
     """
-    from .server import PROFILES, serve_http, serve_stdio  # the MCP SDK loads only for this command
+    from .http import HttpSettings, allowed_host_list  # the MCP SDK loads only for this command
+    from .server import PROFILES
 
     if tools not in PROFILES:
-        raise CoaiaError(f"unknown tool profile {tools!r}: choose one of {', '.join(PROFILES)}")
+        raise UsageError(f"--tools {tools}: unknown tool profile; choose one of {', '.join(PROFILES)}")
+    _http_options_need_http(ctx, http)
+    if token and tokens_file:
+        raise UsageError("give --token or --tokens-file, not both (put the shared token in the tokens file as an entry)")
+    settings = HttpSettings(host=host, port=port, tokens=_tokens(token, tokens_file),
+                            allowed_hosts=allowed_host_list(allowed_hosts or []))
+    if http:
+        settings.check()
     store = _store(directory, background_backups=True)  # the day's first call need not wait for its backups
     try:
-        if http:
-            serve_http(store, tools, host=host, port=port, token=token)  # type: ignore[arg-type]
-        else:
-            serve_stdio(store, tools)  # type: ignore[arg-type]
+        _run_server(store, tools, settings if http else None)
     finally:
         store.close()  # lets a backup under way finish
+
+
+def _http_options_need_http(ctx: typer.Context, http: bool) -> None:
+    """An HTTP option typed on the command line without --http would be silently ignored: refuse it."""
+    flags = {"host": "--host", "port": "--port", "token": "--token", "tokens_file": "--tokens-file",
+             "allowed_hosts": "--allowed-host"}
+    typed = [flag for name, flag in flags.items()
+             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]  # typer vendors click's enum
+    if typed and not http:
+        raise UsageError(f"{', '.join(typed)} only work(s) with --http: add --http to serve over HTTP, "
+                         "or drop the option for stdio")
+
+
+def _tokens(token: str | None, tokens_file: str | None) -> Any:
+    from .tokens import TokenTable, load_tokens
+
+    if tokens_file:
+        return load_tokens(tokens_file)
+    return TokenTable.single(token) if token else None
+
+
+def _run_server(store: Store, tools: str, settings: Any) -> None:
+    if settings is None:
+        from .server import serve_stdio
+
+        serve_stdio(store, tools)  # type: ignore[arg-type]
+    else:
+        from .http import serve_http
+
+        serve_http(store, tools, settings)
 
 
 @app.command()
@@ -897,5 +943,5 @@ def main() -> None:
     except CoaiaError as exc:
         if _Options.debug:
             raise
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_ERROR)
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)

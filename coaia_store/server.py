@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import hmac
 import json
 import logging
 import sys
@@ -21,7 +20,6 @@ from typing import Annotated, Any, Literal, TypeVar, get_type_hints
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -579,66 +577,14 @@ def startup_report(store: Store, profile: str) -> str:
     )
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WARM_UP_AFTER_S = 1.0
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def serve_stdio(store: Store, profile: Profile) -> None:
-    _log_to_stderr()
+    log_to_stderr()
     log.info(startup_report(store, profile))
     build_server(store, profile, warm_up=WARM_UP_AFTER_S).run("stdio")
-
-
-def http_app(store: Store, profile: Profile, *, host: str, token: str | None) -> Any:
-    """The Streamable HTTP app at ``/mcp``: DNS-rebinding protection on, and a bearer token checked on every
-    request when one is given (required to listen beyond loopback)."""
-    if host not in LOOPBACK and not token:
-        raise CoaiaError(
-            f"refusing to listen on {host} without a token: anyone who can reach it could change your charts. "
-            "Pass --token (or set COAIA_TOKEN), or keep the default --host 127.0.0.1"
-        )
-    security = None
-    if host not in LOOPBACK:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=[f"{host}:*", *(f"{h}:*" for h in LOOPBACK[:2])]
-        )
-    server = build_server(store, profile, warm_up=WARM_UP_AFTER_S)
-    app = server.streamable_http_app(host=host, transport_security=security)
-    return BearerTokenGate(app, token) if token else app
-
-
-def serve_http(store: Store, profile: Profile, *, host: str, port: int, token: str | None) -> None:
-    import uvicorn
-
-    _log_to_stderr()
-    app = http_app(store, profile, host=host, token=token)
-    log.info("%s; listening on http://%s:%d/mcp%s", startup_report(store, profile), host, port,
-             " (bearer token required)" if token else "")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-class BearerTokenGate:
-    """ASGI wrapper: every HTTP request must carry ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self._app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                await _reply_401(send)
-                return
-        await self._app(scope, receive, send)
-
-
-async def _reply_401(send: Any) -> None:
-    body = json.dumps({"error": "unauthorized", "message": "send the server's token as 'Authorization: Bearer <token>'"})
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="coaia-store"')]})
-    await send({"type": "http.response.body", "body": body.encode()})
