@@ -352,11 +352,16 @@ def history(
         _emit_json(chart or entity)  # type: ignore[arg-type]
         return
     if chart is not None:
-        lines = [f"{e.time}  {e.kind:<16} {e.text or ''}  [{e.opId}]" for e in chart.events]
+        lines = [f"{e.time}  {e.kind:<16} {e.text or ''}  [{e.opId}]{_by(e.by)}" for e in chart.events]
     else:
-        lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]" for v in entity.versions]  # type: ignore[union-attr]
+        lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]{_by(v.by)}"
+                 for v in entity.versions]  # type: ignore[union-attr]
     for line in lines or [f"no history for {name!r}"]:
         _out.print(line, highlight=False, markup=False)
+
+
+def _by(name: str | None) -> str:
+    return f" by {name}" if name else ""
 
 
 @app.command()

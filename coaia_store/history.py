@@ -57,6 +57,7 @@ class Operation(BaseModel):
     entities: list[str] = Field(description="Entities it created, changed or deleted.")
     relations: int = Field(description="How many relations it added or removed.")
     undoes: list[str] = Field([], description="For an undo: the operations it reverted.")
+    by: str | None = Field(None, description="Who made it: the name of the HTTP token used (None when unknown).")
 
 
 class OperationList(BaseModel):
@@ -72,6 +73,7 @@ class EntityVersion(BaseModel):
     opKind: OpKind
     action: Literal["created", "updated", "deleted"]
     entity: Entity | None = Field(description="The entity as this operation left it; None once deleted.")
+    by: str | None = Field(None, description="Who made it: the name of the HTTP token used (None when unknown).")
 
 
 class EntityHistory(BaseModel):
@@ -96,6 +98,7 @@ class ChartEvent(BaseModel):
     text: str | None = Field(None, description="What was added or the new title/outcome; the sub-chart id for step_telescoped.")
     previous: str | None = Field(None, description="The value before (a due date, a title).")
     value: str | None = Field(None, description="The value after (a due date, a title).")
+    by: str | None = Field(None, description="Who made it: the name of the HTTP token used (None when unknown).")
 
 
 class ChartHistory(BaseModel):
@@ -156,6 +159,7 @@ class _Line:
     time: datetime | None  # effective time (filled in once the generation is read)
     members: list[Record]
     carried: bool = False  # already true when its generation began: a line without an id, or an earlier generation's op
+    by: str | None = None  # the '_by' of the line: who made the operation
 
 
 @dataclass
@@ -233,7 +237,9 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[_Line]]:
         if members is None or not _valid(members):
             continue
         op = record.get("_op")
-        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members))
+        by = record.get("_by")
+        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members,
+                           by=by if isinstance(by, str) else None))
     return header, lines
 
 
@@ -354,6 +360,7 @@ class _Event:
     kind: OpKind
     changes: dict[Key, list[Record | None]] = field(default_factory=dict)  # key -> [before, after]
     undoes: list[str] = field(default_factory=list)
+    by: str | None = None
 
     def note(self, changes: dict[Key, list[Record | None]]) -> None:
         for key, (before, after) in changes.items():
@@ -449,7 +456,7 @@ def timeline(gens: Sequence[_Generation]) -> tuple[GraphState, list[_Event]]:
             op = line.op or f"import:{gen.name}"
             event = by_id.get(op)
             if event is None:
-                event = by_id[op] = _Event(op, line.time, "write" if line.op else "import")
+                event = by_id[op] = _Event(op, line.time, "write" if line.op else "import", by=line.by)
                 events.append(event)
             for member in line.members:
                 if member.get("type") == UNDO_TYPE:
@@ -483,7 +490,7 @@ def _operation(event: _Event, context: str) -> Operation:
     return Operation(
         id=event.id, context=context, time=_show(event.time), kind=event.kind,
         summary=head + ("; ".join(parts) or "no visible change"),
-        entities=[*created, *updated, *deleted], relations=relations, undoes=event.undoes,
+        entities=[*created, *updated, *deleted], relations=relations, undoes=event.undoes, by=event.by,
     )
 
 
@@ -496,7 +503,8 @@ def _versions(events: list[_Event], name: str, context: str) -> list[EntityVersi
         before, after = change
         action = "created" if before is None else "deleted" if after is None else "updated"
         found.append(EntityVersion(context=context, time=_show(event.time), opId=event.id, opKind=event.kind,
-                                   action=action, entity=entity_view(after, context) if after is not None else None))
+                                   action=action, entity=entity_view(after, context) if after is not None else None,
+                                   by=event.by))
     return found
 
 
@@ -518,7 +526,8 @@ def _chart_events(event: _Event, chart_id: str, context: str) -> list[ChartEvent
 
     def add(kind: ChartEventKind, entity: str, text: object = None, previous: object = None, value: object = None) -> None:
         found.append(ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind, kind=kind,
-                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value)))
+                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value),
+                                by=event.by))
 
     for key, (before, after) in event.changes.items():
         if key[0] != "e":

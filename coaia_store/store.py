@@ -44,6 +44,7 @@ from .models import (
     UpdateEntityResult,
 )
 from .paging import cursor_offset, page_cursor
+from .storage.caller import check_write
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -118,6 +119,7 @@ class Store:
 
     def _journal(self, path: Path, state: GraphState, context: str) -> Journal:
         hooks = JournalHooks(
+            before_write=lambda: check_write(context),
             after_write=lambda: self.backups.after_write(context),
             before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
         )

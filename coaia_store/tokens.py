@@ -101,8 +101,9 @@ def load_tokens(path: str | os.PathLike[str]) -> TokenTable:
 
 
 def _parse(file: Path, raw: bytes) -> _TokensFile:
+    suffix = file.suffix.lower()
     try:
-        if file.suffix.lower() == ".json" or raw.lstrip()[:1] in (b"{", b"["):
+        if suffix == ".json" or (suffix != ".toml" and raw.lstrip()[:1] == b"{"):
             data = json.loads(raw)
         else:
             data = tomllib.loads(raw.decode("utf-8"))

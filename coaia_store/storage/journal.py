@@ -35,6 +35,7 @@ from .fileio import FileIO
 from .gcpause import gc_paused
 from .lines import FORMAT_VERSION, Record, decode_legacy_line, decode_line, encode_line, header_record, is_header
 from .locking import LockTimeout, WriteLock
+from .caller import current_caller
 from .recovery import Recovery
 from .statecache import CachedState, StateCache
 
@@ -42,7 +43,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 BATCH_TYPE = "batch"
-ENVELOPE_KEYS = frozenset({"_op", "_ts"})  # which call wrote a record, and when
+ENVELOPE_KEYS = frozenset({"_op", "_ts", "_by"})  # which call wrote a record, when, and who made it (if known)
 LOCK_DIR = ".locks"
 HISTORY_DIR = "history"
 _CHUNK = 4 << 20
@@ -125,6 +126,7 @@ class Prefix:
 
 @dataclass(frozen=True)
 class JournalHooks:
+    before_write: Callable[[], None] | None = None  # before anything changes the file: may refuse by raising
     after_write: Callable[[], None] | None = None  # after a write that appended, with no lock held
     before_compaction: Callable[[Prefix], None] | None = None  # under the write lock, before the file is rewritten
 
@@ -198,6 +200,7 @@ class Journal:
         write (possibly none, for an idempotent repeat) and the caller's result. If it
         raises, nothing is written. The records become one line (a batch when several).
         """
+        self._may_write()
         with self._saving(), self._locked():
             records, result = build()
             if records:
@@ -213,6 +216,7 @@ class Journal:
         Returns ``False`` (and changes nothing) when the file has damaged lines, unless this
         is the explicit repair (``drop_damaged``): their bytes stay in quarantine and history.
         """
+        self._may_write()
         with self._saving(), self._locked():
             if (self._damage and not drop_damaged) or self._fd is None:
                 return False
@@ -237,6 +241,7 @@ class Journal:
         The old file is first copied to ``history/`` (its path is returned). Every reader, in
         any process, sees the new inode and reloads.
         """
+        self._may_write()
         with self._saving(), self._locked():
             history = self._save_history() if self._fd is not None else None
             self._io.ensure_dir(self.path.parent)
@@ -244,6 +249,10 @@ class Journal:
             self._catch_up()
             self._recovery.try_log(file=self.path.name, found=reason, action="replaced", history=history)
             return history
+
+    def _may_write(self) -> None:
+        if self._hooks.before_write is not None:
+            self._hooks.before_write()
 
     def _file_exists(self) -> bool:
         try:
@@ -525,6 +534,9 @@ class Journal:
 
     def _envelope(self, records: list[Record]) -> Record:
         stamp = {"_op": os.urandom(8).hex(), "_ts": iso_timestamp(self._clock())}
+        caller = current_caller()
+        if caller is not None:
+            stamp["_by"] = caller.name
         records = [{k: v for k, v in r.items() if k not in ENVELOPE_KEYS} for r in records]
         if len(records) == 1:
             return {**records[0], **stamp}
@@ -703,7 +715,7 @@ def _unwrap(record: Record) -> list[Record]:
     members = record.get("records")
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         return [record]  # the sink rejects an unknown shape as it would any bad record
-    stamp = {k: record[k] for k in ("_op", "_ts") if k in record}
+    stamp = {k: record[k] for k in ENVELOPE_KEYS if k in record}
     return [{**m, **stamp} for m in members]
 
 
