@@ -179,10 +179,20 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
         _out.print(f"[bold]{report.directory}[/bold]  ({report.reason})")
         _out.print(_contexts_table(report.contexts))
         for problem in report.problems:
-            _out.print(f"[yellow]! {problem}[/yellow]")
+            _out.print(f"[yellow]! {escape(problem)}[/yellow]")
+        if report.capacity is not None:
+            _print_capacity(report.capacity)
         _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
     if report.degraded:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def _print_capacity(found: Any) -> None:
+    left = "not growing" if found.daysLeft is None else f"about {found.daysLeft:.0f} days left at that rate"
+    _out.print(f"disk: {_size(found.diskFreeBytes)} free of {_size(found.diskTotalBytes)}; growing "
+               f"{_size(int(found.bytesPerDay))}/day; {left}", highlight=False)
+    for warning in found.warnings:
+        _out.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False)
 
 
 @app.command()
@@ -429,6 +439,11 @@ _EXAMPLE_CONFIG = """{
     "_comment": "Automatic backups in .backup/: how many daily and weekly ones to keep.",
     "dailyKeep": 7,
     "weeklyKeep": 5
+  },
+  "monitoring": {
+    "_comment": "status warns when the disk's free space, or the days left at the current growth, fall under these.",
+    "freeSpaceWarningMiB": 500,
+    "daysLeftWarning": 30
   }
 }
 """
@@ -935,8 +950,8 @@ def _contexts_table(infos: list[Any]) -> Table:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024 or unit == "MiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     raise AssertionError("unreachable")

@@ -42,6 +42,7 @@ from .charts.models import (
 from .errors import CoaiaError
 from .history import ChartHistory, EntityHistory, History, OperationList, UndoResult
 from .integrity import IntegrityReport
+from .metrics import CallMetrics
 from .integrity import validate_integrity as check_integrity
 from .models import (
     AddObservationsResult,
@@ -90,15 +91,16 @@ INSTRUCTIONS = (
 )
 
 
-def _tool_errors(fn: F) -> F:
-    """Turn the library's errors into messages the agent sees; hide anything unexpected."""
+def _tool_errors(fn: F, calls: CallMetrics) -> F:
+    """Turn the library's errors into messages the agent sees; hide anything unexpected; time every call."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CoaiaError as exc:
-            raise ToolError(str(exc)) from exc
+        with calls.timed(fn.__name__):
+            try:
+                return fn(*args, **kwargs)
+            except CoaiaError as exc:
+                raise ToolError(str(exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -426,8 +428,10 @@ def _graph_tools(store: Store, index: SearchIndex) -> list[tuple[Callable[..., A
         return store.backups.restore_backup(backupId, context)
 
     def storage_status() -> StoreStatus:
-        """Where the data lives and why that directory was chosen, the format version, and any problem
-        (damaged lines, torn tail, read-only context) with what to do about it."""
+        """Where the data lives and why that directory was chosen, the format version, any problem (damaged
+        lines, torn tail, read-only context) with what to do about it, and monitoring: per tool, calls, errors and
+        p50/p99 latency since the server started; per context, growth over 7 and 30 days; the disk's free space
+        and the days left at that rate, with a warning when either runs low."""
         return store.status()
 
     return [
@@ -555,7 +559,7 @@ def build_server(store: Store, profile: Profile = "full", *, warm_up: float | No
         timer.name, timer.daemon = "coaia-warm-up", True
         timer.start()
     for fn, hints in _tools(store, profile, index):
-        server.add_tool(_tool_errors(fn), annotations=hints)
+        server.add_tool(_tool_errors(fn, store.calls), annotations=hints)
     charts = Charts(store)
     register_resources(server, store, charts)
     register_prompts(server, charts)

@@ -23,7 +23,9 @@ from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate
 from .errors import InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
+from .capacity import capacity
 from .location import StoreLocation, resolve_location
+from .metrics import CallMetrics
 from .models import (
     AddObservationsResult,
     ContextInfo,
@@ -87,6 +89,7 @@ class Store:
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
         self.backups = Backups(self, background=background_backups)  # daily/weekly/pre-operation, in .backup/
+        self.calls = CallMetrics()  # fed by the MCP server's tool wrapper
 
     @property
     def path(self) -> Path:
@@ -272,6 +275,8 @@ class Store:
             backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
             degraded=any(i.degraded for i in infos) or bool(lost),
             problems=problems,
+            tools=self.calls.snapshot(),
+            capacity=capacity(self),
         )
 
     def _context_info(self, graph: Graph) -> ContextInfo:
