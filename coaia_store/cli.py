@@ -27,6 +27,7 @@ from . import __version__, transfer, views
 from .config import load_config
 from .contexts import context_file, validate_context_name
 from .errors import CoaiaError, NotFoundError, UsageError
+from .location import explicit_location
 from .store import Store
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 1, 2, 3
@@ -59,7 +60,7 @@ def _version(value: bool) -> None:
 def _main(
     directory: Annotated[
         str | None,
-        typer.Option("--dir", help="The .coaia directory to use (else COAIA_DIR, CLAUDE_PROJECT_DIR/.coaia, "
+        typer.Option("--dir", help="The .coaia directory to use (else COAIA_DIR, the project's from CLAUDE_PROJECT_DIR, "
                      "the nearest .coaia above the working directory, or ~/.coaia).", show_default=False),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
@@ -476,7 +477,13 @@ def init(
 
     Example: coaia-store init ~/project   (or: coaia-store --dir ~/project/.coaia init)
     """
-    target = Path(path) / ".coaia" if path is not None else Path(directory or _Options.directory or ".coaia")
+    if path is not None:
+        named, source = Path(path) / ".coaia", "init's PATH argument"
+    elif directory or _Options.directory:
+        named, source = Path(directory or _Options.directory or ""), "the --dir option"
+    else:
+        named, source = Path(".coaia"), "init's default (the working directory)"
+    target = explicit_location(named, source).path
     target.mkdir(parents=True, exist_ok=True)
     created, kept = [], []
     for name, text in (("config.json", _EXAMPLE_CONFIG), (".gitignore", _GITIGNORE)):
@@ -763,7 +770,7 @@ def migrate(
     """
     store = _store(directory)
     report = _run_import(store, memory_path, context, "merge", False)
-    client = {"mcpServers": {"coaia": {"command": "coaia-store", "args": ["serve", "--dir", str(store.path)]}}}
+    client = migrated_client_config(store.path)
     where = context_file(store.path, report.context)
     if as_json:
         _emit_json({"import": report.model_dump(mode="json"), "directory": str(store.path), "file": str(where),
@@ -772,10 +779,19 @@ def migrate(
         _print_import(report)
         _out.print(f"\nyour data now lives in {where} (context {report.context!r}); {memory_path} is unchanged.",
                    highlight=False)
-        _out.print("point your MCP client at it (e.g. in claude_desktop_config.json or .mcp.json):", highlight=False)
+        _out.print("in your MCP client's configuration (e.g. claude_desktop_config.json or .mcp.json), replace the "
+                   "memory server's entry with:", highlight=False)
         _out.print(json.dumps(client, indent=2), highlight=False, markup=False)
+        _out.print("the server keeps its name and tools, so prompts and permissions that name them still work; "
+                   "drop --tools memory for the chart tools too (docs/clients.md)", highlight=False)
     if report.failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+def migrated_client_config(directory: Path) -> dict[str, Any]:
+    """The switching advice of docs/clients.md: the official server's name and its nine tools, on this directory."""
+    return {"mcpServers": {"memory": {"command": "coaia-store",
+                                      "args": ["serve", "--tools", "memory", "--dir", str(directory)]}}}
 
 
 def _one_of(context: str | None, all_contexts: bool) -> None:
