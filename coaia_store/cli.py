@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
@@ -180,7 +181,7 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
         _out.print(f"[bold]{report.directory}[/bold]  ({report.reason})")
         _out.print(_contexts_table(report.contexts))
         for problem in report.problems:
-            _out.print(f"[yellow]! {escape(problem)}[/yellow]")
+            _out.print(f"[yellow]! {escape(cli_names(problem))}[/yellow]")
         if report.capacity is not None:
             _print_capacity(report.capacity)
         _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
@@ -264,7 +265,7 @@ def doctor(
             for line in _integrity_lines(ctx):
                 _out.print(f"  {line}", highlight=False, markup=False)
         for problem in status.problems:
-            _out.print(f"! {problem}", highlight=False, markup=False)
+            _out.print(f"! {cli_names(problem)}", highlight=False, markup=False)
         healthy = report.ok and not status.degraded
         advice = "nothing to do" if healthy else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
         _out.print(("[green]healthy[/green]: " if healthy else "[red]not healthy[/red]: ") + advice)
@@ -643,7 +644,7 @@ def report(
     window: Annotated[int, typer.Option("--window", "-w", help="Days up to now: 7, 30 or 90.")] = 30,
     context: ContextOption = None,
     plot: Annotated[str | None, typer.Option("--plot", show_default=False, help="Also draw the steps completed per "
-                                             "week to this PNG file (needs: pip install 'coaia-store[plot]').")] = None,
+                                             "week to this PNG file (needs: pip install 'coaia-store\\[plot]').")] = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -973,11 +974,31 @@ def _size(n: int) -> str:
     raise AssertionError("unreachable")
 
 
+# The library's messages name the MCP tools (the same names as its functions); on the command line each
+# is replaced by the command that does the same thing.
+_CLI_NAMES = [(re.compile(pattern), command) for pattern, command in (
+    (r" \(or the validate_integrity tool with repair: true\)", ""),
+    (r"the validate_integrity tool with repair: true", "coaia-store validate --fix"),
+    (r" \(or the restore_backup tool\)", ""),
+    (r"\blist_charts shows the charts and get_chart their steps", "`coaia-store charts` shows the charts and "
+                                                                   "`coaia-store chart ID` their steps"),
+    (r"\blist_charts shows the charts", "`coaia-store charts` shows the charts"),
+    (r"\blist_contexts shows the contexts", "`coaia-store contexts` shows the contexts"),
+    (r"\blist_backups(\(\))? shows", "`coaia-store backups` shows"),
+)]
+
+
+def cli_names(message: str) -> str:
+    for pattern, command in _CLI_NAMES:
+        message = pattern.sub(command, message)
+    return message
+
+
 def main() -> None:
     try:
         app()
     except CoaiaError as exc:
         if _Options.debug:
             raise
-        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _err.print(f"[red]error:[/red] {escape(cli_names(str(exc)))}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)
