@@ -220,3 +220,30 @@ def test_cli_history_shows_who_made_each_change(store_dir: Path) -> None:
                            capture_output=True, text=True, timeout=60)
 
     assert "by ana" in shown.stdout
+
+
+@pytest.mark.anyio
+async def test_concurrent_clients_with_different_tokens_are_each_attributed_correctly(
+        store_dir: Path, tmp_path: Path) -> None:
+    import anyio
+
+    names = [f"w{i}" for i in range(4)]
+    text = json.dumps([{"name": n, "token": f"{n}-token-0123456789", "role": "write"} for n in names])
+    proc, url = _start(store_dir, "--tokens-file", str(_tokens_file(tmp_path, text, "tokens.json")))
+
+    async def writer(name: str) -> None:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {name}-token-0123456789"}) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                for i in range(10):
+                    await client.call_tool("create_entity", {"entities": [{"name": f"{name}-{i}", "entityType": "t"}]})
+
+    try:
+        async with anyio.create_task_group() as group:
+            for name in names:
+                group.start_soon(writer, name)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    operations = History(Store(store_dir)).operations("default", limit=None).operations
+
+    assert len(operations) == 40 and all(op.entities[0].split("-")[0] == op.by for op in operations)
