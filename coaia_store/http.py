@@ -110,7 +110,8 @@ class TokenGate:
             await _reply(send, 421, {"error": "misdirected", "message": "this Host is not one the server accepts "
                                      "(--allowed-host)"})
             return
-        known, caller = self._tokens.match(_bearer(headers.get(b"authorization", b"")))
+        given = _bearer(headers.get(b"authorization", b""))
+        known, caller = self._tokens.match(given) if given is not None else (False, None)
         if not known:
             await _reply_401(send, "missing" if b"authorization" not in headers else "wrong")
             return
@@ -118,10 +119,10 @@ class TokenGate:
             await self._app(scope, receive, send)
 
 
-def _bearer(header: bytes) -> bytes:
+def _bearer(header: bytes) -> bytes | None:
     """The token of an ``Authorization`` header whose scheme is Bearer (RFC 7235: case-insensitive)."""
     scheme, _, token = header.strip().partition(b" ")
-    return token.strip() if scheme.lower() == b"bearer" and token.strip() else b"\0"
+    return token.strip() if scheme.lower() == b"bearer" and token.strip() else None
 
 
 def _host_allowed(host: bytes, allowed: frozenset[str]) -> bool:

@@ -81,14 +81,14 @@ def load_tokens(path: str | os.PathLike[str]) -> TokenTable:
     file = Path(path)
     try:
         mode = file.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise UsageError(f"the tokens file {file} is not a regular file")
+        if mode & 0o077:
+            raise UsageError(f"the tokens file {file} can be read by others (mode {stat.filemode(mode)}); it holds "
+                             f"secrets: run chmod 600 {file}")
         raw = file.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read the tokens file {file}: {exc.strerror}") from None
-    if not stat.S_ISREG(mode):
-        raise UsageError(f"the tokens file {file} is not a regular file")
-    if mode & 0o077:
-        raise UsageError(f"the tokens file {file} can be read by others (mode {stat.filemode(mode)}); it holds "
-                         f"secrets: run chmod 600 {file}")
     parsed = _parse(file, raw)
     entries = parsed.tokens
     for what in ("name", "token"):

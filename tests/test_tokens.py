@@ -118,6 +118,14 @@ def test_a_tokens_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         load_tokens(_tokens_file(tmp_path, mode=0o644))
 
 
+def test_a_tokens_file_that_is_not_a_regular_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "tokens.toml"
+    os.mkfifo(fifo, 0o600)  # reading it would block the start for ever
+
+    with pytest.raises(UsageError, match="not a regular file"):
+        load_tokens(fifo)
+
+
 def test_a_json_tokens_file_works_as_toml_does(tmp_path: Path) -> None:
     text = json.dumps({"tokens": [{"name": "ana", "token": ANA, "role": "write"}]})
     known, caller = load_tokens(_tokens_file(tmp_path, text, "tokens.json")).match(ANA.encode())
