@@ -190,7 +190,12 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
 
 
 def _print_capacity(found: Any) -> None:
-    left = "not growing" if found.daysLeft is None else f"about {found.daysLeft:.0f} days left at that rate"
+    if found.daysLeft is None:
+        left = "not growing"
+    elif found.daysLeft > 36500:
+        left = "more than 100 years left at that rate"
+    else:
+        left = f"about {found.daysLeft:.0f} days left at that rate"
     _out.print(f"disk: {_size(found.diskFreeBytes)} free of {_size(found.diskTotalBytes)}; growing "
                f"{_size(int(found.bytesPerDay))}/day; {left}", highlight=False)
     for warning in found.warnings:
