@@ -170,6 +170,22 @@ async def test_allowed_hosts_refuse_other_host_names(store_dir: Path, option: li
     assert other == 421 and tools
 
 
+async def test_on_loopback_without_a_token_allowed_host_adds_names_to_the_loopback_ones(store_dir: Path) -> None:
+    proc, url = _start(store_dir, "--allowed-host", "coaia.local")
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    try:
+        async with httpx2.AsyncClient() as http:
+            other = (await http.post(url, json=PING, headers={"Host": f"evil.example:{port}"})).status_code
+        async with httpx2.AsyncClient(headers={"Host": f"coaia.local:{port}", "Origin": f"http://coaia.local:{port}"}) as http:
+            async with Client(streamable_http_client(url, http_client=http)) as client:
+                tools = (await client.list_tools()).tools
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+    assert other == 421 and tools
+
+
 async def test_on_loopback_without_a_token_a_foreign_origin_is_refused(server: str) -> None:
     async with httpx2.AsyncClient() as http:
         response = await http.post(server, json=PING, headers={"Origin": "http://evil.example.com"})
