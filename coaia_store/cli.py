@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
@@ -27,10 +28,11 @@ from rich.table import Table
 from . import __version__, transfer, views
 from .config import load_config
 from .contexts import context_file, validate_context_name
-from .errors import CoaiaError, NotFoundError, os_errors_reported
+from .errors import CoaiaError, NotFoundError, UsageError, os_errors_reported
+from .location import explicit_location
 from .store import Store
 
-EXIT_ERROR, EXIT_DEGRADED = 1, 3
+EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 1, 2, 3
 
 app = typer.Typer(
     name="coaia-store",
@@ -60,7 +62,7 @@ def _version(value: bool) -> None:
 def _main(
     directory: Annotated[
         str | None,
-        typer.Option("--dir", help="The .coaia directory to use (else COAIA_DIR, CLAUDE_PROJECT_DIR/.coaia, "
+        typer.Option("--dir", help="The .coaia directory to use (else COAIA_DIR, the project's from CLAUDE_PROJECT_DIR, "
                      "the nearest .coaia above the working directory, or ~/.coaia).", show_default=False),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
@@ -89,6 +91,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts i
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     directory: DirOption = None,
     tools: Annotated[
         str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full (24 tools), charts (chart "
@@ -97,10 +100,20 @@ def serve(
     ] = "full",
     http: Annotated[bool, typer.Option("--http", help="Serve Streamable HTTP at /mcp instead of stdio.")] = False,
     host: Annotated[str, typer.Option("--host", help="HTTP address; beyond loopback a token is required.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="HTTP port.")] = 8765,
+    port: Annotated[int, typer.Option("--port", help="HTTP port (1-65535).")] = 8765,
     token: Annotated[
         str | None, typer.Option("--token", envvar="COAIA_TOKEN", help="Bearer token every HTTP request must carry.",
                                  show_default=False)
+    ] = None,
+    tokens_file: Annotated[
+        str | None, typer.Option("--tokens-file", envvar="COAIA_TOKENS_FILE", help="Named tokens (TOML or JSON: name, "
+                                 "token, role read|write, optional contexts); each write records who made it.",
+                                 show_default=False)
+    ] = None,
+    allowed_hosts: Annotated[
+        list[str] | None, typer.Option("--allowed-host", envvar="COAIA_ALLOWED_HOSTS", help="Accept only requests "
+                                       "whose Host is this name (repeatable). With a token any Host is accepted "
+                                       "otherwise; on loopback without one, only loopback names.", show_default=False)
     ] = None,
 ) -> None:
     """Run the MCP server: stdio by default (what Claude Desktop, Claude Code, VS Code and Cursor start),
@@ -108,18 +121,53 @@ def serve(
 
     Example: coaia-store serve --dir ~/project/.coaia --tools memory
     """
-    from .server import PROFILES, serve_http, serve_stdio  # the MCP SDK loads only for this command
+    from .http import HttpSettings, allowed_host_list  # the MCP SDK loads only for this command
+    from .server import PROFILES
 
     if tools not in PROFILES:
-        raise CoaiaError(f"unknown tool profile {tools!r}: choose one of {', '.join(PROFILES)}")
+        raise UsageError(f"--tools {tools}: unknown tool profile; choose one of {', '.join(PROFILES)}")
+    _http_options_need_http(ctx, http)
+    if token and tokens_file:
+        raise UsageError("give --token or --tokens-file, not both (put the shared token in the tokens file as an entry)")
+    settings = HttpSettings(host=host, port=port, tokens=_tokens(token, tokens_file),
+                            allowed_hosts=allowed_host_list(allowed_hosts or []))
+    if http:
+        settings.check()
     store = _store(directory, background_backups=True)  # the day's first call need not wait for its backups
     try:
-        if http:
-            serve_http(store, tools, host=host, port=port, token=token)  # type: ignore[arg-type]
-        else:
-            serve_stdio(store, tools)  # type: ignore[arg-type]
+        _run_server(store, tools, settings if http else None)
     finally:
         store.close()  # lets a backup under way finish
+
+
+def _http_options_need_http(ctx: typer.Context, http: bool) -> None:
+    """An HTTP option typed on the command line without --http would be silently ignored: refuse it."""
+    flags = {"host": "--host", "port": "--port", "token": "--token", "tokens_file": "--tokens-file",
+             "allowed_hosts": "--allowed-host"}
+    typed = [flag for name, flag in flags.items()
+             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]  # typer vendors click's enum
+    if typed and not http:
+        raise UsageError(f"{', '.join(typed)} only work(s) with --http: add --http to serve over HTTP, "
+                         "or drop the option for stdio")
+
+
+def _tokens(token: str | None, tokens_file: str | None) -> Any:
+    from .tokens import TokenTable, load_tokens
+
+    if tokens_file:
+        return load_tokens(tokens_file)
+    return TokenTable.single(token) if token else None
+
+
+def _run_server(store: Store, tools: str, settings: Any) -> None:
+    if settings is None:
+        from .server import serve_stdio
+
+        serve_stdio(store, tools)  # type: ignore[arg-type]
+    else:
+        from .http import serve_http
+
+        serve_http(store, tools, settings)
 
 
 @app.command()
@@ -135,10 +183,25 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
         _out.print(f"[bold]{report.directory}[/bold]  ({report.reason})")
         _out.print(_contexts_table(report.contexts))
         for problem in report.problems:
-            _out.print(f"[yellow]! {problem}[/yellow]")
+            _out.print(f"[yellow]! {escape(cli_names(problem))}[/yellow]")
+        if report.capacity is not None:
+            _print_capacity(report.capacity)
         _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
     if report.degraded:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def _print_capacity(found: Any) -> None:
+    if found.daysLeft is None:
+        left = "not growing"
+    elif found.daysLeft > 36500:
+        left = "more than 100 years left at that rate"
+    else:
+        left = f"about {found.daysLeft:.0f} days left at that rate"
+    _out.print(f"disk: {_size(found.diskFreeBytes)} free of {_size(found.diskTotalBytes)}; growing "
+               f"{_size(int(found.bytesPerDay))}/day; {left}", highlight=False)
+    for warning in found.warnings:
+        _out.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False)
 
 
 @app.command()
@@ -210,7 +273,7 @@ def doctor(
             _out.print(f"{ctx.context} ({ctx.file}): {ctx.linesRead} lines, {ctx.recordsApplied} records {mark}")
             for line in _integrity_lines(ctx):
                 _out.print(f"  {line}", highlight=False, markup=False)
-        for line in [f"repaired: {r}" for r in report.repairs] + [f"! {problem}" for problem in status.problems]:
+        for line in [f"repaired: {r}" for r in report.repairs] + [f"! {cli_names(problem)}" for problem in status.problems]:
             _out.print(line, highlight=False, markup=False)
         healthy = report.ok and not status.degraded
         advice = "nothing to do" if healthy else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
@@ -320,7 +383,7 @@ def history(
     past = History(_store(directory))
     if name is None:
         ops = past.operations(context, limit=limit, cursor=cursor)
-        lines = [f"{op.time}  {op.id}  {op.action:<16} {op.summary}" + (f"  by {op.by}" if op.by else "")
+        lines = [f"{op.time}  {op.id}  {op.action:<16} {op.summary}" + _by(op.by)
                  for op in ops.operations]
         _print_page(ops, lines or ["no operations yet"], as_json)
         return
@@ -329,11 +392,11 @@ def history(
     except NotFoundError:
         chart = None
     if chart is not None:
-        lines = [f"{e.time}  {e.kind:<16} {_event_text(e)}  [{e.opId}]" for e in chart.events]
+        lines = [f"{e.time}  {e.kind:<16} {_event_text(e)}  [{e.opId}]{_by(e.by)}" for e in chart.events]
         _print_page(chart, lines, as_json)
         return
     entity = past.entity_history(name, context, limit=limit, cursor=cursor)
-    lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]" for v in entity.versions]
+    lines = [f"{v.time}  {v.action:<8} {v.context}  [{v.opId}]{_by(v.by)}" for v in entity.versions]
     _print_page(entity, lines or [f"no history for {name!r}"], as_json)
 
 
@@ -351,6 +414,10 @@ def _print_page(page: BaseModel, lines: list[str], as_json: bool) -> None:
         _out.print(line, highlight=False, markup=False, soft_wrap=True)
     if getattr(page, "nextCursor", None):
         _out.print(f"({page.note}: --cursor {page.nextCursor})", highlight=False, markup=False)  # type: ignore[attr-defined]
+
+
+def _by(name: str | None) -> str:
+    return f" by {name}" if name else ""
 
 
 @app.command()
@@ -435,6 +502,11 @@ _EXAMPLE_CONFIG = """{
     "_comment": "Automatic backups in .backup/: how many daily and weekly ones to keep.",
     "dailyKeep": 7,
     "weeklyKeep": 5
+  },
+  "monitoring": {
+    "_comment": "status warns when the disk's free space, or the days left at the current growth, fall under these.",
+    "freeSpaceWarningMiB": 500,
+    "daysLeftWarning": 30
   }
 }
 """
@@ -467,7 +539,13 @@ def init(
 
     Example: coaia-store init ~/project   (or: coaia-store --dir ~/project/.coaia init)
     """
-    target = Path(path) / ".coaia" if path is not None else Path(directory or _Options.directory or ".coaia")
+    if path is not None:
+        named, source = Path(path) / ".coaia", "init's PATH argument"
+    elif directory or _Options.directory:
+        named, source = Path(directory or _Options.directory or ""), "the --dir option"
+    else:
+        named, source = Path(".coaia"), "init's default (the working directory)"
+    target = explicit_location(named, source).path
     created, kept = [], []
     with os_errors_reported(f"cannot create {target}", "run init with a directory you can write to"):
         target.mkdir(parents=True, exist_ok=True)
@@ -628,7 +706,7 @@ def report(
     window: Annotated[int, typer.Option("--window", "-w", help="Days up to now: 7, 30 or 90.")] = 30,
     context: ContextOption = None,
     plot: Annotated[str | None, typer.Option("--plot", show_default=False, help="Also draw the steps completed per "
-                                             "week to this PNG file (needs: pip install 'coaia-store[plot]').")] = None,
+                                             "week to this PNG file (needs: pip install 'coaia-store\\[plot]').")] = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -756,7 +834,7 @@ def migrate(
     """
     store = _store(directory)
     report = _run_import(store, memory_path, context, "merge", False)
-    client = {"mcpServers": {"coaia": {"command": "coaia-store", "args": ["serve", "--dir", str(store.path)]}}}
+    client = migrated_client_config(store.path)
     where = context_file(store.path, report.context)
     if as_json:
         _emit_json({"import": report.model_dump(mode="json"), "directory": str(store.path), "file": str(where),
@@ -765,10 +843,19 @@ def migrate(
         _print_import(report)
         _out.print(f"\nyour data now lives in {where} (context {report.context!r}); {memory_path} is unchanged.",
                    highlight=False)
-        _out.print("point your MCP client at it (e.g. in claude_desktop_config.json or .mcp.json):", highlight=False)
+        _out.print("in your MCP client's configuration (e.g. claude_desktop_config.json or .mcp.json), replace the "
+                   "memory server's entry with:", highlight=False)
         _out.print(json.dumps(client, indent=2), highlight=False, markup=False)
+        _out.print("the server keeps its name and tools, so prompts and permissions that name them still work; "
+                   "drop --tools memory for the chart tools too (docs/clients.md)", highlight=False)
     if report.failed:
         raise typer.Exit(EXIT_ERROR)
+
+
+def migrated_client_config(directory: Path) -> dict[str, Any]:
+    """The switching advice of docs/clients.md: the official server's name and its nine tools, on this directory."""
+    return {"mcpServers": {"memory": {"command": "coaia-store",
+                                      "args": ["serve", "--tools", "memory", "--dir", str(directory)]}}}
 
 
 def _one_of(context: str | None, all_contexts: bool) -> None:
@@ -948,11 +1035,31 @@ def _contexts_table(infos: list[Any]) -> Table:
 
 
 def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB"):
-        if n < 1024 or unit == "MiB":
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024  # type: ignore[assignment]
     raise AssertionError("unreachable")
+
+
+# The library's messages name the MCP tools (the same names as its functions); on the command line each
+# is replaced by the command that does the same thing.
+_CLI_NAMES = [(re.compile(pattern), command) for pattern, command in (
+    (r" \(or the validate_integrity tool with repair: true\)", ""),
+    (r"the validate_integrity tool with repair: true", "coaia-store validate --fix"),
+    (r" \(or the restore_backup tool\)", ""),
+    (r"\blist_charts shows the charts and get_chart their steps", "`coaia-store charts` shows the charts and "
+                                                                   "`coaia-store chart ID` their steps"),
+    (r"\blist_charts shows the charts", "`coaia-store charts` shows the charts"),
+    (r"\blist_contexts shows the contexts", "`coaia-store contexts` shows the contexts"),
+    (r"\blist_backups(\(\))? shows", "`coaia-store backups` shows"),
+)]
+
+
+def cli_names(message: str) -> str:
+    for pattern, command in _CLI_NAMES:
+        message = pattern.sub(command, message)
+    return message
 
 
 def main() -> None:
@@ -965,10 +1072,10 @@ def main() -> None:
         if _Options.debug:
             raise
         _err.print(f"[red]error:[/red] {_explain(exc)}", highlight=False, soft_wrap=True, markup=True)
-        sys.exit(EXIT_ERROR)
+        sys.exit(EXIT_USAGE if isinstance(exc, UsageError) else EXIT_ERROR)
 
 
 def _explain(exc: CoaiaError | OSError) -> str:
     if isinstance(exc, CoaiaError) or not exc.filename:
-        return escape(str(exc))
+        return escape(cli_names(str(exc)))
     return escape(f"{exc.filename}: {exc.strerror or exc}")

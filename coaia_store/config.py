@@ -39,6 +39,12 @@ class BackupConfig(_Section):
     weeklyKeep: int = Field(5, ge=1, le=520, description="Weekly backups kept (by count and by weeks, whichever keeps more).")
 
 
+class MonitoringConfig(_Section):
+    freeSpaceWarningMiB: int = Field(500, ge=0, description="Warn in status when the disk has less free space than this.")
+    daysLeftWarning: int = Field(30, ge=0, description="Warn in status when, at the current growth, the disk is full "
+                                 "in fewer days than this.")
+
+
 class StoreConfig(_Section):
     fsync: Literal["always", "never"] = Field(
         "always",
@@ -55,6 +61,7 @@ class StoreConfig(_Section):
     )
     compaction: CompactionConfig = CompactionConfig()
     backup: BackupConfig = BackupConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     def journal_settings(self) -> JournalSettings:
         return JournalSettings(

@@ -34,6 +34,7 @@ from . import __version__
 from .charts import Charts
 from .charts import rules as chart_rules
 from .server import PROFILES, build_server, tools_list_bytes
+from .storage.fileio import FileIO
 from .store import Store
 
 START = datetime(2026, 11, 2, 9, 0, 0, tzinfo=timezone.utc)
@@ -114,6 +115,13 @@ class FixedClock:
 
     def __call__(self) -> datetime:
         return START + timedelta(seconds=next(self._ticks))
+
+
+class DocDisk(FileIO):
+    """A disk of fixed size and free space, so ``storage_status``'s capacity is stable on the page."""
+
+    def disk_usage(self, path: str | Path) -> tuple[int, int]:
+        return 100 << 30, 40 << 30
 
 
 class _CountingSecrets:
@@ -303,7 +311,7 @@ async def _run_example(doc: ToolDoc) -> None:
         return
     with tempfile.TemporaryDirectory() as tmp, _deterministic_chart_ids():
         directory = Path(tmp) / ".coaia"
-        with Store(directory, clock=FixedClock()) as store:
+        with Store(directory, clock=FixedClock(), io=DocDisk()) as store:
             names = seed(store)
             args = _fill(template, names)
             async with Client(build_server(store, doc.profiles[0])) as client:  # type: ignore[arg-type]

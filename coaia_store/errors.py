@@ -54,6 +54,14 @@ class LocationError(CoaiaError):
     """No acceptable ``.coaia`` directory could be chosen."""
 
 
+class UsageError(CoaiaError):
+    """A command-line or start-up setting that cannot work (a port in use, an option without the one it needs)."""
+
+
+class PermissionDeniedError(CoaiaError, PermissionError):
+    """The caller's token may not do this (a read-only token writing, or a context it was not given)."""
+
+
 @contextmanager
 def os_errors_reported(what: str, consequence: str) -> Iterator[None]:
     """The operating system's refusals (disk full, I/O error, permission) as a :class:`StorageError`

@@ -67,7 +67,7 @@ class Operation(BaseModel):
     entityCount: int = Field(0, description="How many entities it touched in all, those of its charts included.")
     relations: int = Field(description="How many relations it added or removed.")
     undoes: list[str] = Field([], description="For an undo: the operations it reverted.")
-    by: str | None = Field(None, description="Who made it, when the server recorded it.")
+    by: str | None = Field(None, description="Who made it: the name of the HTTP token used (None when unknown).")
 
 
 class OperationList(BaseModel):
@@ -86,6 +86,7 @@ class EntityVersion(BaseModel):
     by: str | None = Field(None, description="Who made the operation, when the server recorded it.")
     action: Literal["created", "updated", "deleted"]
     entity: Entity | None = Field(description="The entity as this operation left it; None once deleted.")
+    by: str | None = Field(None, description="Who made it: the name of the HTTP token used (None when unknown).")
 
 
 class EntityHistory(BaseModel):
@@ -115,7 +116,7 @@ class ChartEvent(BaseModel):
     value: str | None = Field(None, description="The value after (a due date, a title).")
     fromContext: str | None = Field(None, description="chart_moved: the context the chart left.")
     toContext: str | None = Field(None, description="chart_moved: the context it went to ('completed': archived).")
-    by: str | None = Field(None, description="Who made the operation, when the server recorded it.")
+    by: str | None = Field(None, description="Who made it: the name of the HTTP token used (None when unknown).")
 
 
 class ChartHistory(BaseModel):

@@ -2,13 +2,17 @@
 
 First match wins:
 1. ``--dir`` (or the ``COAIA_DIR`` environment variable), relative to the working directory;
-2. ``$CLAUDE_PROJECT_DIR/.coaia`` when Claude Code set that variable;
+2. when Claude Code set ``CLAUDE_PROJECT_DIR`` (the directory it was started in, perhaps a
+   subdirectory of the project): the nearest existing ``.coaia/`` walking up from there; else
+   ``.coaia`` at the nearest enclosing repository root (a ``.git`` directory or file); else
+   ``$CLAUDE_PROJECT_DIR/.coaia``;
 3. the nearest existing ``.coaia/`` found walking up from the working directory (past any
    nested project markers, up to the filesystem root);
 4. ``~/.coaia``.
 
 MCP clients often start servers with the working directory ``/``, a package directory or a
-tool cache; data written there is lost or misplaced, so such places are never chosen.
+tool cache; data written there is lost or misplaced, so such places are never chosen, and a
+relative ``--dir``/``COAIA_DIR`` that resolves to one is refused (name an absolute path).
 """
 
 from __future__ import annotations
@@ -43,21 +47,47 @@ def resolve_location(
     env = os.environ if env is None else env
     cwd = Path.cwd() if cwd is None else cwd
     if explicit is not None:
-        return _explicit(Path(explicit), "the --dir option", cwd)
+        return explicit_location(Path(explicit), "the --dir option", cwd)
     if env.get(ENV_DIR):
-        return _explicit(Path(env[ENV_DIR]), f"the {ENV_DIR} environment variable", cwd)
+        return explicit_location(Path(env[ENV_DIR]), f"the {ENV_DIR} environment variable", cwd)
     project = env.get(ENV_PROJECT)
-    if project and _safe(candidate := Path(project).expanduser().resolve() / DIR_NAME):
-        return StoreLocation(candidate, f"{ENV_PROJECT} is set to {project}")
-    for folder in (cwd.resolve(), *cwd.resolve().parents):
-        candidate = folder / DIR_NAME
-        if candidate.is_dir() and _safe(candidate):
-            return StoreLocation(candidate, f"nearest existing {DIR_NAME}/ above the working directory {cwd}")
+    if project and (found := _from_project(Path(project).expanduser().resolve())) is not None:
+        return found
+    if (existing := _nearest_existing(cwd.resolve())) is not None:
+        return StoreLocation(existing, f"nearest existing {DIR_NAME}/ above the working directory {cwd}")
     return _home(home, cwd)
 
 
-def _explicit(path: Path, source: str, cwd: Path) -> StoreLocation:
+def _nearest_existing(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        candidate = folder / DIR_NAME
+        if candidate.is_dir() and _safe(candidate):
+            return candidate
+    return None
+
+
+def _from_project(project: Path) -> StoreLocation | None:
+    """Claude Code's project directory may be a subdirectory: use the project's store, never a new one beside it."""
+    if (existing := _nearest_existing(project)) is not None:
+        return StoreLocation(existing, f"nearest existing {DIR_NAME}/ above {ENV_PROJECT} ({project})")
+    repo = next((f for f in (project, *project.parents) if (f / ".git").exists()), None)
+    if repo is not None and _safe(repo / DIR_NAME):
+        return StoreLocation(repo / DIR_NAME, f"the repository root above {ENV_PROJECT} ({project}); none existed yet")
+    if _safe(project / DIR_NAME):
+        return StoreLocation(project / DIR_NAME, f"{ENV_PROJECT} is set to {project}; none existed yet")
+    return None
+
+
+def explicit_location(path: Path, source: str, cwd: Path | None = None) -> StoreLocation:
+    """A directory named by the user (``source`` says how), refused where data would be lost or misplaced."""
+    cwd = Path.cwd() if cwd is None else cwd
     resolved = (cwd / path.expanduser()).resolve()
+    if not path.expanduser().is_absolute() and (resolved == Path(resolved.anchor) or not _safe(resolved)):
+        raise LocationError(
+            f"{source} names {path}, relative to the working directory {cwd}: that is {resolved}, where data "
+            "is lost or misplaced (MCP clients often start servers in / or a cache). Use an absolute path, "
+            "e.g. --dir /home/me/project/.coaia"
+        )
     if resolved == Path(resolved.anchor) or _inside_package_or_cache(resolved):
         raise LocationError(
             f"{source} names {resolved}, which is the filesystem root, a package directory or a tool cache; "

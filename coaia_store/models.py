@@ -13,6 +13,9 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from .capacity import Capacity
+from .metrics import ToolCalls
+
 MAX_NAME_LENGTH = 1000
 MAX_METADATA_DEPTH = 32
 
@@ -271,3 +274,7 @@ class StoreStatus(_Output):
     backups: list[LastBackups] = Field(default_factory=list)
     degraded: bool
     problems: list[str]
+    tools: list[ToolCalls] = Field(default_factory=list, description="Per tool: calls, errors and p50/p99 latency "
+                                   "since the server started (empty outside a server).")
+    capacity: Capacity | None = Field(None, description="Growth per context over 7 and 30 days, disk free space "
+                                      "and the days left at that rate, with warnings.")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hmac
 import json
 import logging
 import sys
@@ -29,7 +28,6 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, ValidationError
 
@@ -40,6 +38,7 @@ from .charts.models import ListCharts, StepInput
 from .config import describe_validation_error
 from .errors import CoaiaError, InvalidInputError
 from .history import History
+from .metrics import CallMetrics
 from .integrity import validate_integrity as check_integrity
 from .models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
 from .paging import REPLY_BUDGET, Pager
@@ -227,17 +226,19 @@ class CoaiaServer(MCPServer):
         return _finish(name, result) if isinstance(result, CallToolResult) else result
 
 
-def _tool_errors(fn: ToolFn) -> ToolFn:
-    """The library's errors become tool errors with their own text (anything unexpected stays hidden)."""
+def _tool_errors(fn: ToolFn, calls: CallMetrics) -> ToolFn:
+    """The library's errors become tool errors with their own text (anything unexpected stays hidden); every
+    call is timed for the monitoring that storage_status reports."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> CallToolResult:
-        try:
-            return fn(*args, **kwargs)
-        except CoaiaError as exc:
-            raise ToolError(str(exc)) from exc
-        except ValidationError as exc:  # a model built from the arguments inside the tool
-            raise ToolError(f"invalid arguments for {fn.__name__}: {describe_validation_error(exc)}") from exc
+        with calls.timed(fn.__name__):
+            try:
+                return fn(*args, **kwargs)
+            except CoaiaError as exc:
+                raise ToolError(str(exc)) from exc
+            except ValidationError as exc:  # a model built from the arguments inside the tool
+                raise ToolError(f"invalid arguments for {fn.__name__}: {describe_validation_error(exc)}") from exc
 
     return wrapper
 
@@ -790,18 +791,29 @@ def _page(items: list[Any], limit: int, cursor: str | None, pager: Pager) -> tup
 def _status(store: Store, context: str | None, limit: int, cursor: str | None) -> dict[str, Any]:
     status = store.status()
     backups = {b.context: b.latest for b in status.backups}
+    growth = {g.context: g for g in status.capacity.contexts} if status.capacity else {}
     rows = [{"name": c.name, "entities": c.entities, "relations": c.relations, "bytes": c.bytes,
-             "lastModified": c.lastModified, "health": "degraded" if c.degraded else ("read-only" if c.readOnly else "ok"),
+             "lastModified": c.lastModified, "health": _health(c), "problem": c.unreadable or c.housekeeping,
              "lastBackup": backups.get(c.name), "damagedLines": len(c.damagedLines) or None,
-             "checksummed": None if c.checksummed else False}
+             "checksummed": None if c.checksummed else False,
+             "grewLast7Days": growth[c.name].last7Days if c.name in growth else None,
+             "grewLast30Days": growth[c.name].last30Days if c.name in growth else None}
             for c in status.contexts if context is None or c.name == context]
     shown, next_cursor = _page(rows, limit, cursor, Pager("storage_status", context))
     data = {"directory": status.directory, "reason": status.reason, "formatVersion": status.formatVersion,
             "fsync": status.fsync, "degraded": status.degraded, "problems": status.problems[:20],
-            "totalContexts": len(rows), "contexts": shown, "nextCursor": next_cursor}
+            "totalContexts": len(rows), "contexts": shown, "nextCursor": next_cursor,
+            "disk": status.capacity.model_dump(exclude={"contexts"}) if status.capacity else None,
+            "tools": [t.model_dump() for t in status.tools]}
     if len(status.problems) > 20:
         data["note"] = f"{len(status.problems) - 20} more problems: validate_integrity lists them per context"
     return bounded(data, "contexts", "pass a smaller limit and page with nextCursor")
+
+
+def _health(info: Any) -> str:
+    if info.unreadable:
+        return "unreadable"
+    return "degraded" if info.degraded or info.housekeeping else ("read-only" if info.readOnly else "ok")
 
 
 def _operation(op: Any) -> dict[str, Any]:
@@ -932,7 +944,7 @@ def build_server(store: Store, profile: Profile = "full", *, warm_up: float | No
         timer.name, timer.daemon = "coaia-warm-up", True
         timer.start()
     for fn, hints in _tools(store, profile, index):
-        server.add_tool(_tool_errors(fn), description=one_line(fn.__doc__), annotations=hints,
+        server.add_tool(_tool_errors(fn, store.calls), description=one_line(fn.__doc__), annotations=hints,
                         structured_output=profile == "memory")
         tool = server._tool_manager.get_tool(fn.__name__)  # the published schema, compacted once
         assert tool is not None
@@ -958,66 +970,15 @@ def startup_report(store: Store, profile: str) -> str:
     )
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 WARM_UP_AFTER_S = 1.0
 
 
-def _log_to_stderr() -> None:
+def log_to_stderr() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 
 def serve_stdio(store: Store, profile: Profile) -> None:
-    _log_to_stderr()
+    log_to_stderr()
     log.info(startup_report(store, profile))
     anyio.run(stdio.serve, build_server(store, profile, warm_up=WARM_UP_AFTER_S))
 
-
-def http_app(store: Store, profile: Profile, *, host: str, token: str | None) -> Any:
-    """The Streamable HTTP app at ``/mcp``: DNS-rebinding protection on, and a bearer token checked on every
-    request when one is given (required to listen beyond loopback)."""
-    if host not in LOOPBACK and not token:
-        raise CoaiaError(
-            f"refusing to listen on {host} without a token: anyone who can reach it could change your charts. "
-            "Pass --token (or set COAIA_TOKEN), or keep the default --host 127.0.0.1"
-        )
-    security = None
-    if host not in LOOPBACK:
-        security = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=[f"{host}:*", *(f"{h}:*" for h in LOOPBACK[:2])]
-        )
-    server = build_server(store, profile, warm_up=WARM_UP_AFTER_S)
-    app = server.streamable_http_app(host=host, transport_security=security)
-    return BearerTokenGate(app, token) if token else app
-
-
-def serve_http(store: Store, profile: Profile, *, host: str, port: int, token: str | None) -> None:
-    import uvicorn
-
-    _log_to_stderr()
-    app = http_app(store, profile, host=host, token=token)
-    log.info("%s; listening on http://%s:%d/mcp%s", startup_report(store, profile), host, port,
-             " (bearer token required)" if token else "")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
-
-
-class BearerTokenGate:
-    """ASGI wrapper: every HTTP request must carry ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: Any, token: str) -> None:
-        self._app = app
-        self._expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self._expected):
-                await _reply_401(send)
-                return
-        await self._app(scope, receive, send)
-
-
-async def _reply_401(send: Any) -> None:
-    body = json.dumps({"error": "unauthorized", "message": "send the server's token as 'Authorization: Bearer <token>'"})
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"www-authenticate", b'Bearer realm="coaia-store"')]})
-    await send({"type": "http.response.body", "body": body.encode()})

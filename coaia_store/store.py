@@ -23,7 +23,9 @@ from .contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate
 from .errors import CoaiaError, InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
+from .capacity import capacity
 from .location import StoreLocation, resolve_location
+from .metrics import CallMetrics
 from .models import (
     AddObservationsResult,
     ContextInfo,
@@ -44,6 +46,7 @@ from .models import (
     UpdateEntityResult,
 )
 from .paging import Pager
+from .storage.caller import check_write
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -86,6 +89,7 @@ class Store:
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
         self.backups = Backups(self, background=background_backups)  # daily/weekly/pre-operation, in .backup/
+        self.calls = CallMetrics()  # fed by the MCP server's tool wrapper
 
     @property
     def path(self) -> Path:
@@ -118,6 +122,7 @@ class Store:
 
     def _journal(self, path: Path, state: GraphState, context: str) -> Journal:
         hooks = JournalHooks(
+            before_write=lambda: check_write(context),
             after_write=lambda: self.backups.after_write(context),
             before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
         )
@@ -304,6 +309,8 @@ class Store:
             backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
             degraded=bool(problems),
             problems=problems,
+            tools=self.calls.snapshot(),
+            capacity=capacity(self),
         )
 
     def warnings(self, context: str | None = None) -> list[str]:

@@ -277,6 +277,6 @@ def test_migrate_moves_a_memory_file_and_says_where_it_lives(store_dir: Path, tm
     result = _json(store_dir, "migrate", "--memory-path", str(memory), "--context", "work")
 
     assert result["file"] == str(store_dir / "charts-work.jsonl")
-    assert result["clientConfig"]["mcpServers"]["coaia"]["args"] == ["serve", "--dir", str(store_dir)]
+    assert result["clientConfig"]["mcpServers"]["memory"]["args"] == ["serve", "--tools", "memory", "--dir", str(store_dir)]
     assert len(result["import"]["added"]) == 11 and memory.read_bytes() == before
     assert _json(store_dir, "charts", "--context", "work")["total"] == 2

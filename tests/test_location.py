@@ -91,3 +91,47 @@ def test_explicit_root_or_package_dir_is_refused(tmp_path: Path, bad: str) -> No
 def test_home_at_root_with_nothing_found_is_a_clear_error() -> None:
     with pytest.raises(LocationError, match="COAIA_DIR"):
         resolve_location(env={}, cwd=Path("/"), home=Path("/"))
+
+
+# ---------------------------------------------------------------- CLAUDE_PROJECT_DIR may be a subdirectory
+
+
+def _project(tmp_path: Path) -> tuple[Path, Path]:
+    repo, src = tmp_path / "repo", tmp_path / "repo" / "src" / "app"
+    src.mkdir(parents=True)
+    return repo, src
+
+
+def test_from_claude_project_dir_the_nearest_existing_coaia_above_wins(tmp_path: Path) -> None:
+    repo, src = _project(tmp_path)
+    (repo / ".coaia").mkdir()
+
+    loc = resolve_location(env={"CLAUDE_PROJECT_DIR": str(src)}, cwd=Path("/"), home=tmp_path / "home")
+
+    assert loc.path == repo / ".coaia" and "CLAUDE_PROJECT_DIR" in loc.reason
+
+
+@pytest.mark.parametrize("git", ["directory", "file"])
+def test_without_a_coaia_the_repository_root_gets_it(tmp_path: Path, git: str) -> None:
+    repo, src = _project(tmp_path)
+    if git == "directory":
+        (repo / ".git").mkdir()
+    else:  # a git worktree: .git is a file naming the real repository
+        (repo / ".git").write_text("gitdir: /elsewhere/.git/worktrees/repo\n")
+
+    loc = resolve_location(env={"CLAUDE_PROJECT_DIR": str(src)}, cwd=Path("/"), home=tmp_path / "home")
+
+    assert loc.path == repo / ".coaia" and "repository root" in loc.reason
+
+
+@pytest.mark.parametrize("variable", ["--dir", "COAIA_DIR"])
+def test_a_relative_dir_that_lands_under_the_root_is_refused_with_a_hint(variable: str) -> None:
+    env = {"COAIA_DIR": ".coaia"} if variable == "COAIA_DIR" else {}
+    explicit = ".coaia" if variable == "--dir" else None
+
+    with pytest.raises(LocationError, match="absolute path"):
+        resolve_location(explicit, env=env, cwd=Path("/"), home=Path("/nonexistent"))
+
+
+def test_an_absolute_dir_directly_under_the_root_is_still_allowed() -> None:
+    assert resolve_location("/srv-coaia", env={}, cwd=Path("/")).path == Path("/srv-coaia")

@@ -19,6 +19,7 @@ from ..contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph import GraphState, relation_key
 from ..history import History, parse_as_of
+from ..storage.caller import check_write
 from ..storage.clock import Clock
 from ..storage.journal import ENVELOPE_KEYS, new_op_id
 from ..storage.lines import Record
@@ -460,6 +461,8 @@ class Charts:
             return MoveResult(chartId=chart_id, fromContext=None, toContext=target,
                               entities=len(entities), relations=len(relations), moved=False)
         op_id = new_op_id()  # both writes are one operation: history shows one move, undo reverts both
+        check_write(source)  # both ends before either is written: a token allowed only one changes nothing
+        check_write(target)
         for _ in range(5):
             entities, relations = self._copy_plan(source, chart_id, require_completed)
             self._write(target, lambda tx: _put_all(tx, entities + relations), op_id)

@@ -7,6 +7,7 @@ ENOSPC, EIO or EACCES, or to simulate power loss, without LD_PRELOAD or root.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -76,6 +77,11 @@ class FileIO:
 
     def mkdir(self, path: str | Path) -> None:
         os.mkdir(path, 0o755)
+
+    def disk_usage(self, path: str | Path) -> tuple[int, int]:
+        """The size and free space (bytes, for an unprivileged user) of the filesystem holding ``path``."""
+        usage = shutil.disk_usage(path)
+        return usage.total, usage.free
 
     # Composite helpers: built only from the primitives above, so faults reach them too.
 

@@ -60,6 +60,7 @@ from .lines import (
     json_document_values,
 )
 from .locking import LockTimeout, WriteLock
+from .caller import current_caller
 from .recovery import Recovery
 from .statecache import CachedState, StateCache
 
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 BATCH_TYPE = "batch"
-ENVELOPE_KEYS = frozenset({"_op", "_ts"})  # which call wrote a record, and when
+ENVELOPE_KEYS = frozenset({"_op", "_ts", "_by"})  # which call wrote a record, when, and who made it (if known)
 LOCK_DIR = ".locks"
 HISTORY_DIR = "history"
 _CHUNK = 4 << 20
@@ -156,6 +157,7 @@ class Prefix:
 
 @dataclass(frozen=True)
 class JournalHooks:
+    before_write: Callable[[], None] | None = None  # before anything changes the file: may refuse by raising
     after_write: Callable[[], None] | None = None  # after a write that appended, with no lock held
     before_compaction: Callable[[Prefix], None] | None = None  # under the write lock, before the file is rewritten
 
@@ -301,6 +303,7 @@ class Journal:
 
     def write_op(self, build: Callable[[], tuple[list[Record], R]], op_id: str | None = None) -> tuple[R, str | None]:
         """:meth:`write`, also returning the operation id stamped on the line (``None``: nothing written)."""
+        self._may_write()
         op: str | None = None
         with self._saving(), self._locked():
             records, result = build()
@@ -319,6 +322,7 @@ class Journal:
         Returns ``False`` (and changes nothing) when the file has damaged lines, unless this
         is the explicit repair (``drop_damaged``): their bytes stay in quarantine and history.
         """
+        self._may_write()
         with self._saving(), self._locked():
             if (self._damage and not drop_damaged) or self._fd is None or self._unreadable:
                 return False
@@ -366,6 +370,7 @@ class Journal:
         The old file is first copied to ``history/`` (its path is returned). Every reader, in
         any process, sees the new inode and reloads.
         """
+        self._may_write()
         with self._saving(), self._locked():
             history = self._save_history() if self._fd is not None else None
             self._io.ensure_dir(self.path.parent)
@@ -373,6 +378,10 @@ class Journal:
             self._catch_up()
             self._recovery.try_log(file=self.path.name, found=reason, action="replaced", history=history)
             return history
+
+    def _may_write(self) -> None:
+        if self._hooks.before_write is not None:
+            self._hooks.before_write()
 
     def _file_exists(self) -> bool:
         """Whether the file is there as a regular file (anything else is never opened)."""
@@ -758,6 +767,9 @@ class Journal:
 
     def _envelope(self, records: list[Record], op: str) -> Record:
         stamp = {"_op": op, "_ts": iso_timestamp(self._clock())}
+        caller = current_caller()
+        if caller is not None:
+            stamp["_by"] = caller.name
         records = [{k: v for k, v in r.items() if k not in ENVELOPE_KEYS} for r in records]
         if len(records) == 1:
             return {**records[0], **stamp}
@@ -985,7 +997,7 @@ def _unwrap(record: Record) -> list[Record]:
     members = record.get("records")
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         return [record]  # the sink rejects an unknown shape as it would any bad record
-    stamp = {k: record[k] for k in ("_op", "_ts") if k in record}
+    stamp = {k: record[k] for k in ENVELOPE_KEYS if k in record}
     return [{**m, **stamp} for m in members]
 
 
