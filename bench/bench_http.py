@@ -85,7 +85,7 @@ def main() -> None:
             proc.wait(10)
         with Store(Path(tmp) / ".coaia") as store:
             stored = store.read_graph(limit=None).totalEntities
-            operations = History(store).operations("default", limit=None).operations
+            operations = list(History(store).every_operation("default"))
     misattributed = sum(op.by != op.entities[0].split("-")[0] for op in operations)
     print(json.dumps({**vars(args), **counts, "seconds": round(seconds, 2), "callsPerSecond": round(counts["calls"] / seconds),
                       "stored": stored, "lost": counts["acknowledged"] - stored, "misattributed": misattributed}))

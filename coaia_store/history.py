@@ -676,6 +676,16 @@ class History:
 
         return list_operations(self.store, context, limit, cursor)
 
+    def every_operation(self, context: str | None = None) -> Iterator[Operation]:
+        """:meth:`operations`, every page of them, newest first."""
+        cursor: str | None = None
+        while True:
+            page = self.operations(context, MAX_PAGE, cursor)
+            yield from page.operations
+            if page.nextCursor is None:
+                return
+            cursor = page.nextCursor
+
     def entity_history(self, name: str, context: str | None = None, limit: int | None = 100,
                        cursor: str | None = None) -> EntityHistory:
         """Every version of entity ``name`` (in one context, or in every context), oldest first, ``limit`` a page."""

@@ -173,7 +173,7 @@ async def _call(url: str, token: str, tool: str, arguments: dict[str, object]) -
 async def test_over_http_each_write_records_the_token_name(team: tuple[str, object]) -> None:
     url, _ = team
     await _call(url, ANA, "create_entity", {"entities": [ENTITY]})
-    operations = await _call(url, BOB, "list_operations", {})
+    operations = await _call(url, BOB, "history", {})
 
     assert operations.structured_content["operations"][0]["by"] == "ana"  # type: ignore[attr-defined]
 
@@ -252,6 +252,6 @@ async def test_concurrent_clients_with_different_tokens_are_each_attributed_corr
     finally:
         proc.terminate()
         proc.wait(10)
-    operations = History(Store(store_dir)).operations("default", limit=None).operations
+    operations = list(History(Store(store_dir)).every_operation("default"))
 
     assert len(operations) == 40 and all(op.entities[0].split("-")[0] == op.by for op in operations)
