@@ -106,7 +106,7 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
     ("compact a bad context", ["compact", "-c", "../x"], 1, ["context"]),
     ("init under a file", ["init", "{files}/plain.txt"], 1, ["cannot create"]),
     ("init in nowhere", ["init", UNREACHABLE], 1, ["cannot create"]),
-    ("serve a bad profile", ["serve", "--tools", "bogus"], 1, ["profile"]),
+    ("serve a bad profile", ["serve", "--tools", "bogus"], 2, ["profile"]),
     ("a file as the directory", ["status", "--dir", "{files}/plain.txt"], 1, ["plain.txt"]),
     ("an unknown command", ["frobnicate"], 2, []),
 ]
