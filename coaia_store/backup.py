@@ -223,6 +223,36 @@ class Backups:
             self._manifest_checked = (stamp, problem)
         return self._manifest_checked[1]
 
+    def shrunk(self, context: str, taken: list[BackupInfo] | None = None) -> str | None:
+        """Whether the context's file lost what its newest backup holds, with the restore command; ``None``: no sign.
+
+        A coaia-store file only grows, or is replaced by a compaction or a restore (a compaction's header
+        names the history file it saved; a restore brings back an older header). So a file that is empty,
+        is shorter than the same file was when backed up, or was created afresh after that backup, lost
+        data. ``taken``: the context's backups, oldest first (read from the manifest when omitted). Files
+        of other tools (no header) rewrite themselves and are not judged."""
+        taken = self.list_backups(context) if taken is None else taken
+        newest = taken[-1] if taken else None
+        if newest is None or not newest.strict:
+            return None
+        path = context_file(self._store.path, context)
+        try:
+            st = self._store.io.stat(path)
+        except FileNotFoundError:  # status reports a context whose file is gone
+            return None
+        if st.st_size == 0:
+            what = "is empty"
+        elif st.st_ino == newest.sourceStamp[0]:
+            what = f"was cut to {st.st_size} bytes" if st.st_size < newest.sourceSize else ""
+        else:
+            header = _header_of(self._store.io, path)
+            created = _moment(header.get("createdAt")) if header is not None and "history" not in header else None
+            taken_at = _moment(newest.time)
+            what = "was created afresh" if created and taken_at and created > taken_at else ""
+        return (f"{path.name} {what}, but backup {newest.id} ({newest.time}) holds {newest.records} records "
+                f"({newest.sourceSize} bytes) of it: restore it with coaia-store restore {newest.id}; or, to keep the "
+                f"file as it is, take a backup of it: coaia-store backup --context {context}") if what else None
+
     def repair_manifest(self) -> str | None:
         """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept
         beside it); what was done, or ``None`` when the manifest was fine."""
@@ -288,6 +318,10 @@ class Backups:
     def _take_due(self, context: str, entries: list[BackupInfo], now: datetime) -> list[BackupInfo]:
         """The periodic backups ``context`` lacks, for those periods it changed in. Never raises."""
         stem = context_file(self._store.path, context).stem
+        lost = self.shrunk(context, [e for e in entries if e.context == context])
+        if lost:  # an automatic backup would accept the loss, and retention would prune the backup holding the data
+            log.warning("automatic backup of context %r skipped: %s", context, lost)
+            return []
         ids = {e.id for e in entries}
         due = [(kind, label) for kind, label in _periods(now) if _backup_id(kind, stem, label) not in ids]
         if not due:
@@ -701,6 +735,27 @@ def _scan(compressed: Iterable[bytes], strict: bool) -> _Scan:
     except BackupError as exc:
         scan.problems.append(str(exc))
     return scan
+
+
+def _header_of(io: FileIO, path: Path) -> Record | None:
+    """The coaia-store header of the file at ``path``, if it starts with one."""
+    try:
+        fd = io.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        record, _ = decode_line(io.pread(fd, 64 << 10, 0).split(b"\n", 1)[0], strict=True)
+    finally:
+        io.close(fd)
+    return record if record is not None and is_header(record) else None
+
+
+def _moment(stamp: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _starts_with_header(content: bytes) -> bool:

@@ -82,12 +82,14 @@ class ContextIntegrity(BaseModel):
     backupProblems: list[str] = Field([], description="Backups that do not verify, and why.")
 
     readOnly: str | None = Field(None, description="Why the context cannot be written, and what to do.")
+    lostSinceBackup: str | None = Field(None, description="The file is empty, cut short, or created afresh although "
+                                                          "its newest backup holds more: which backup, and the restore command.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not (self.damagedLines or self.tornTail or self.danglingRelations or self.orphanSubCharts
-                    or self.timelineViolations or self.backupsVerified is False or self.readOnly)
+                    or self.timelineViolations or self.backupsVerified is False or self.readOnly or self.lostSinceBackup)
 
 
 class IntegrityReport(BaseModel):
@@ -131,6 +133,7 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
         readOnly=info.read_only,
+        lostSinceBackup=store.backups.shrunk(graph.context),
         **_backup_state(store, graph.context),
     )
 
@@ -150,6 +153,8 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
               "coaia-store validate lists them"] if orphans else []
     found += [f"{name}: {len(timeline)} due date(s) out of order ({timeline[0]}); coaia-store validate lists them"
               ] if timeline else []
+    lost = store.backups.shrunk(graph.context, taken)
+    found += [lost] if lost else []
     newest = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}
     return found + [f"backup {b.id}: {problem}; coaia-store validate checks it, coaia-store backup takes a new one"
                     for b in newest.values() if (problem := _file_problem(store, b))]
