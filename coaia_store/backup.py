@@ -211,10 +211,10 @@ class Backups:
             st = self._store.io.stat(self.root / MANIFEST_FILE)
             stamp: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         except FileNotFoundError:
-            return None
+            stamp = ()  # checked each time: backup files may appear
         except OSError as exc:
             return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions"
-        if self._manifest_checked[0] != stamp:
+        if self._manifest_checked[0] != stamp or not stamp:
             try:
                 self._read_manifest()
                 problem = None
@@ -348,7 +348,8 @@ class Backups:
         return found
 
     def _take(self, context: str, prefix: Prefix, kind: str, label: str, now: datetime) -> BackupInfo:
-        """Copy ``prefix`` to a backup file, verify it, record it, prune; raise BackupError if it does not verify."""
+        """Copy ``prefix`` to a backup file, verify it, record it, prune; raise BackupError if it does not verify.
+        A backup that fails leaves behind no file that the manifest does not list."""
         io = self._store.io
         source = context_file(self._store.path, context)
         backup_id = _backup_id(kind, source.stem, label)
@@ -356,29 +357,45 @@ class Backups:
         io.ensure_dir(target.parent)
         digest = hashlib.sha256()
         io.write_file_atomic(target, _hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
-        with self._opened(target) as fd:
-            scan = _scan(_read_all(io, fd), prefix.strict)
-        problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)
-        if problems:
-            self._reject(target, backup_id, problems)
-        info = BackupInfo(
-            id=backup_id,
-            group=f"{kind}/{label}",
-            context=context,
-            kind=kind,
-            file=str(target.relative_to(self._store.path)),
-            sha256=scan.sha256,
-            size=scan.size,
-            records=scan.records,
-            lines=scan.lines,
-            sourceFile=source.name,
-            sourceSize=prefix.size,
-            sourceStamp=prefix.stamp,
-            strict=prefix.strict,
-            time=iso_timestamp(now),
-        )
-        self._record(info, now)
+        try:
+            with self._opened(target) as fd:
+                scan = _scan(_read_all(io, fd), prefix.strict)
+            problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)
+            if problems:
+                self._reject(target, backup_id, problems)
+            info = BackupInfo(
+                id=backup_id,
+                group=f"{kind}/{label}",
+                context=context,
+                kind=kind,
+                file=str(target.relative_to(self._store.path)),
+                sha256=scan.sha256,
+                size=scan.size,
+                records=scan.records,
+                lines=scan.lines,
+                sourceFile=source.name,
+                sourceSize=prefix.size,
+                sourceStamp=prefix.stamp,
+                strict=prefix.strict,
+                time=iso_timestamp(now),
+            )
+            self._record(info, now)
+        except BaseException:
+            self._discard_unless_listed(target, backup_id)
+            raise
         return info
+
+    def _discard_unless_listed(self, target: Path, backup_id: str) -> None:
+        """After a failed backup: remove its file, unless the manifest lists it (a failure after the manifest's rename)."""
+        try:
+            if any(e.id == backup_id for e in self._read_manifest()):
+                return
+        except BackupError:
+            pass
+        try:
+            self._store.io.unlink(target)
+        except OSError:
+            pass
 
     def _reject(self, target: Path, backup_id: str, problems: list[str]) -> NoReturn:
         self._store.io.unlink(target)
@@ -399,12 +416,16 @@ class Backups:
 
     # ------------------------------------------------------------------ manifest and retention
 
-    def _read_manifest(self) -> list[BackupInfo]:
+    def _read_manifest(self, recording: Path | None = None) -> list[BackupInfo]:
+        """The manifest's entries; BackupError if it is unreadable, or missing while backup files (other
+        than ``recording``, the first one being recorded) are in ``.backup/``."""
         path = self.root / MANIFEST_FILE
         try:
             with self._opened(path) as fd:
                 data = b"".join(_read_all(self._store.io, fd))
         except FileNotFoundError:
+            if any(found != recording for found in self.root.glob("*/*" + SUFFIX)):
+                raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is missing, but backup files are in {BACKUP_DIR}/") from None
             return []
         except (OSError, BackupError) as exc:
             raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({getattr(exc, 'strerror', None) or exc})") from exc
@@ -414,17 +435,19 @@ class Backups:
             first = exc.errors()[0]["msg"].removeprefix("Value error, ")
             raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({first}; {exc.error_count()} problem(s))") from exc
 
-    def _from_disk(self) -> list[BackupInfo]:
-        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped)."""
+    def _from_disk(self, *, for_update: bool = False) -> list[BackupInfo]:
+        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped).
+        ``for_update``: a file that cannot be read (an I/O error) raises instead of being left out, as the
+        manifest written from this list would orphan it."""
         if not self.root.is_dir() or self.root.is_symlink():
             return []
         found: list[BackupInfo] = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and not folder.is_symlink():
-                found += filter(None, map(self._entry_of_file, sorted(folder.glob("*" + SUFFIX))))
+                found += [e for p in sorted(folder.glob("*" + SUFFIX)) if (e := self._entry_of_file(p, for_update))]
         return found
 
-    def _entry_of_file(self, path: Path) -> BackupInfo | None:
+    def _entry_of_file(self, path: Path, for_update: bool) -> BackupInfo | None:
         match = _FILE_NAME.fullmatch(path.name.removesuffix(SUFFIX))
         context = context_of_file(match["stem"] + ".jsonl") if match else None
         if match is None or context is None:
@@ -435,7 +458,12 @@ class Backups:
                 content = b"".join(_gunzip(_read_all(io, fd)))
                 strict = _starts_with_header(content)
                 scan, mtime = _scan(_read_all(io, fd), strict), io.fstat(fd).st_mtime
-        except (OSError, BackupError) as exc:
+        except OSError as exc:
+            if for_update:
+                raise
+            log.warning("backup file %s left out: %s", path.name, exc)
+            return None
+        except BackupError as exc:  # a link, an odd file, damaged gzip data: nothing a restore could use
             log.warning("backup file %s left out: %s", path.name, exc)
             return None
         if scan.problems:
@@ -451,8 +479,11 @@ class Backups:
     def _rebuilt(self, problem: BackupError) -> tuple[list[BackupInfo], str]:
         """Under the manifest lock: set the unreadable manifest aside (kept, logged) and list the backup files."""
         aside = self.root / f"{MANIFEST_FILE}.unreadable-{_unique_label(self._store.clock())}"
-        self._store.io.replace(self.root / MANIFEST_FILE, aside)
-        entries = self._from_disk()
+        entries = self._from_disk(for_update=True)
+        try:  # a second name for the damaged one: the manifest itself is only ever replaced atomically
+            self._store.io.link(self.root / MANIFEST_FILE, aside)
+        except FileNotFoundError:
+            pass
         self._store.recovery.try_log(file=f"{BACKUP_DIR}/{MANIFEST_FILE}", found=str(problem),
                                      action=f"set aside as {aside.name}; rebuilt from {len(entries)} backup file(s) that verify")
         return entries, aside.name
@@ -460,16 +491,16 @@ class Backups:
     def _record(self, info: BackupInfo, now: datetime) -> None:
         """Add ``info`` to the manifest, drop what retention no longer keeps, then delete those files."""
         with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
-            entries = [e for e in self._manifest_for_update() if e.id != info.id] + [info]
+            entries = [e for e in self._manifest_for_update(self._store.path / info.file) if e.id != info.id] + [info]
             keep, drop = _retention(entries, now, self._store.config.backup)
             self._write_manifest(keep)
             for entry in drop:
                 self._prune(entry)
 
-    def _manifest_for_update(self) -> list[BackupInfo]:
+    def _manifest_for_update(self, recording: Path) -> list[BackupInfo]:
         """The manifest's entries; an unreadable manifest is set aside and rebuilt from the backup files."""
         try:
-            return self._read_manifest()
+            return self._read_manifest(recording)
         except BackupError as exc:
             return self._rebuilt(exc)[0]
 

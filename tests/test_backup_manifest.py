@@ -168,3 +168,24 @@ def test_a_backup_that_is_a_fifo_is_refused_without_blocking(store_dir: Path, ba
     [result] = store.backups.verify(info.id)
 
     assert not result.ok and "not a regular file" in result.problems[0]
+
+
+def test_a_deleted_manifest_with_backup_files_left_is_a_problem_that_doctor_fix_rebuilds(
+    store_dir: Path, backed_up: list[str]
+) -> None:
+    (store_dir / MANIFEST).unlink()
+    store = Store(store_dir)
+
+    problem = store.backups.manifest_problem()
+    validate_integrity(store, repair=True)
+
+    assert problem is not None and "is missing, but backup files are in .backup/" in problem
+    assert sorted(b.id for b in Store(store_dir).backups.list_backups()) == backed_up
+
+
+def test_the_first_backup_of_a_store_is_recorded_without_a_rebuild(store_dir: Path) -> None:
+    with Store(store_dir) as store:
+        store.create_entities([entity("a")])  # the day's daily and weekly are the first backups
+
+        assert store.backups.manifest_problem() is None
+        assert not [e for e in store.recovery.entries() if "rebuilt" in str(e.get("action"))]
