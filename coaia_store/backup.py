@@ -480,10 +480,11 @@ class Backups:
         """Under the manifest lock: set the unreadable manifest aside (kept, logged) and list the backup files."""
         aside = self.root / f"{MANIFEST_FILE}.unreadable-{_unique_label(self._store.clock())}"
         entries = self._from_disk(for_update=True)
-        try:  # a second name for the damaged one: the manifest itself is only ever replaced atomically
-            self._store.io.link(self.root / MANIFEST_FILE, aside)
-        except FileNotFoundError:
-            pass
+        manifest = self.root / MANIFEST_FILE
+        if manifest.is_symlink() or (manifest.exists() and not manifest.is_file()):
+            self._store.io.replace(manifest, aside)  # a link, a folder, a FIFO: moved aside, never followed
+        elif manifest.exists():  # a second name for the damaged file: the manifest is only ever replaced atomically
+            self._store.io.link(manifest, aside)
         self._store.recovery.try_log(file=f"{BACKUP_DIR}/{MANIFEST_FILE}", found=str(problem),
                                      action=f"set aside as {aside.name}; rebuilt from {len(entries)} backup file(s) that verify")
         return entries, aside.name

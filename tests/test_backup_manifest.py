@@ -189,3 +189,21 @@ def test_the_first_backup_of_a_store_is_recorded_without_a_rebuild(store_dir: Pa
 
         assert store.backups.manifest_problem() is None
         assert not [e for e in store.recovery.entries() if "rebuilt" in str(e.get("action"))]
+
+
+@pytest.mark.parametrize("odd", ["symlink", "directory", "fifo"])
+def test_a_manifest_that_is_not_a_regular_file_is_reported_and_rebuilt_without_being_followed(
+    store_dir: Path, backed_up: list[str], odd: str
+) -> None:
+    manifest = store_dir / MANIFEST
+    outside = store_dir.parent / "outside-manifest.json"
+    manifest.rename(outside)
+    {"symlink": lambda: manifest.symlink_to(outside), "directory": manifest.mkdir, "fifo": lambda: os.mkfifo(manifest)}[odd]()
+    store = Store(store_dir)
+
+    problem = store.backups.manifest_problem()
+    validate_integrity(store, repair=True)
+
+    assert problem is not None and "refused" in problem
+    assert manifest.is_file() and not manifest.is_symlink() and outside.stat().st_nlink == 1
+    assert sorted(b.id for b in Store(store_dir).backups.list_backups()) == backed_up
