@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field, computed_field
 from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, meta
-from .errors import os_errors_reported
+from .errors import CoaiaError, os_errors_reported
 from .graph import ENTITY_TYPES, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
@@ -144,8 +144,11 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
     end), orphan sub-charts, due dates out of order, and a newest daily or weekly backup whose file is gone or
     changed size (only validate reads the backups through)."""
     name = graph.journal.path.name
-    dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
-    waiting = _waiting(graph, store, graph.journal.info().damage) if dangling else set()
+    try:
+        dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+        waiting = _waiting(graph, store, graph.journal.info().damage) if dangling else set()
+    except CoaiaError:  # a context that cannot be read: status reports that with the context itself
+        return []
     removable = [_describe(r) for r in dangling if relation_key(r) not in waiting]
     found = [f"{name}: {len(removable)} dangling relation(s) ({'; '.join(removable[:3])}): an end does not exist; "
              "coaia-store validate --fix removes them"] if removable else []
