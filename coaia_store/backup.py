@@ -254,16 +254,24 @@ class Backups:
                 f"file as it is, take a backup of it: coaia-store backup --context {context}") if what else None
 
     def repair_manifest(self) -> str | None:
-        """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept
-        beside it); what was done, or ``None`` when the manifest was fine."""
+        """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept beside
+        it), or add to a readable one the backup files it does not list that verify (a backup killed after
+        writing its file); what was done, or ``None`` when there was nothing to do."""
         with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
             try:
-                self._read_manifest()
-                return None
+                entries = self._read_manifest()
             except BackupError as exc:
                 entries, aside = self._rebuilt(exc)
                 self._write_manifest(entries)
-        return f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify (the damaged one is kept as {aside})"
+                return (f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify "
+                        f"(the damaged one is kept as {aside})")
+            listed = {e.file for e in entries}
+            adopted = self._from_disk(for_update=True, leave_out=listed)
+            if not adopted:
+                return None
+            self._write_manifest(entries + adopted)
+        return f"listed {len(adopted)} backup file(s) that verify but were not in {BACKUP_DIR}/{MANIFEST_FILE}: " + \
+            ", ".join(e.id for e in adopted)
 
     def verify(self, backup_id: str | None = None) -> list[VerifyResult]:
         """Check a backup (an id or a group id; ``None``: all) against its manifest entry."""
@@ -435,16 +443,18 @@ class Backups:
             first = exc.errors()[0]["msg"].removeprefix("Value error, ")
             raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({first}; {exc.error_count()} problem(s))") from exc
 
-    def _from_disk(self, *, for_update: bool = False) -> list[BackupInfo]:
-        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped).
-        ``for_update``: a file that cannot be read (an I/O error) raises instead of being left out, as the
-        manifest written from this list would orphan it."""
+    def _from_disk(self, *, for_update: bool = False, leave_out: frozenset[str] | set[str] = frozenset()) -> list[BackupInfo]:
+        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped),
+        but those named in ``leave_out`` (paths relative to the store). ``for_update``: a file that cannot be
+        read (an I/O error) raises instead of being left out, as the manifest written from this list would
+        orphan it."""
         if not self.root.is_dir() or self.root.is_symlink():
             return []
         found: list[BackupInfo] = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and not folder.is_symlink():
-                found += [e for p in sorted(folder.glob("*" + SUFFIX)) if (e := self._entry_of_file(p, for_update))]
+                paths = [p for p in sorted(folder.glob("*" + SUFFIX)) if str(p.relative_to(self._store.path)) not in leave_out]
+                found += [e for p in paths if (e := self._entry_of_file(p, for_update))]
         return found
 
     def _entry_of_file(self, path: Path, for_update: bool) -> BackupInfo | None:
