@@ -33,6 +33,7 @@ A second repair changes nothing. Lost updates to records that still exist are no
 
 from __future__ import annotations
 
+import stat
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -165,10 +166,12 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
 
 def _file_problem(store: Store, info: BackupInfo) -> str | None:
     try:
-        size = store.io.stat(store.path / info.file).st_size
+        st = (store.path / info.file).lstat()  # a link is not followed: validate refuses to open one
     except FileNotFoundError:
         return "its file is missing"
-    return None if size == info.size else f"its file is {size} bytes, the manifest says {info.size}"
+    if not stat.S_ISREG(st.st_mode):
+        return "its file is not a regular file (a symbolic link?)"
+    return None if st.st_size == info.size else f"its file is {st.st_size} bytes, the manifest says {info.size}"
 
 
 def _duplicate_names(path: Path) -> list[str]:

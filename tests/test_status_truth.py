@@ -145,3 +145,14 @@ def test_compaction_and_growth_are_not_flagged(store_dir: Path, backed_up: str) 
         store.create_entities([entity("f")])
 
     assert lost_problem(store_dir) == [] and not Store(store_dir).status().degraded
+
+
+def test_status_and_doctor_agree_on_a_daily_backup_replaced_by_a_symbolic_link(store_dir: Path) -> None:
+    with Store(store_dir) as store:
+        store.create_entities([entity("a")])
+        [daily] = [b for b in store.backups.list_backups() if b.kind == "daily"]
+    backup = store_dir / daily.file
+    backup.rename(store_dir.parent / "elsewhere.jsonl.gz")
+    backup.symlink_to(store_dir.parent / "elsewhere.jsonl.gz")
+
+    assert exit_codes(store_dir) == {"status": 3, "validate": 3, "doctor": 3}
