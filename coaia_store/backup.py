@@ -364,8 +364,8 @@ class Backups:
         target = self._path(backup_id)
         io.ensure_dir(target.parent)
         digest = hashlib.sha256()
-        io.write_file_atomic(target, _hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
         try:
+            io.write_file_atomic(target, _hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
             with self._opened(target) as fd:
                 scan = _scan(_read_all(io, fd), prefix.strict)
             problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)

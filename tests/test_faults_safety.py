@@ -15,7 +15,9 @@ left it), its manifest reads and lists every backup file on disk, and a second r
 from __future__ import annotations
 
 import errno
+import gzip
 import shutil
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +28,7 @@ from coaia_store import Store
 from coaia_store.config import StoreConfig
 from coaia_store.errors import CoaiaError
 from coaia_store.integrity import validate_integrity
+from coaia_store.storage.lines import decode_line
 
 from faults import (
     FaultyIO,
@@ -251,11 +254,20 @@ def check_repair(store_dir: Path, state: Snapshot, uninterrupted: Snapshot | Non
 
 
 def check_none_orphaned(store: Store) -> list[str]:
-    """After the repair the manifest reads, and lists every backup file in .backup/."""
+    """After the repair the manifest reads and lists every backup file in .backup/ that is whole (a file a
+    failed backup could not remove, of a damaged file or cut short, is no backup)."""
     problem = store.backups.manifest_problem()
     listed = {b.file for b in store.backups.list_backups()}
-    on_disk = {str(p.relative_to(store.path)) for p in (store.path / ".backup").glob("*/*.jsonl.gz")}
-    return ([problem] if problem else []) + [f"backup file {f} is not listed" for f in sorted(on_disk - listed)]
+    unlisted = [p for p in sorted((store.path / ".backup").glob("*/*.jsonl.gz")) if str(p.relative_to(store.path)) not in listed]
+    return ([problem] if problem else []) + [f"backup file {p.name} is whole but not listed" for p in unlisted if _whole(p)]
+
+
+def _whole(path: Path) -> bool:
+    try:
+        lines = gzip.decompress(path.read_bytes()).split(b"\n")
+    except (OSError, EOFError, zlib.error):
+        return False
+    return lines[-1] == b"" and all(decode_line(line, strict=True)[1] is None for line in lines[:-1])
 
 
 def check_new_backup(store: Store) -> list[str]:
