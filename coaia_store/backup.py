@@ -129,7 +129,8 @@ class Backups:
         self._locks_guard = threading.Lock()
         self._background = background
         self._worker: threading.Thread | None = None
-        self._manifest_checked: tuple[tuple[int, ...] | None, str | None] = (None, None)  # stat stamp, its problem
+        # the manifest's stat stamp when last read, its problem (None: fine) and its entries
+        self._manifest_checked: tuple[tuple[int, ...] | None, str | None, list[BackupInfo]] = (None, None, [])
 
     def after_write(self, context: str) -> None:
         """The journal's hook: the automatic backups, inline, or (``background=True``, the server's
@@ -207,35 +208,50 @@ class Backups:
 
     def manifest_problem(self) -> str | None:
         """What is wrong with ``MANIFEST.json``, or ``None``: one stat while the file is unchanged."""
+        return self._checked_manifest()[0]
+
+    def loss_warning(self, context: str, path: Path, exists: bool) -> str | None:
+        """For every tool reply: the context (its file at ``path``, which ``exists`` or not) lost what its newest
+        backup holds (:meth:`shrunk`), or its file is gone though a backup holds it. Cheap: the manifest as last
+        read, one stat of the file."""
+        taken = [e for e in self._checked_manifest()[1] if e.context == context]
+        if not taken:
+            return None
+        if not exists:
+            return (f"context {context!r} has no file any more, but backup {taken[-1].id} holds it: restore it with "
+                    f"coaia-store restore {taken[-1].id}")
+        return self.shrunk(context, taken, path)
+
+    def _checked_manifest(self) -> tuple[str | None, list[BackupInfo]]:
         try:
             st = self._store.io.stat(self.root / MANIFEST_FILE)
             stamp: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         except FileNotFoundError:
             stamp = ()  # checked each time: backup files may appear
         except OSError as exc:
-            return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions"
+            return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions", []
         if self._manifest_checked[0] != stamp or not stamp:
             try:
-                self._read_manifest()
-                problem = None
+                entries, problem = self._read_manifest(), None
             except BackupError as exc:
-                problem = f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
-            self._manifest_checked = (stamp, problem)
-        return self._manifest_checked[1]
+                entries, problem = [], f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
+            entries.sort(key=lambda e: (e.time, e.id))
+            self._manifest_checked = (stamp, problem, entries)
+        return self._manifest_checked[1], self._manifest_checked[2]
 
-    def shrunk(self, context: str, taken: list[BackupInfo] | None = None) -> str | None:
+    def shrunk(self, context: str, taken: list[BackupInfo] | None = None, path: Path | None = None) -> str | None:
         """Whether the context's file lost what its newest backup holds, with the restore command; ``None``: no sign.
 
         A coaia-store file only grows, or is replaced by a compaction or a restore (a compaction's header
         names the history file it saved; a restore brings back an older header). So a file that is empty,
         is shorter than the same file was when backed up, or was created afresh after that backup, lost
-        data. ``taken``: the context's backups, oldest first (read from the manifest when omitted). Files
-        of other tools (no header) rewrite themselves and are not judged."""
+        data. ``taken``: the context's backups, oldest first (read from the manifest when omitted); ``path``:
+        its file, if known. Files of other tools (no header) rewrite themselves and are not judged."""
         taken = self.list_backups(context) if taken is None else taken
         newest = taken[-1] if taken else None
         if newest is None or not newest.strict:
             return None
-        path = context_file(self._store.path, context)
+        path = path or context_file(self._store.path, context)
         try:
             st = self._store.io.stat(path)
         except FileNotFoundError:  # status reports a context whose file is gone
