@@ -14,6 +14,11 @@ inode, so the open descriptor keeps reading those bytes. Each backup is gzip'ed,
 atomically, read back and verified line by line, then recorded in the manifest; one that fails
 verification is deleted, reported and not recorded. Retention runs after each backup.
 
+The manifest is only ever replaced atomically. An unreadable one (or one missing while backup files
+exist) is reported with its fix, listing falls back to the backup files that verify, and the next
+backup or repair rebuilds it from them: no backup is ever dropped from the list. Its entries name
+only their own file in ``.backup/``; backup files are opened without following links or blocking.
+
 Locks (in ``.coaia/.locks/``), always taken in this order, never the other way:
 ``backup-sweep`` (one automatic sweep at a time) -> a context's write lock (briefly) ->
 ``backup-manifest`` (manifest read-modify-write and pruning, never held while waiting for another).

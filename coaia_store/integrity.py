@@ -4,9 +4,14 @@ Checked per context: lines read, records applied, damaged lines (with line numbe
 failed their checksum, a torn tail, relations whose ends do not exist, sub-charts whose parent
 chart or step is gone, due dates that break the timeline (a step due after its chart, a sub-chart
 due after its step), and the backups: the newest daily and weekly, and whether they verify (no
-backup yet is fine; one that does not verify is a problem).
+backup yet is fine; one that does not verify is a problem); a read-only context; a file that lost
+what its newest backup holds (:meth:`Backups.shrunk`). For the whole store: an unreadable backup
+manifest and a context whose file is gone though a backup holds it. :func:`context_problems` is the
+cheap part of this, for every ``status``, so that status, validate and doctor agree.
 
-``repair=True`` then applies what is safe, each change logged to the recovery log:
+``repair=True`` then applies what is safe, each change logged to the recovery log (first, an
+unreadable backup manifest is rebuilt from the backup files that verify, and verified backup files
+the manifest does not list are added to it):
 
 * A file with damaged lines: first the records those lines held are recovered where possible. The
   damaged bytes cannot tell which records they held, so the rule is: every entity or relation that
