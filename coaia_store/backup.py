@@ -14,6 +14,11 @@ inode, so the open descriptor keeps reading those bytes. Each backup is gzip'ed,
 atomically, read back and verified line by line, then recorded in the manifest; one that fails
 verification is deleted, reported and not recorded. Retention runs after each backup.
 
+The manifest is only ever replaced atomically. An unreadable one (or one missing while backup files
+exist) is reported with its fix, listing falls back to the backup files that verify, and the next
+backup or repair rebuilds it from them: no backup is ever dropped from the list. Its entries name
+only their own file in ``.backup/``; backup files are opened without following links or blocking.
+
 Locks (in ``.coaia/.locks/``), always taken in this order, never the other way:
 ``backup-sweep`` (one automatic sweep at a time) -> a context's write lock (briefly) ->
 ``backup-manifest`` (manifest read-modify-write and pruning, never held while waiting for another).
@@ -129,7 +134,8 @@ class Backups:
         self._locks_guard = threading.Lock()
         self._background = background
         self._worker: threading.Thread | None = None
-        self._manifest_checked: tuple[tuple[int, ...] | None, str | None] = (None, None)  # stat stamp, its problem
+        # the manifest's stat stamp when last read, its problem (None: fine) and its entries
+        self._manifest_checked: tuple[tuple[int, ...] | None, str | None, list[BackupInfo]] = (None, None, [])
 
     def after_write(self, context: str) -> None:
         """The journal's hook: the automatic backups, inline, or (``background=True``, the server's
@@ -207,33 +213,86 @@ class Backups:
 
     def manifest_problem(self) -> str | None:
         """What is wrong with ``MANIFEST.json``, or ``None``: one stat while the file is unchanged."""
+        return self._checked_manifest()[0]
+
+    def loss_warning(self, context: str, path: Path, exists: bool) -> str | None:
+        """For every tool reply: the context (its file at ``path``, which ``exists`` or not) lost what its newest
+        backup holds (:meth:`shrunk`), or its file is gone though a backup holds it. Cheap: the manifest as last
+        read, one stat of the file."""
+        taken = [e for e in self._checked_manifest()[1] if e.context == context]
+        if not taken:
+            return None
+        if not exists:
+            return (f"context {context!r} has no file any more, but backup {taken[-1].id} holds it: restore it with "
+                    f"coaia-store restore {taken[-1].id}")
+        return self.shrunk(context, taken, path)
+
+    def _checked_manifest(self) -> tuple[str | None, list[BackupInfo]]:
         try:
             st = self._store.io.stat(self.root / MANIFEST_FILE)
             stamp: tuple[int, ...] = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         except FileNotFoundError:
-            return None
+            stamp = ()  # checked each time: backup files may appear
         except OSError as exc:
-            return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions"
-        if self._manifest_checked[0] != stamp:
+            return f"{BACKUP_DIR}/{MANIFEST_FILE} cannot be read ({exc.strerror}): check its permissions", []
+        if self._manifest_checked[0] != stamp or not stamp:
             try:
-                self._read_manifest()
-                problem = None
+                entries, problem = self._read_manifest(), None
             except BackupError as exc:
-                problem = f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
-            self._manifest_checked = (stamp, problem)
-        return self._manifest_checked[1]
+                entries, problem = [], f"{exc}: rebuild it from the backup files with coaia-store doctor --fix"
+            entries.sort(key=lambda e: (e.time, e.id))
+            self._manifest_checked = (stamp, problem, entries)
+        return self._manifest_checked[1], self._manifest_checked[2]
+
+    def shrunk(self, context: str, taken: list[BackupInfo] | None = None, path: Path | None = None) -> str | None:
+        """Whether the context's file lost what its newest backup holds, with the restore command; ``None``: no sign.
+
+        A coaia-store file only grows, or is replaced by a compaction or a restore (a compaction's header
+        names the history file it saved; a restore brings back an older header). So a file that is empty,
+        is shorter than the same file was when backed up, or was created afresh after that backup, lost
+        data. ``taken``: the context's backups, oldest first (read from the manifest when omitted); ``path``:
+        its file, if known. Files of other tools (no header) rewrite themselves and are not judged."""
+        taken = self.list_backups(context) if taken is None else taken
+        newest = taken[-1] if taken else None
+        if newest is None or not newest.strict:
+            return None
+        path = path or context_file(self._store.path, context)
+        try:
+            st = self._store.io.stat(path)
+        except FileNotFoundError:  # status reports a context whose file is gone
+            return None
+        if st.st_size == 0:
+            what = "is empty"
+        elif st.st_ino == newest.sourceStamp[0]:
+            what = f"was cut to {st.st_size} bytes" if st.st_size < newest.sourceSize else ""
+        else:
+            header = _header_of(self._store.io, path)
+            created = _moment(header.get("createdAt")) if header is not None and "history" not in header else None
+            taken_at = _moment(newest.time)
+            what = "was created afresh" if created and taken_at and created > taken_at else ""
+        return (f"{path.name} {what}, but backup {newest.id} ({newest.time}) holds {newest.records} records "
+                f"({newest.sourceSize} bytes) of it: restore it with coaia-store restore {newest.id}; or, to keep the "
+                f"file as it is, take a backup of it: coaia-store backup --context {context}") if what else None
 
     def repair_manifest(self) -> str | None:
-        """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept
-        beside it); what was done, or ``None`` when the manifest was fine."""
+        """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept beside
+        it), or add to a readable one the backup files it does not list that verify (a backup killed after
+        writing its file); what was done, or ``None`` when there was nothing to do."""
         with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
             try:
-                self._read_manifest()
-                return None
+                entries = self._read_manifest()
             except BackupError as exc:
                 entries, aside = self._rebuilt(exc)
                 self._write_manifest(entries)
-        return f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify (the damaged one is kept as {aside})"
+                return (f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify "
+                        f"(the damaged one is kept as {aside})")
+            listed = {e.file for e in entries}
+            adopted = self._from_disk(for_update=True, leave_out=listed)
+            if not adopted:
+                return None
+            self._write_manifest(entries + adopted)
+        return f"listed {len(adopted)} backup file(s) that verify but were not in {BACKUP_DIR}/{MANIFEST_FILE}: " + \
+            ", ".join(e.id for e in adopted)
 
     def verify(self, backup_id: str | None = None) -> list[VerifyResult]:
         """Check a backup (an id or a group id; ``None``: all) against its manifest entry."""
@@ -288,6 +347,10 @@ class Backups:
     def _take_due(self, context: str, entries: list[BackupInfo], now: datetime) -> list[BackupInfo]:
         """The periodic backups ``context`` lacks, for those periods it changed in. Never raises."""
         stem = context_file(self._store.path, context).stem
+        lost = self.shrunk(context, [e for e in entries if e.context == context])
+        if lost:  # an automatic backup would accept the loss, and retention would prune the backup holding the data
+            log.warning("automatic backup of context %r skipped: %s", context, lost)
+            return []
         ids = {e.id for e in entries}
         due = [(kind, label) for kind, label in _periods(now) if _backup_id(kind, stem, label) not in ids]
         if not due:
@@ -314,37 +377,54 @@ class Backups:
         return found
 
     def _take(self, context: str, prefix: Prefix, kind: str, label: str, now: datetime) -> BackupInfo:
-        """Copy ``prefix`` to a backup file, verify it, record it, prune; raise BackupError if it does not verify."""
+        """Copy ``prefix`` to a backup file, verify it, record it, prune; raise BackupError if it does not verify.
+        A backup that fails leaves behind no file that the manifest does not list."""
         io = self._store.io
         source = context_file(self._store.path, context)
         backup_id = _backup_id(kind, source.stem, label)
         target = self._path(backup_id)
         io.ensure_dir(target.parent)
         digest = hashlib.sha256()
-        io.write_file_atomic(target, _hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
-        with self._opened(target) as fd:
-            scan = _scan(_read_all(io, fd), prefix.strict)
-        problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)
-        if problems:
-            self._reject(target, backup_id, problems)
-        info = BackupInfo(
-            id=backup_id,
-            group=f"{kind}/{label}",
-            context=context,
-            kind=kind,
-            file=str(target.relative_to(self._store.path)),
-            sha256=scan.sha256,
-            size=scan.size,
-            records=scan.records,
-            lines=scan.lines,
-            sourceFile=source.name,
-            sourceSize=prefix.size,
-            sourceStamp=prefix.stamp,
-            strict=prefix.strict,
-            time=iso_timestamp(now),
-        )
-        self._record(info, now)
+        try:
+            io.write_file_atomic(target, _hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
+            with self._opened(target) as fd:
+                scan = _scan(_read_all(io, fd), prefix.strict)
+            problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)
+            if problems:
+                self._reject(target, backup_id, problems)
+            info = BackupInfo(
+                id=backup_id,
+                group=f"{kind}/{label}",
+                context=context,
+                kind=kind,
+                file=str(target.relative_to(self._store.path)),
+                sha256=scan.sha256,
+                size=scan.size,
+                records=scan.records,
+                lines=scan.lines,
+                sourceFile=source.name,
+                sourceSize=prefix.size,
+                sourceStamp=prefix.stamp,
+                strict=prefix.strict,
+                time=iso_timestamp(now),
+            )
+            self._record(info, now)
+        except BaseException:
+            self._discard_unless_listed(target, backup_id)
+            raise
         return info
+
+    def _discard_unless_listed(self, target: Path, backup_id: str) -> None:
+        """After a failed backup: remove its file, unless the manifest lists it (a failure after the manifest's rename)."""
+        try:
+            if any(e.id == backup_id for e in self._read_manifest()):
+                return
+        except BackupError:
+            pass
+        try:
+            self._store.io.unlink(target)
+        except OSError:
+            pass
 
     def _reject(self, target: Path, backup_id: str, problems: list[str]) -> NoReturn:
         self._store.io.unlink(target)
@@ -365,12 +445,16 @@ class Backups:
 
     # ------------------------------------------------------------------ manifest and retention
 
-    def _read_manifest(self) -> list[BackupInfo]:
+    def _read_manifest(self, recording: Path | None = None) -> list[BackupInfo]:
+        """The manifest's entries; BackupError if it is unreadable, or missing while backup files (other
+        than ``recording``, the first one being recorded) are in ``.backup/``."""
         path = self.root / MANIFEST_FILE
         try:
             with self._opened(path) as fd:
                 data = b"".join(_read_all(self._store.io, fd))
         except FileNotFoundError:
+            if any(found != recording for found in self.root.glob("*/*" + SUFFIX)):
+                raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is missing, but backup files are in {BACKUP_DIR}/") from None
             return []
         except (OSError, BackupError) as exc:
             raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({getattr(exc, 'strerror', None) or exc})") from exc
@@ -380,17 +464,21 @@ class Backups:
             first = exc.errors()[0]["msg"].removeprefix("Value error, ")
             raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({first}; {exc.error_count()} problem(s))") from exc
 
-    def _from_disk(self) -> list[BackupInfo]:
-        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped)."""
+    def _from_disk(self, *, for_update: bool = False, leave_out: frozenset[str] | set[str] = frozenset()) -> list[BackupInfo]:
+        """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped),
+        but those named in ``leave_out`` (paths relative to the store). ``for_update``: a file that cannot be
+        read (an I/O error) raises instead of being left out, as the manifest written from this list would
+        orphan it."""
         if not self.root.is_dir() or self.root.is_symlink():
             return []
         found: list[BackupInfo] = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and not folder.is_symlink():
-                found += filter(None, map(self._entry_of_file, sorted(folder.glob("*" + SUFFIX))))
+                paths = [p for p in sorted(folder.glob("*" + SUFFIX)) if str(p.relative_to(self._store.path)) not in leave_out]
+                found += [e for p in paths if (e := self._entry_of_file(p, for_update))]
         return found
 
-    def _entry_of_file(self, path: Path) -> BackupInfo | None:
+    def _entry_of_file(self, path: Path, for_update: bool) -> BackupInfo | None:
         match = _FILE_NAME.fullmatch(path.name.removesuffix(SUFFIX))
         context = context_of_file(match["stem"] + ".jsonl") if match else None
         if match is None or context is None:
@@ -401,7 +489,12 @@ class Backups:
                 content = b"".join(_gunzip(_read_all(io, fd)))
                 strict = _starts_with_header(content)
                 scan, mtime = _scan(_read_all(io, fd), strict), io.fstat(fd).st_mtime
-        except (OSError, BackupError) as exc:
+        except OSError as exc:
+            if for_update:
+                raise
+            log.warning("backup file %s left out: %s", path.name, exc)
+            return None
+        except BackupError as exc:  # a link, an odd file, damaged gzip data: nothing a restore could use
             log.warning("backup file %s left out: %s", path.name, exc)
             return None
         if scan.problems:
@@ -417,8 +510,12 @@ class Backups:
     def _rebuilt(self, problem: BackupError) -> tuple[list[BackupInfo], str]:
         """Under the manifest lock: set the unreadable manifest aside (kept, logged) and list the backup files."""
         aside = self.root / f"{MANIFEST_FILE}.unreadable-{_unique_label(self._store.clock())}"
-        self._store.io.replace(self.root / MANIFEST_FILE, aside)
-        entries = self._from_disk()
+        entries = self._from_disk(for_update=True)
+        manifest = self.root / MANIFEST_FILE
+        if manifest.is_symlink() or (manifest.exists() and not manifest.is_file()):
+            self._store.io.replace(manifest, aside)  # a link, a folder, a FIFO: moved aside, never followed
+        elif manifest.exists():  # a second name for the damaged file: the manifest is only ever replaced atomically
+            self._store.io.link(manifest, aside)
         self._store.recovery.try_log(file=f"{BACKUP_DIR}/{MANIFEST_FILE}", found=str(problem),
                                      action=f"set aside as {aside.name}; rebuilt from {len(entries)} backup file(s) that verify")
         return entries, aside.name
@@ -426,16 +523,16 @@ class Backups:
     def _record(self, info: BackupInfo, now: datetime) -> None:
         """Add ``info`` to the manifest, drop what retention no longer keeps, then delete those files."""
         with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
-            entries = [e for e in self._manifest_for_update() if e.id != info.id] + [info]
+            entries = [e for e in self._manifest_for_update(self._store.path / info.file) if e.id != info.id] + [info]
             keep, drop = _retention(entries, now, self._store.config.backup)
             self._write_manifest(keep)
             for entry in drop:
                 self._prune(entry)
 
-    def _manifest_for_update(self) -> list[BackupInfo]:
+    def _manifest_for_update(self, recording: Path) -> list[BackupInfo]:
         """The manifest's entries; an unreadable manifest is set aside and rebuilt from the backup files."""
         try:
-            return self._read_manifest()
+            return self._read_manifest(recording)
         except BackupError as exc:
             return self._rebuilt(exc)[0]
 
@@ -701,6 +798,27 @@ def _scan(compressed: Iterable[bytes], strict: bool) -> _Scan:
     except BackupError as exc:
         scan.problems.append(str(exc))
     return scan
+
+
+def _header_of(io: FileIO, path: Path) -> Record | None:
+    """The coaia-store header of the file at ``path``, if it starts with one."""
+    try:
+        fd = io.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        record, _ = decode_line(io.pread(fd, 64 << 10, 0).split(b"\n", 1)[0], strict=True)
+    finally:
+        io.close(fd)
+    return record if record is not None and is_header(record) else None
+
+
+def _moment(stamp: object) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _starts_with_header(content: bytes) -> bool:

@@ -292,6 +292,7 @@ def _integrity_lines(ctx: Any) -> list[str]:
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
     found += [f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
               for n in ctx.duplicateNames]
+    found += [problem for problem in (ctx.readOnly, ctx.lostSinceBackup) if problem]
     return found + ctx.timelineViolations + ctx.openUnderCompleted + ctx.backupProblems + [f"repaired: {r}" for r in ctx.repairs]
 
 

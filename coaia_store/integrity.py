@@ -4,9 +4,14 @@ Checked per context: lines read, records applied, damaged lines (with line numbe
 failed their checksum, a torn tail, relations whose ends do not exist, sub-charts whose parent
 chart or step is gone, due dates that break the timeline (a step due after its chart, a sub-chart
 due after its step), open steps or sub-charts under completed ones, and the backups: the newest daily and weekly, and whether they verify (no
-backup yet is fine; one that does not verify is a problem).
+backup yet is fine; one that does not verify is a problem); a read-only context; a file that lost
+what its newest backup holds (:meth:`Backups.shrunk`). For the whole store: an unreadable backup
+manifest and a context whose file is gone though a backup holds it. :func:`context_problems` is the
+cheap part of this, for every ``status``, so that status, validate and doctor agree.
 
-``repair=True`` then applies what is safe, each change logged to the recovery log:
+``repair=True`` then applies what is safe, each change logged to the recovery log (first, an
+unreadable backup manifest is rebuilt from the backup files that verify, and verified backup files
+the manifest does not list are added to it):
 
 * A file with damaged lines: first the records those lines held are recovered where possible. The
   damaged bytes cannot tell which records they held, so the rule is: every entity or relation that
@@ -33,6 +38,7 @@ A second repair changes nothing. Lost updates to records that still exist are no
 
 from __future__ import annotations
 
+import stat
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +48,7 @@ from pydantic import BaseModel, Field, computed_field
 from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, is_completed, meta
-from .errors import os_errors_reported
+from .errors import CoaiaError, os_errors_reported
 from .graph import ENTITY_TYPES, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
@@ -84,13 +90,15 @@ class ContextIntegrity(BaseModel):
     backupProblems: list[str] = Field([], description="Backups that do not verify, and why.")
 
     readOnly: str | None = Field(None, description="Why the context cannot be written, and what to do.")
+    lostSinceBackup: str | None = Field(None, description="The file is empty, cut short, or created afresh although "
+                                                          "its newest backup holds more: which backup, and the restore command.")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
         return not (self.damagedLines or self.tornTail or self.danglingRelations or self.orphanSubCharts
                     or self.timelineViolations or self.openUnderCompleted or self.backupsVerified is False
-                    or self.readOnly)
+                    or self.readOnly or self.lostSinceBackup)
 
 
 class IntegrityReport(BaseModel):
@@ -136,6 +144,7 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
         readOnly=info.read_only,
+        lostSinceBackup=store.backups.shrunk(graph.context),
         **_backup_state(store, graph.context),
     )
 
@@ -146,8 +155,11 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
     end), orphan sub-charts, due dates out of order, and a newest daily or weekly backup whose file is gone or
     changed size (only validate reads the backups through)."""
     name = graph.journal.path.name
-    dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
-    waiting = _waiting(graph, store, graph.journal.info().damage) if dangling else set()
+    try:
+        dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+        waiting = _waiting(graph, store, graph.journal.info().damage) if dangling else set()
+    except CoaiaError:  # a context that cannot be read: status reports that with the context itself
+        return []
     removable = [_describe(r) for r in dangling if relation_key(r) not in waiting]
     found = [f"{name}: {len(removable)} dangling relation(s) ({'; '.join(removable[:3])}): an end does not exist; "
              "coaia-store validate --fix removes them"] if removable else []
@@ -155,6 +167,8 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
               "coaia-store validate lists them"] if orphans else []
     found += [f"{name}: {len(timeline)} due date(s) out of order ({timeline[0]}); coaia-store validate lists them"
               ] if timeline else []
+    lost = store.backups.shrunk(graph.context, taken)
+    found += [lost] if lost else []
     newest = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}
     return found + [f"backup {b.id}: {problem}; coaia-store validate checks it, coaia-store backup takes a new one"
                     for b in newest.values() if (problem := _file_problem(store, b))]
@@ -162,10 +176,12 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
 
 def _file_problem(store: Store, info: BackupInfo) -> str | None:
     try:
-        size = store.io.stat(store.path / info.file).st_size
+        st = (store.path / info.file).lstat()  # a link is not followed: validate refuses to open one
     except FileNotFoundError:
         return "its file is missing"
-    return None if size == info.size else f"its file is {size} bytes, the manifest says {info.size}"
+    if not stat.S_ISREG(st.st_mode):
+        return "its file is not a regular file (a symbolic link?)"
+    return None if st.st_size == info.size else f"its file is {st.st_size} bytes, the manifest says {info.size}"
 
 
 def _duplicate_names(path: Path) -> list[str]:

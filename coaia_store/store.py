@@ -316,7 +316,7 @@ class Store:
     def warnings(self, context: str | None = None) -> list[str]:
         """One line per problem of the context a call touched (``None``: every context loaded so far) and of
         the backup manifest, each naming the command that fixes it; for every tool reply, so an agent can tell
-        its person. Cheap: the journals' catch-up check (one stat each) and the manifest's stat, no scan."""
+        its person. Cheap: the journals' catch-up check and a stat of each file, the manifest's stat, no scan."""
         with self._lock:
             graphs = [g for g in self._graphs.values() if context in (None, g.context)]
         found = []
@@ -332,6 +332,8 @@ class Store:
                              "validate --fix (or validate_integrity with repair: true)")
             if info.read_only:
                 found.append(f"warning: context {graph.context!r} is read-only: {info.read_only}")
+            lost = self.backups.loss_warning(graph.context, info.path, info.exists)
+            found += [f"warning: {lost}"] if lost else []
         manifest = self.backups.manifest_problem()
         return found + ([f"warning: {manifest}"] if manifest else [])
 

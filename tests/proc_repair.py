@@ -3,7 +3,8 @@
 Run it by path: ``python tests/proc_repair.py DIR COMMAND KILL_AT``. COMMAND is the interface the
 repair goes through: ``validate`` (``coaia-store validate --fix``), ``doctor``
 (``coaia-store doctor --fix``), ``library`` (``validate_integrity(store, repair=True)``) or ``mcp``
-(the ``validate_integrity`` tool with ``repair: true``, through ``mcp.Client``). ``KILL_AT`` 0 never
+(the ``validate_integrity`` tool with ``repair: true``, through ``mcp.Client``); or ``backup``, a manual
+backup of every context (``coaia-store backup``), for the manifest's kill tests. ``KILL_AT`` 0 never
 kills. Every changing call of the I/O seam counts (write, fsync, fsync_dir, truncate, replace,
 link, unlink, mkdir): a kill before call N is also a kill just after call N-1, so N = 1, 2, ...
 reaches every point where what is on disk differs. When the process is not killed it prints
@@ -75,6 +76,10 @@ def main() -> None:
     arm(kill_at)
     if command in ("validate", "doctor"):
         run_cli(directory, command)
+    elif command == "backup":
+        from coaia_store.cli import app
+
+        app(["backup", "--dir", directory], standalone_mode=False)
     elif command == "library":
         run_library(directory)
     elif command == "mcp":

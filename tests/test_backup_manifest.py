@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from coaia_store import Store
 from coaia_store.integrity import validate_integrity
 
-from faults import FaultyIO, entity
+from faults import SCALE, FaultyIO, entity
 
 MANIFEST = Path(".backup") / "MANIFEST.json"
 
@@ -168,3 +170,75 @@ def test_a_backup_that_is_a_fifo_is_refused_without_blocking(store_dir: Path, ba
     [result] = store.backups.verify(info.id)
 
     assert not result.ok and "not a regular file" in result.problems[0]
+
+
+def test_a_deleted_manifest_with_backup_files_left_is_a_problem_that_doctor_fix_rebuilds(
+    store_dir: Path, backed_up: list[str]
+) -> None:
+    (store_dir / MANIFEST).unlink()
+    store = Store(store_dir)
+
+    problem = store.backups.manifest_problem()
+    validate_integrity(store, repair=True)
+
+    assert problem is not None and "is missing, but backup files are in .backup/" in problem
+    assert sorted(b.id for b in Store(store_dir).backups.list_backups()) == backed_up
+
+
+def test_the_first_backup_of_a_store_is_recorded_without_a_rebuild(store_dir: Path) -> None:
+    with Store(store_dir) as store:
+        store.create_entities([entity("a")])  # the day's daily and weekly are the first backups
+
+        assert store.backups.manifest_problem() is None
+        assert not [e for e in store.recovery.entries() if "rebuilt" in str(e.get("action"))]
+
+
+@pytest.mark.parametrize("odd", ["symlink", "directory", "fifo"])
+def test_a_manifest_that_is_not_a_regular_file_is_reported_and_rebuilt_without_being_followed(
+    store_dir: Path, backed_up: list[str], odd: str
+) -> None:
+    manifest = store_dir / MANIFEST
+    outside = store_dir.parent / "outside-manifest.json"
+    manifest.rename(outside)
+    {"symlink": lambda: manifest.symlink_to(outside), "directory": manifest.mkdir, "fifo": lambda: os.mkfifo(manifest)}[odd]()
+    store = Store(store_dir)
+
+    problem = store.backups.manifest_problem()
+    validate_integrity(store, repair=True)
+
+    assert problem is not None and "refused" in problem
+    assert manifest.is_file() and not manifest.is_symlink() and outside.stat().st_nlink == 1
+    assert sorted(b.id for b in Store(store_dir).backups.list_backups()) == backed_up
+
+
+# ---------------------------------------------------------------- kill -9 of a backup over a damaged manifest
+
+
+@pytest.mark.slow
+def test_a_backup_killed_at_any_point_over_a_damaged_manifest_orphans_no_backup(
+    store_dir: Path, backed_up: list[str], tmp_path: Path
+) -> None:
+    damage_manifest(store_dir)
+    runner = [sys.executable, str(Path(__file__).with_name("proc_repair.py"))]
+    reference = tmp_path / "reference"
+    shutil.copytree(store_dir.parent, reference)
+    done = subprocess.run([*runner, str(reference / ".coaia"), "backup", "0"], capture_output=True, text=True, timeout=60)
+    calls = int(done.stdout.strip().splitlines()[-1].split()[1])
+    kills, orphaned = 0, []
+    for n in range(1, calls + 1, max(1, 3 // SCALE)):
+        trial = tmp_path / f"kill-{n}"
+        shutil.copytree(store_dir.parent, trial)
+        killed = subprocess.run([*runner, str(trial / ".coaia"), "backup", str(n)], capture_output=True, text=True, timeout=60)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-300:]
+        kills += 1
+        with Store(trial / ".coaia") as store:
+            validate_integrity(store, repair=True)
+            listed = {b.file for b in store.backups.list_backups()}
+            ids = {b.id for b in store.backups.list_backups()}
+            on_disk = {str(p.relative_to(store.path)) for p in (store.path / ".backup").glob("*/*.jsonl.gz")}
+        orphaned += [f"kill before call {n}: {sorted(on_disk - listed)} unlisted, {sorted(set(backed_up) - ids)} lost"
+                     for _ in [0] if on_disk - listed or set(backed_up) - ids]
+        shutil.rmtree(trial)
+    print(f"\nFIGURE backup kill -9 over a damaged manifest: {kills} kills of {calls} changing calls; "
+          f"{len(orphaned)} left a backup unlisted or lost an earlier one")
+    assert not orphaned, "\n".join(orphaned[:10])

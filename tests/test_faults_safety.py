@@ -1,19 +1,23 @@
 """I/O faults in the safety net (T12 continued): backup, restore and repair under the ioerr loop.
 
 For each operation (a manual backup, the restore of a verified backup after more writes, an
-integrity repair of a file with a damaged middle line and of one with a torn tail) and each fault
+integrity repair of a file with a damaged middle line, of one whose damaged line a backup holds,
+and of one with a torn tail, and a backup over a damaged manifest) and each fault
 (EIO, ENOSPC, EACCES; once or persistent), fail call N for N = 1, 2, ... until the operation
 runs without meeting a fault. After each trial, with real I/O and a fresh store: every
 acknowledged record is there (a restore leaves the old state or the restored one exactly, never
 a mix); the manifest loads and every backup it lists verifies; no partial line is left (but the
 damage a failed repair was to remove); no lock is left held (a new write and a new backup work);
-then a repair leaves the store ok, and a second repair changes nothing.
+then a repair leaves the store ok (after a repair that restores, exactly as the uninterrupted one
+left it), its manifest reads and lists every backup file on disk, and a second repair changes nothing.
 """
 
 from __future__ import annotations
 
 import errno
+import gzip
 import shutil
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +28,7 @@ from coaia_store import Store
 from coaia_store.config import StoreConfig
 from coaia_store.errors import CoaiaError
 from coaia_store.integrity import validate_integrity
+from coaia_store.storage.lines import decode_line
 
 from faults import (
     FaultyIO,
@@ -78,6 +83,15 @@ def _damage_line_of_c(store_dir: Path) -> None:
     damage_line(store_dir, 2)
 
 
+def _manifest_damaged(store_dir: Path) -> None:
+    """Three backups listed (the day's daily and weekly, a manual one), then the manifest cut in half."""
+    three_line_store(store_dir)
+    with Store(store_dir) as store:
+        store.backups.backup_context()
+    manifest = store_dir / ".backup" / "MANIFEST.json"
+    manifest.write_bytes(manifest.read_bytes()[:100])
+
+
 def _torn(store_dir: Path) -> None:
     three_line_store(store_dir)
     with data_file(store_dir).open("ab") as f:
@@ -106,6 +120,7 @@ OPERATIONS: dict[str, Operation] = {
     "repair of a damaged middle line": Operation(_damaged_middle, _repair, exact=False),
     "repair of a torn tail": Operation(_torn, _repair, exact=True),
     "repair restoring a damaged line from a backup": Operation(_damaged_after_a_backup, _repair, exact=False, converges=True),
+    "backup over a damaged manifest": Operation(_manifest_damaged, lambda s: s.backups.backup_context(), exact=True),
 }
 
 
@@ -229,13 +244,30 @@ def check_repair(store_dir: Path, state: Snapshot, uninterrupted: Snapshot | Non
         second = validate_integrity(store, repair=True)
         repaired = raw_state(store, envelope=False)
         problems = [] if first.ok else [f"not ok after a repair: {first.model_dump(exclude_defaults=True)}"]
-        problems += check_new_backup(store)
+        problems += check_new_backup(store) + check_none_orphaned(store)
     again = [change for c in second.contexts for change in c.repairs]
     problems += [f"a second repair changed something: {again}"] if again else []
     problems += [] if holds_all(repaired, state) else ["the repair lost records"]
     if uninterrupted is not None and {k: v for k, v in repaired[0].items() if k != "probe-new-store"} != uninterrupted[0]:
         problems.append(f"the repair after the fault left {sorted(repaired[0])}, not {sorted(uninterrupted[0])}")
     return problems
+
+
+def check_none_orphaned(store: Store) -> list[str]:
+    """After the repair the manifest reads and lists every backup file in .backup/ that is whole (a file a
+    failed backup could not remove, of a damaged file or cut short, is no backup)."""
+    problem = store.backups.manifest_problem()
+    listed = {b.file for b in store.backups.list_backups()}
+    unlisted = [p for p in sorted((store.path / ".backup").glob("*/*.jsonl.gz")) if str(p.relative_to(store.path)) not in listed]
+    return ([problem] if problem else []) + [f"backup file {p.name} is whole but not listed" for p in unlisted if _whole(p)]
+
+
+def _whole(path: Path) -> bool:
+    try:
+        lines = gzip.decompress(path.read_bytes()).split(b"\n")
+    except (OSError, EOFError, zlib.error):
+        return False
+    return lines[-1] == b"" and all(decode_line(line, strict=True)[1] is None for line in lines[:-1])
 
 
 def check_new_backup(store: Store) -> list[str]:

@@ -93,3 +93,31 @@ async def test_a_damaged_backup_manifest_is_warned_about_in_the_backups_list(sto
 
     assert not result.is_error and result.structured_content["total"] == 2  # the day's daily and weekly
     assert any("MANIFEST.json is unreadable" in t and "doctor --fix" in t for t in texts(result))
+
+
+async def test_a_context_file_cut_short_since_its_backup_is_warned_about_with_the_restore_command(store_dir: Path) -> None:
+    with Store(store_dir) as store:
+        for name in "abc":
+            store.create_entities([entity(name)])
+        taken = store.backups.backup_context()
+    path = data_file(store_dir)
+    path.write_bytes(path.read_bytes().split(b"\n", 2)[0] + b"\n" + path.read_bytes().split(b"\n", 2)[1] + b"\n")
+    with Store(store_dir) as store:
+        async with Client(build_server(store, "full")) as client:
+            result = await client.call_tool("read_graph", {"context": "default"})
+
+    assert taken is not None
+    assert any("was cut to" in t and f"coaia-store restore {taken.id}" in t for t in texts(result))
+
+
+async def test_a_context_whose_file_is_gone_is_warned_about_with_the_restore_command(store_dir: Path) -> None:
+    with Store(store_dir) as store:
+        store.create_entities([entity("a")], context="work")
+        taken = store.backups.backup_context("work")
+    data_file(store_dir, "work").unlink()
+    with Store(store_dir) as store:
+        async with Client(build_server(store, "full")) as client:
+            result = await client.call_tool("read_graph", {"context": "work"})
+
+    assert taken is not None
+    assert any("'work' has no file any more" in t and f"coaia-store restore {taken.id}" in t for t in texts(result))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from coaia_store import Store
 from coaia_store.charts import Charts
 
-from faults import damage_line, entity
+from faults import damage_line, data_file, entity, line_spans
 
 
 def cli(store_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -62,3 +63,96 @@ def test_status_reports_a_dangling_relation_that_validate_reports(store_dir: Pat
     status = Store(store_dir).status()
 
     assert status.degraded and any("dangling relation" in p and "validate --fix" in p for p in status.problems)
+
+
+# ---------------------------------------------------------------- a file that lost what its backup holds
+
+
+@pytest.fixture
+def backed_up(store_dir: Path) -> str:
+    """Five entities, one line each, then a manual backup of them; its id."""
+    with Store(store_dir) as store:
+        for name in "abcde":
+            store.create_entities([entity(name)])
+        taken = store.backups.backup_context()
+        assert taken is not None
+        return taken.id
+
+
+def lost_problem(store_dir: Path) -> list[str]:
+    return [p for p in Store(store_dir).status().problems if "holds" in p and "coaia-store restore" in p]
+
+
+def test_a_file_truncated_to_zero_bytes_is_flagged_with_the_restore_command(store_dir: Path, backed_up: str) -> None:
+    data_file(store_dir).write_bytes(b"")
+
+    [problem] = lost_problem(store_dir)
+
+    assert "charts.jsonl is empty" in problem and f"coaia-store restore {backed_up}" in problem
+    assert cli(store_dir, "status").returncode == 3 and cli(store_dir, "validate").returncode == 3
+
+
+def test_a_file_cut_at_a_line_boundary_is_flagged(store_dir: Path, backed_up: str) -> None:
+    path = data_file(store_dir)
+    spans = line_spans(path.read_bytes())
+    os.truncate(path, spans[3][0])  # the header and two entities are left
+
+    [problem] = lost_problem(store_dir)
+
+    assert "was cut to" in problem and f"coaia-store restore {backed_up}" in problem
+
+
+def test_a_file_emptied_then_written_again_is_flagged_as_created_afresh(store_dir: Path, backed_up: str) -> None:
+    data_file(store_dir).write_bytes(b"")
+    with Store(store_dir) as store:
+        store.create_entities([entity("new")])
+
+    [problem] = lost_problem(store_dir)
+
+    assert "was created afresh" in problem
+
+
+def test_the_day_s_automatic_backup_does_not_accept_the_loss(store_dir: Path, backed_up: str) -> None:
+    data_file(store_dir).write_bytes(b"")
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    with Store(store_dir, clock=lambda: tomorrow) as store:
+        store.create_entities([entity("new")])  # the first write of a new day: the day's backups are due
+
+        assert not [b for b in store.backups.list_backups() if b.time.startswith(tomorrow.date().isoformat())]
+    assert lost_problem(store_dir)
+
+
+def test_a_manual_backup_accepts_the_file_as_it_is(store_dir: Path, backed_up: str) -> None:
+    os.truncate(data_file(store_dir), line_spans(data_file(store_dir).read_bytes())[3][0])
+
+    assert cli(store_dir, "backup", "--context", "default").returncode == 0
+
+    assert lost_problem(store_dir) == []
+
+
+def test_a_restore_clears_it_and_brings_the_records_back(store_dir: Path, backed_up: str) -> None:
+    data_file(store_dir).write_bytes(b"")
+    with Store(store_dir) as store:
+        store.backups.restore_backup(backed_up)
+
+    assert lost_problem(store_dir) == [] and len(Store(store_dir).read_graph().entities) == 5
+
+
+def test_compaction_and_growth_are_not_flagged(store_dir: Path, backed_up: str) -> None:
+    with Store(store_dir) as store:
+        store.delete_entities(["a", "b", "c"])
+        store.compact()
+        store.create_entities([entity("f")])
+
+    assert lost_problem(store_dir) == [] and not Store(store_dir).status().degraded
+
+
+def test_status_and_doctor_agree_on_a_daily_backup_replaced_by_a_symbolic_link(store_dir: Path) -> None:
+    with Store(store_dir) as store:
+        store.create_entities([entity("a")])
+        [daily] = [b for b in store.backups.list_backups() if b.kind == "daily"]
+    backup = store_dir / daily.file
+    backup.rename(store_dir.parent / "elsewhere.jsonl.gz")
+    backup.symlink_to(store_dir.parent / "elsewhere.jsonl.gz")
+
+    assert exit_codes(store_dir) == {"status": 3, "validate": 3, "doctor": 3}
