@@ -38,6 +38,7 @@ A second repair changes nothing. Lost updates to records that still exist are no
 
 from __future__ import annotations
 
+import os
 import stat
 from collections import Counter
 from datetime import datetime
@@ -52,7 +53,7 @@ from .errors import CoaiaError, os_errors_reported
 from .graph import ENTITY_TYPES, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
-from .storage.journal import ENVELOPE_KEYS, Damage
+from .storage.journal import ENVELOPE_KEYS, HISTORY_DIR, Damage
 from .storage.lines import Record, decode_legacy_line
 from .store import Store
 
@@ -349,7 +350,7 @@ def _waiting(graph: Graph, store: Store, damage: list[Damage]) -> set[RelKey]:
     if not dangling or not (damage or _had_damage(store, graph.journal.path.name)):
         return set()
     before = _state_before(graph.journal.path, damage[0].offset) if damage else None
-    removed = removals(store, graph.context)
+    removed = _removals(store, graph)
 
     def waits(relation: Record) -> bool:
         missing = [end for end in (relation["from"], relation["to"]) if end not in names]
@@ -359,6 +360,26 @@ def _waiting(graph: Graph, store: Store, damage: list[Damage]) -> set[RelKey]:
             end in before.entities for end in missing)
 
     return {relation_key(r) for r in dangling if waits(r)}
+
+
+_removals_seen: dict[Path, tuple[tuple[object, ...], dict[Key, datetime | None]]] = {}
+
+
+def _removals(store: Store, graph: Graph) -> dict[Key, datetime | None]:
+    """:func:`history.removals`, reused while the file and its history folder are unchanged (every status
+    asks while a context has waiting relations; replaying the history each time took 0.45 s at 20k entities)."""
+    path = graph.journal.path
+    folder = store.path / HISTORY_DIR / path.stem
+    try:
+        st = path.stat()
+        names = tuple(sorted(os.listdir(folder))) if folder.is_dir() else ()
+    except OSError:
+        return removals(store, graph.context)
+    key = (st.st_ino, st.st_size, st.st_mtime_ns, names)
+    seen = _removals_seen.get(path)
+    if seen is None or seen[0] != key:
+        seen = _removals_seen[path] = (key, removals(store, graph.context))
+    return seen[1]
 
 
 def _state_before(path: Path, offset: int) -> GraphState:
