@@ -25,9 +25,9 @@ from pydantic import BaseModel, Field
 
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
 from .errors import ConflictError, InvalidInputError, NotFoundError
-from .graph import GraphState, checked_kind, entity_view, relation_key
+from .graph import RECORD_META_KEYS, GraphState, checked_kind, entity_view, relation_key
 from .models import Entity
-from .storage.clock import iso_timestamp
+from .storage.clock import iso_timestamp, parse_timestamp
 from .storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, decode_line, is_header
 
@@ -133,16 +133,6 @@ def parse_as_of(text: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def _parse_ts(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
-
-
 def _show(moment: datetime | None) -> str | None:
     return None if moment is None else iso_timestamp(moment)
 
@@ -233,7 +223,7 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[_Line]]:
         if members is None or not _valid(members):
             continue
         op = record.get("_op")
-        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members))
+        lines.append(_Line(op if isinstance(op, str) and op else None, parse_timestamp(record.get("_ts")), members))
     return header, lines
 
 
@@ -337,7 +327,7 @@ def _fill_times(gen: _Generation, header: Record | None, mtime: datetime | None)
         fallback = gen.start
     else:
         known = [line.time for line in gen.lines if line.time is not None]
-        created = _parse_ts((header or {}).get("createdAt"))
+        created = parse_timestamp((header or {}).get("createdAt"))
         fallback = created or (min(known) if known else None) or gen.end or mtime  # type: ignore[assignment]
     for line in gen.lines:
         if line.time is None:
@@ -364,7 +354,7 @@ class _Event:
 
 
 def _strip(record: Record | None) -> Record | None:
-    return None if record is None else {k: v for k, v in record.items() if k not in ENVELOPE_KEYS}
+    return None if record is None else {k: v for k, v in record.items() if k not in RECORD_META_KEYS}
 
 
 def _same(a: Record | None, b: Record | None) -> bool:

@@ -36,10 +36,9 @@ from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, meta
 from .errors import os_errors_reported
-from .graph import ENTITY_TYPES, Graph, GraphState
+from .graph import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState
 from .history import Key, newest_verified_segment, removals, replay
 from .models import DamagedLine
-from .storage.journal import ENVELOPE_KEYS
 from .storage.lines import Record, decode_legacy_line
 from .store import Store
 
@@ -180,7 +179,7 @@ def _recover(graph: Graph, store: Store) -> list[tuple[str, str]]:
 
     def build() -> tuple[list[Record], list[tuple[str, str]]]:
         chosen = _lost(graph.state, sources, removals(store, graph.context))
-        records = [{k: v for k, v in record.items() if k not in ENVELOPE_KEYS} for record, _ in chosen.values()]
+        records = [{k: v for k, v in record.items() if k not in RECORD_META_KEYS} for record, _ in chosen.values()]
         return records, [(f"restored {_name(key)} from {source}", source) for key, (_, source) in chosen.items()]
 
     return graph.journal.write(build)

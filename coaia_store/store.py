@@ -46,6 +46,7 @@ from .models import (
 from .paging import cursor_offset, page_cursor
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
+from .storage.hlc import HybridClock
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
 from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
@@ -82,6 +83,7 @@ class Store:
         self.config = config if config is not None else load_config(self.location.path)
         self.io = io or FileIO()
         self.clock = clock or utc_now
+        self.hlc = HybridClock(self.clock)  # stamps _ts: never behind a record this process has read
         self.recovery = Recovery(self.path, self.io, self.clock)
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
@@ -112,7 +114,7 @@ class Store:
             graph = self._graphs.get(name)
             if graph is None:
                 path = context_file(self.path, name)
-                graph = Graph(name, lambda state: self._journal(path, state, name))
+                graph = Graph(name, lambda state: self._journal(path, state, name), self.hlc.observe)
                 self._graphs[name] = graph
             return graph
 
@@ -127,7 +129,7 @@ class Store:
             io=self.io,
             settings=self.config.journal_settings(),
             recovery=self.recovery,
-            clock=self.clock,
+            clock=self.hlc,
             hooks=hooks,
         )
 

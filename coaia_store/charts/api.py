@@ -16,10 +16,9 @@ from pydantic import BaseModel, ValidationError
 from ..config import describe_validation_error
 from ..contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
 from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..graph import GraphState, relation_key
+from ..graph import RECORD_META_KEYS, GraphState, relation_key
 from ..history import History, parse_as_of
 from ..storage.clock import Clock
-from ..storage.journal import ENVELOPE_KEYS
 from ..storage.lines import Record
 from ..paging import cursor_offset, page_cursor
 from ..store import Store
@@ -448,7 +447,7 @@ def _keep(summary: ChartSummary, req: ListCharts, now: datetime) -> bool:
 
 
 def _strip(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k not in ENVELOPE_KEYS}
+    return {k: v for k, v in record.items() if k not in RECORD_META_KEYS}
 
 
 def _tree_records(index: ChartIndex, state: GraphState, chart_id: str) -> tuple[list[Record], list[Record]]:

@@ -56,6 +56,8 @@ class RecordSink(Protocol):
     state_format: str  # names the shape of export_state(): a state cache of another shape is ignored
 
     def reset(self) -> None: ...
+    def prepare(self, records: list[Record]) -> list[Record]:
+        """The records to append for what a write's build returned (the sink may add bookkeeping)."""
     def apply_all(self, records: list[Record]) -> None:
         """Apply every record or, raising :class:`InvalidRecord`, none of them."""
     def live_records(self) -> int: ...
@@ -201,6 +203,7 @@ class Journal:
         with self._saving(), self._locked():
             records, result = build()
             if records:
+                records = self._sink.prepare(records)
                 self._append(self._envelope(records))
                 self._maybe_compact()
         if records and self._hooks.after_write is not None:
