@@ -33,7 +33,7 @@ from .models import (
 )
 from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
 from .storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
-from .storage.lines import Record
+from .storage.lines import HEADER_TYPE, Record
 from .versions import Versions
 
 R = TypeVar("R")
@@ -219,6 +219,7 @@ _APPLY: dict[str, Callable[[GraphState, Record], None]] = {
     "relation": GraphState._put_relation,
     "delete_entity": GraphState._put_entity,
     "delete_relation": GraphState._put_relation,
+    HEADER_TYPE: lambda state, record: None,  # after line 1: another clone's header, met in a git union merge
 }
 _NEEDS: dict[str, tuple[str, ...]] = {
     "entity": ("name",),
@@ -226,6 +227,7 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "delete_entity": ("name",),
     "relation": ("from", "to", "relationType"),
     "delete_relation": ("from", "to", "relationType"),
+    HEADER_TYPE: (),
 }
 
 

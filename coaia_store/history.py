@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
 from .errors import ConflictError, InvalidInputError, NotFoundError
 from .graph import RECORD_META_KEYS, GraphState, checked_kind, entity_view, relation_key
-from .models import Entity
+from .models import Conflict, Entity
 from .storage.clock import iso_timestamp, parse_timestamp
 from .storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, decode_line, is_header
@@ -101,6 +101,8 @@ class ChartEvent(BaseModel):
 class ChartHistory(BaseModel):
     chartId: str
     events: list[ChartEvent] = Field(description="Oldest first.")
+    conflicts: list[Conflict] = Field([], description="Fields of this chart two clones changed without seeing each "
+                                                      "other's change (git merges): both values, who and when.")
 
 
 class UndoResult(BaseModel):
@@ -644,7 +646,8 @@ class History:
             where = f"context {context!r}" if context is not None else "any context"
             raise NotFoundError(f"no history of chart {chart_id!r} in {where}; list_charts shows the charts")
         found.sort(key=lambda e: e.time or "")
-        return ChartHistory(chartId=chart_id, events=found)
+        conflicts = [c for c in self.store.conflicts(context, settled=True) if c.target.startswith(f"{chart_id}_")]
+        return ChartHistory(chartId=chart_id, events=found, conflicts=conflicts)
 
     def _contexts(self, context: str | None) -> list[str]:
         return self.store.contexts() if context is None else [validate_context_name(context)]

@@ -38,9 +38,12 @@ from .charts.tree import ChartIndex, meta
 from .errors import os_errors_reported
 from .graph import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState
 from .history import Key, newest_verified_segment, removals, replay
-from .models import DamagedLine
+from .models import Conflict, DamagedLine
 from .storage.lines import Record, decode_legacy_line
 from .store import Store
+
+
+_SHOWN_CONFLICTS = 50
 
 
 class BackupRef(BaseModel):
@@ -63,6 +66,10 @@ class ContextIntegrity(BaseModel):
     duplicateNames: list[str] = Field([], description="In a file of another tool (not yet migrated): entity names "
                                                       "written as separate entities more than once; the last one is "
                                                       "used, and the first write here migrates the file to one each.")
+    conflicts: list[Conflict] = Field([], description="Fields two clones changed without seeing each other's change "
+                                                      "(met in a git merge), open and settled, up to 50; the later "
+                                                      "value is in effect. Not damage: nothing was lost.")
+    conflictCount: int = 0
     repairs: list[str] = Field([], description="What repair=true changed in this context.")
     lastDaily: BackupRef | None = Field(None, description="The newest daily backup of this context.")
     lastWeekly: BackupRef | None = Field(None, description="The newest weekly backup of this context.")
@@ -94,6 +101,7 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
     repairs = _repair(graph, store) if repair else []
     info = graph.journal.info()
     dangling, orphans, timeline = graph.read(lambda s: (_dangling(s), _orphans(s), _timeline(s)))
+    conflicts = store.conflicts(graph.context, settled=True)
     return ContextIntegrity(
         context=graph.context,
         file=info.path.name,
@@ -109,6 +117,8 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         timelineViolations=timeline,
         duplicateNames=[] if info.checksummed else _duplicate_names(info.path),
         repairs=repairs,
+        conflicts=conflicts[:_SHOWN_CONFLICTS],
+        conflictCount=len(conflicts),
         **_backup_state(store, graph.context),
     )
 

@@ -6,15 +6,15 @@ both are heads, and the state shown is their merge against their newest common a
 *base*), computed the same way on every clone whatever the order of the lines:
 
 * observations are a set: what any side added is kept, what any side removed from the base is
-  removed. The first observation of an entity that had one is its title (a step's title, a
-  desired outcome, a reality's first fact): a field, not a member of the set;
+  removed. In the entities of a chart (:data:`TITLED_TYPES`) the first observation is a field,
+  not a member of the set: a step's title, the desired outcome, the reality's first fact;
 * every other field (``metadata`` key by key, and top-level keys) keeps the base's value unless a
   side changed it; when sides changed it to different values, the change of the head with the
   later ``(_ts, _op)`` wins, and a :class:`Conflict` records every value;
 * a deletion concurrent with a change is a conflict too; the later of them decides.
 
 Without a common ancestor (two clones created the same name, or the base was compacted away) every
-observation is kept and the title is the later head's.
+observation is kept, and a chart entity's title is the later head's.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .storage.lines import Record
 PREV = "_prev"
 DROPS = "_drops"  # in an entity's tombstone: the relations deleted with it, [from, type, to, prev]
 TOMBSTONES = frozenset({"delete_entity", "delete_relation"})
+TITLED_TYPES = frozenset({"structural_tension_chart", "desired_outcome", "current_reality", "action_step"})
 _MISSING: Any = object()
 _MERGED_BY_HAND = frozenset({"observations", "metadata", "name", "from", "to", "relationType"})
 # Bookkeeping that changes with every write: merged without calling it a conflict.
@@ -147,6 +148,8 @@ def _field(name: str, base: Any, values: list[tuple[Record, Any]], conflicts: li
 def _merge_observations(heads: list[Record], base: Record | None, conflicts: list[Conflict]) -> list[Any]:
     lists = [(h, _observations(h)) for h in heads]
     base_list = _observations(base) if base is not None else []
+    if heads[-1].get("entityType") not in TITLED_TYPES:
+        return _merge_set(base_list, [obs for _, obs in lists])
     if base is None:
         firsts = [(h, obs[0]) for h, obs in lists if obs]
         title = firsts[-1][1] if firsts else _MISSING

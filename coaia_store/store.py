@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,12 +21,14 @@ from pydantic import TypeAdapter, ValidationError
 from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_file, discover_contexts, validate_context_name
-from .errors import InvalidInputError, os_errors_reported
+from .errors import ConflictError, InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
 from .location import StoreLocation, resolve_location
 from .models import (
     AddObservationsResult,
+    Conflict,
+    ConflictValue,
     ContextInfo,
     CreateEntitiesResult,
     CreateRelationsResult,
@@ -33,6 +36,7 @@ from .models import (
     DeleteResult,
     EntityInput,
     EntityUpdate,
+    GitSetup,
     GraphPage,
     LastBackups,
     Name,
@@ -45,6 +49,7 @@ from .models import (
 )
 from .paging import cursor_offset, page_cursor
 from .storage.clock import Clock, iso_timestamp, utc_now
+from .gitsetup import is_shared, local_dir, union_merge, work_tree
 from .storage.fileio import FileIO
 from .storage.hlc import HybridClock
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -52,6 +57,7 @@ from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}
+_SHOWN_CONFLICTS = 20
 
 
 def _validated(kind: Any, value: object, what: str) -> Any:
@@ -84,7 +90,9 @@ class Store:
         self.io = io or FileIO()
         self.clock = clock or utc_now
         self.hlc = HybridClock(self.clock)  # stamps _ts: never behind a record this process has read
-        self.recovery = Recovery(self.path, self.io, self.clock)
+        self.git_tree = work_tree(self.path)
+        self.local_dir = local_dir(self.path, env, home)  # backups and quarantine: outside the work tree if shared
+        self.recovery = Recovery(self.local_dir, self.io, self.clock)
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
         self.backups = Backups(self, background=background_backups)  # daily/weekly/pre-operation, in .backup/
@@ -123,11 +131,14 @@ class Store:
             after_write=lambda: self.backups.after_write(context),
             before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
         )
+        settings = self.config.journal_settings()
+        if self.git_tree is not None:  # rewriting a file would delete lines other clones still merge against
+            settings = replace(settings, auto_compaction=False)
         return Journal(
             path,
             sink=state,
             io=self.io,
-            settings=self.config.journal_settings(),
+            settings=settings,
             recovery=self.recovery,
             clock=self.hlc,
             hooks=hooks,
@@ -192,8 +203,19 @@ class Store:
         items = _validated(list[RelationInput], relations, "relations")
         return self.graph(context).delete_relations(items)
 
-    def compact(self, context: str | None = None) -> bool:
-        """Rewrite a context's file to its current state (old file kept in ``history/``)."""
+    def compact(self, context: str | None = None, *, force: bool = False) -> bool:
+        """Rewrite a context's file to its current state (old file kept in ``history/``).
+
+        Inside a git work tree this is refused unless ``force``: a compaction drops the versions that
+        changes made meanwhile on other clones were based on, so their merge could no longer tell what
+        each side changed. Force it only when every clone has pulled, and have each pull it before writing.
+        """
+        if self.git_tree is not None and not force:
+            raise ConflictError(
+                f"{self.path} is shared through git ({self.git_tree}): compaction is deferred, because it would "
+                "delete lines that changes on other clones are based on. When every clone has pulled, compact "
+                "with force (coaia-store compact --force), commit, and have every clone pull before writing again"
+            )
         return self.graph(context).journal.compact()
 
     # ------------------------------------------------------------- reads
@@ -255,6 +277,7 @@ class Store:
     def status(self) -> StoreStatus:
         """Where the data lives and why, and whether every context is healthy."""
         infos = self.list_contexts()
+        conflicts = self.conflicts()
         taken = self.backups.list_backups()  # the manifest, read once; oldest first
         present = {info.name for info in infos}
         newest = {b.context: b for b in taken}  # the last one wins
@@ -272,6 +295,37 @@ class Store:
             backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
             degraded=any(i.degraded for i in infos) or bool(lost),
             problems=problems,
+            conflicts=conflicts[:_SHOWN_CONFLICTS],
+            conflictCount=len(conflicts),
+            git=self.git_setup(),
+        )
+
+    def conflicts(self, context: str | None = None, *, settled: bool = False) -> list[Conflict]:
+        """Fields two clones changed without seeing each other's change (found after a git merge).
+
+        Open ones (``settled=False``): the later value is in effect until someone writes the field
+        again. ``settled=True`` adds the ones a later write was based on (kept until compaction).
+        """
+        found = []
+        for graph in self._reading(context):
+            for target, settled_by, item in graph.read(GraphState.conflicts):
+                if settled_by is None or settled:
+                    found.append(_conflict(graph.context, target, item, settled_by))
+        return found
+
+    def git_setup(self) -> GitSetup | None:
+        """How ``.coaia/`` is shared through git (``None``: not in a git work tree)."""
+        if self.git_tree is None:
+            return None
+        advice = []
+        if not is_shared(self.path) or not union_merge(self.path):
+            advice.append(f"{self.path} is inside the git work tree {self.git_tree} but not set up for it: run "
+                          f"coaia-store --dir {self.path} init --git (union merges for the chart files, backups and "
+                          "quarantine moved out of the work tree, where git clean cannot delete them)")
+        return GitSetup(
+            repository=str(self.git_tree), unionMerge=union_merge(self.path), advice=advice,
+            autoCompaction="deferred: a compaction rewrites a file, deleting lines that other clones still merge "
+                           "against; run coaia-store compact only when every clone has pulled (see the git guide)",
         )
 
     def _context_info(self, graph: Graph) -> ContextInfo:
@@ -295,6 +349,14 @@ class Store:
             tornTail=_damaged_line(info.tail) if info.tail else None,
             readOnly=info.read_only,
         )
+
+
+def _conflict(context: str, target: str, item: dict[str, Any], settled_by: Record | None) -> Conflict:
+    return Conflict(
+        context=context, target=target, field=item["field"], chosen=item["chosen"],
+        values=[ConflictValue(value=v["value"], opId=v.get("op"), time=v.get("ts"), by=v.get("by")) for v in item["values"]],
+        settledBy=None if settled_by is None else settled_by.get("_op"),
+    )
 
 
 def _last_backups(context: str, taken: list[BackupInfo]) -> LastBackups:

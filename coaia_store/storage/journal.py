@@ -76,6 +76,7 @@ class JournalSettings:
     compaction_ratio: float = 0.5
     compaction_min_bytes: int = 1 << 20
     state_cache_min_bytes: int = 1 << 20  # save the replayed state once this much more was replayed
+    auto_compaction: bool = True  # False in a git work tree: see docs/git.md
 
     @property
     def read_line_limit(self) -> int:
@@ -604,7 +605,7 @@ class Journal:
 
     def _maybe_compact(self) -> None:
         s = self._settings
-        if self._damage or self._scanned_size < s.compaction_min_bytes or not self._applied:
+        if not s.auto_compaction or self._damage or self._scanned_size < s.compaction_min_bytes or not self._applied:
             return
         garbage = 1 - self._sink.live_records() / self._applied
         if garbage >= s.compaction_ratio:
