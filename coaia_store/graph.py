@@ -12,6 +12,7 @@ records to append; an operation that changes nothing appends nothing (safe to re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -67,6 +68,7 @@ class GraphState:
         self.relations: dict[RelKey, Record] = {}
         self.links: dict[str, set[RelKey]] = {}
         self.extras: list[Record] = []
+        self._extra_keys: set[tuple[str, str]] = set()
         self.entity_versions: Versions[str] = Versions()
         self.relation_versions: Versions[RelKey] = Versions()
         self.newest_ts = ""
@@ -94,6 +96,7 @@ class GraphState:
         self.entity_versions.restore(entity_versions)
         self.relation_versions.restore(relation_versions)
         self.entities, self.relations, self.links, self.extras = entities, relations, links, extras
+        self._extra_keys = {key for key in map(_extra_key, extras) if key is not None}
         self.newest_ts = newest_ts
 
     def apply_all(self, records: list[Record]) -> None:
@@ -190,7 +193,17 @@ class GraphState:
                 self.links.get(end, set()).discard(key)
 
     def _keep_extra(self, record: Record) -> None:
+        key = _extra_key(record)
+        if key is not None:  # written by a call: the same line twice (a git merge) is kept once
+            if key in self._extra_keys:
+                return
+            self._extra_keys.add(key)
         self.extras.append(record)
+
+
+def _extra_key(record: Record) -> tuple[str, str] | None:
+    op = record.get("_op")
+    return (op, json.dumps(record, sort_keys=True, default=str)) if isinstance(op, str) else None
 
 
 def _snapshot(versions: Versions[K], shown: dict[K, Record]) -> Iterator[Record]:

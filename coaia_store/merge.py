@@ -36,6 +36,7 @@ _QUIET: dict[str, Callable[[list[Any]], Any]] = {
     "updatedAt": lambda values: max(values, key=str),
     "actionSeq": lambda values: max(values, key=lambda v: v if isinstance(v, int) else 0),
     "completedAt": lambda values: min(values, key=str),
+    "createdAt": lambda values: min(values, key=str),  # one relation (or name) created on two clones
 }
 
 Conflict = dict[str, Any]  # {"field", "values": [{"value", "op", "ts", "by"}], "chosen"}

@@ -223,6 +223,7 @@ class LastBackups(_Output):
 class GitSetup(_Output):
     repository: str = Field(description="The work tree holding .coaia/.")
     unionMerge: bool = Field(description="Whether .coaia/.gitattributes sets merge=union for the chart files.")
+    localDir: str = Field(description="Where this clone keeps its backups and quarantine (.backup/, .recovery/).")
     autoCompaction: str = Field(description="Why files are not compacted automatically in a git work tree.")
     advice: list[str] = Field(default_factory=list, description="What to set up (coaia-store init --git).")
 

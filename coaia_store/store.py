@@ -323,7 +323,7 @@ class Store:
                           f"coaia-store --dir {self.path} init --git (union merges for the chart files, backups and "
                           "quarantine moved out of the work tree, where git clean cannot delete them)")
         return GitSetup(
-            repository=str(self.git_tree), unionMerge=union_merge(self.path), advice=advice,
+            repository=str(self.git_tree), unionMerge=union_merge(self.path), localDir=str(self.local_dir), advice=advice,
             autoCompaction="deferred: a compaction rewrites a file, deleting lines that other clones still merge "
                            "against; run coaia-store compact only when every clone has pulled (see the git guide)",
         )

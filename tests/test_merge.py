@@ -151,3 +151,30 @@ def test_a_store_stamps_writes_after_the_newest_record_it_read(tmp_path: Path) -
 
     *_, first, second = [json.loads(line) for line in (tmp_path / "charts.jsonl").read_text().splitlines()]
     assert second["_ts"] > first["_ts"] == "2026-03-01T11:00:00.000Z"
+
+
+def test_a_pass_through_line_present_twice_is_kept_once() -> None:
+    state = GraphState()
+    marker = {"type": "undo", "undoes": ["a1"], "_op": "b2", "_ts": "2026-03-01T09:00:00.000Z"}
+
+    state.apply_all([dict(marker)])
+    state.apply_all([dict(marker)])
+
+    assert state.extras == [marker]
+
+
+def test_compaction_keeps_in_memory_exactly_what_a_fresh_process_reads(tmp_path: Path) -> None:
+    shared, left, right = diverged(tmp_path)
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    (merged / "charts.jsonl").write_bytes(b"".join(shared + left + right))
+    with Store(merged) as store:
+        (conflict,) = store.conflicts()
+        store.update_entity({"name": conflict.target, "metadata": {"settled": True}})
+        before = store.conflicts(settled=True)
+        assert store.compact()
+        after = store.conflicts(settled=True)
+        with Store(merged) as fresh:
+            assert fresh.conflicts(settled=True) == after
+
+    assert [c.settledBy is not None for c in before] == [True] and after == []  # the trace goes with the versions

@@ -618,11 +618,13 @@ class Journal:
         header = header_record(iso_timestamp(self._clock()))
         header["history"] = history
         header_line = encode_line(header)
-        lines = _chain_one(header_line, (encode_line(r) for r in self._sink.snapshot()))
+        records = list(self._sink.snapshot())
         old_size = self._scanned_size
-        self._io.write_file_atomic(self.path, lines)
-        live = self._sink.live_records()
-        # The sink already holds exactly what was written: adopt the new file without replaying it.
+        self._io.write_file_atomic(self.path, _chain_one(header_line, (encode_line(r) for r in records)))
+        live = len(records)
+        # Adopt the new file without reading it back; the sink keeps only what it holds (not the versions it replaced).
+        self._sink.reset()
+        self._sink.apply_all(records)
         self._close_fds()
         fd = self._io.open(self.path, os.O_RDONLY)
         st = self._io.fstat(fd)
