@@ -35,7 +35,7 @@ from .models import (
 from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
 from .storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
 from .storage.lines import HEADER_TYPE, Record
-from .versions import Versions
+from .versions import Loader, Versions
 
 R = TypeVar("R")
 K = TypeVar("K", bound=Hashable)
@@ -57,11 +57,17 @@ class GraphState:
     (see :mod:`.versions`).
     """
 
-    state_format = "graph-state-2"  # change it whenever export_state() changes shape
+    state_format = "graph-state-3"  # change it whenever export_state() changes shape
 
     def __init__(self, observe: Callable[[object], None] | None = None) -> None:
         self._observe = observe  # the hybrid clock of the store, told the newest _ts before each write
+        self.entity_versions: Versions[str] = Versions(_is_version_of_entity)
+        self.relation_versions: Versions[RelKey] = Versions(_is_version_of_relation)
         self.reset()
+
+    def attach(self, loader: Loader) -> None:
+        """How to read back the records of a line of the file (older versions are kept as stubs)."""
+        self.entity_versions.loader = self.relation_versions.loader = loader
 
     def reset(self) -> None:
         self.entities: dict[str, Record] = {}
@@ -69,8 +75,8 @@ class GraphState:
         self.links: dict[str, set[RelKey]] = {}
         self.extras: list[Record] = []
         self._extra_keys: set[tuple[str, str]] = set()
-        self.entity_versions: Versions[str] = Versions()
-        self.relation_versions: Versions[RelKey] = Versions()
+        self.entity_versions.reset()
+        self.relation_versions.reset()
         self.newest_ts = ""
 
     def live_records(self) -> int:
@@ -99,14 +105,15 @@ class GraphState:
         self._extra_keys = {key for key in map(_extra_key, extras) if key is not None}
         self.newest_ts = newest_ts
 
-    def apply_all(self, records: list[Record]) -> None:
+    def apply_all(self, records: list[Record], at: int | None = None) -> None:
+        """Apply the records of one line (at offset ``at`` of the file, when read from it)."""
         if len(records) == 1:  # the common case on load: kept cheap
             record = records[0]
-            _APPLY.get(checked_kind(record), GraphState._keep_extra)(self, record)
+            _APPLY.get(checked_kind(record), GraphState._keep_extra)(self, record, at)
             return
         kinds = [checked_kind(record) for record in records]  # every record checked before any applies
         for record, kind in zip(records, kinds, strict=True):
-            _APPLY.get(kind, GraphState._keep_extra)(self, record)
+            _APPLY.get(kind, GraphState._keep_extra)(self, record, at)
 
     def prepare(self, records: list[Record]) -> list[Record]:
         """Before a write: name in ``_prev`` the heads each record replaces, and in a delete's ``_drops``
@@ -147,10 +154,10 @@ class GraphState:
         if isinstance(ts, str) and ts > self.newest_ts:
             self.newest_ts = ts
 
-    def _put_entity(self, record: Record) -> None:
+    def _put_entity(self, record: Record, at: int | None = None) -> None:
         name = record["name"]
         self._seen(record)
-        if not self.entity_versions.add(name, record):
+        if not self.entity_versions.add(name, record, at):
             return
         if record.get("type") == "delete_entity":
             self._cascade(record)
@@ -178,10 +185,10 @@ class GraphState:
             other = key[2] if key[0] == name else key[0]
             self.links.get(other, set()).discard(key)
 
-    def _put_relation(self, record: Record) -> None:
+    def _put_relation(self, record: Record, at: int | None = None) -> None:
         key = relation_key(record)
         self._seen(record)
-        if not self.relation_versions.add(key, record):
+        if not self.relation_versions.add(key, record, at):
             return
         shown, _ = self.relation_versions.resolve(key)
         if shown is not None and not is_tombstone(shown):
@@ -192,13 +199,22 @@ class GraphState:
             for end in (key[0], key[2]):
                 self.links.get(end, set()).discard(key)
 
-    def _keep_extra(self, record: Record) -> None:
+    def _keep_extra(self, record: Record, at: int | None = None) -> None:
         key = _extra_key(record)
         if key is not None:  # written by a call: the same line twice (a git merge) is kept once
             if key in self._extra_keys:
                 return
             self._extra_keys.add(key)
         self.extras.append(record)
+
+
+def _is_version_of_entity(name: str, record: Record) -> bool:
+    return record.get("name") == name and (record.get("type") in ENTITY_TYPES or record.get("type") == "delete_entity")
+
+
+def _is_version_of_relation(key: RelKey, record: Record) -> bool:
+    return record.get("type") in ("relation", "delete_relation") and all(
+        isinstance(record.get(k), str) for k in ("from", "to", "relationType")) and relation_key(record) == key
 
 
 def _extra_key(record: Record) -> tuple[str, str] | None:
@@ -226,13 +242,13 @@ def _relation_label(key: RelKey) -> str:
     return f"{key[0]} -[{key[1]}]-> {key[2]}"
 
 
-_APPLY: dict[str, Callable[[GraphState, Record], None]] = {
+_APPLY: dict[str, Callable[[GraphState, Record, int | None], None]] = {
     "entity": GraphState._put_entity,
     "narrative_beat": GraphState._put_entity,
     "relation": GraphState._put_relation,
     "delete_entity": GraphState._put_entity,
     "delete_relation": GraphState._put_relation,
-    HEADER_TYPE: lambda state, record: None,  # after line 1: another clone's header, met in a git union merge
+    HEADER_TYPE: lambda state, record, at: None,  # after line 1: another clone's header, met in a git union merge
 }
 _NEEDS: dict[str, tuple[str, ...]] = {
     "entity": ("name",),

@@ -50,21 +50,18 @@ def order_key(record: Mapping[str, Any]) -> tuple[str, str]:
 def prev_of(record: Mapping[str, Any]) -> list[str] | None:
     """The ops a record was based on; ``None`` for a record written before ``_prev`` existed."""
     prev = record.get(PREV)
-    if not isinstance(prev, list):
+    if type(prev) is not list:
         return None
-    return [p for p in prev if isinstance(p, str)]
+    return prev if all(type(p) is str for p in prev) else [p for p in prev if isinstance(p, str)]
 
 
 def is_tombstone(record: Mapping[str, Any]) -> bool:
     return record.get("type") in TOMBSTONES
 
 
-def common_base(heads: list[Record], versions: Mapping[str, Record]) -> Record | None:
-    """The newest version (by ``(_ts, _op)``) that every head descends from, if one is known."""
-    common: set[str] | None = None
-    for head in heads:
-        seen = _ancestors(head, versions)
-        common = seen if common is None else common & seen
+def common_base(merged: list[Record], head: Record, versions: Mapping[str, Record]) -> Record | None:
+    """The newest version (by ``(_ts, _op)``) that ``head`` and one of the ``merged`` heads both descend from."""
+    common = set().union(*(_ancestors(h, versions) for h in merged)) & _ancestors(head, versions)
     if not common:
         return None
     return max((versions[op] for op in common), key=order_key)
@@ -82,8 +79,16 @@ def _ancestors(head: Record, versions: Mapping[str, Record]) -> set[str]:
     return seen
 
 
-def merge_heads(heads: list[Record], base: Record | None) -> tuple[Record | None, list[Conflict]]:
-    """The state several concurrent heads stand for (``None``: deleted), and the conflicts found."""
+BaseOf = Callable[[list[Record], Record], "Record | None"]  # (heads merged so far, next head) -> their base
+
+
+def merge_heads(heads: list[Record], base_of: BaseOf) -> tuple[Record | None, list[Conflict]]:
+    """The state several concurrent heads stand for (``None``: deleted), and the conflicts found.
+
+    Heads are merged one at a time in ``(_ts, _op)`` order, each against its base with the ones
+    merged before it (as git merges several branches): a head that only carries a value another
+    head's ancestor had does not count as changing it.
+    """
     ordered = sorted(heads, key=order_key)
     live = [h for h in ordered if not is_tombstone(h)]
     conflicts: list[Conflict] = []
@@ -94,10 +99,10 @@ def merge_heads(heads: list[Record], base: Record | None) -> tuple[Record | None
             return None, conflicts
     if not live:
         return None, conflicts
-    if len(live) == 1:
-        return live[0], conflicts
-    usable_base = base if base is not None and not is_tombstone(base) else None
-    merged = _merge_live(live, usable_base, conflicts)
+    merged = live[0]
+    for index in range(1, len(live)):
+        base = base_of(live[:index], live[index])
+        merged = _merge_live([merged, live[index]], None if base is None or is_tombstone(base) else base, conflicts)
     return merged, conflicts
 
 

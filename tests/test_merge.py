@@ -119,7 +119,7 @@ def test_concurrent_heads_without_common_base_keep_every_observation() -> None:
     one = {"type": "entity", "name": "x", "entityType": "thing", "observations": ["a", "b"], "_op": "1", "_ts": "1"}
     two = {"type": "entity", "name": "x", "entityType": "thing", "observations": ["c", "a"], "_op": "2", "_ts": "2"}
 
-    merged, conflicts = merge_heads([two, one], None)
+    merged, conflicts = merge_heads([two, one], lambda merged, head: None)
 
     assert merged is not None and merged["observations"] == ["a", "b", "c"] and conflicts == []
 

@@ -58,8 +58,10 @@ class RecordSink(Protocol):
     def reset(self) -> None: ...
     def prepare(self, records: list[Record]) -> list[Record]:
         """The records to append for what a write's build returned (the sink may add bookkeeping)."""
-    def apply_all(self, records: list[Record]) -> None:
-        """Apply every record or, raising :class:`InvalidRecord`, none of them."""
+    def attach(self, loader: Callable[[int], list[Record]]) -> None:
+        """How the sink reads back the records of the line at an offset (for what it keeps only as a reference)."""
+    def apply_all(self, records: list[Record], at: int | None = None) -> None:
+        """Apply every record of the line at offset ``at`` or, raising :class:`InvalidRecord`, none of them."""
     def live_records(self) -> int: ...
     def snapshot(self) -> Iterable[Record]: ...
     def export_state(self) -> object:
@@ -160,6 +162,7 @@ class Journal:
         self._read_only: str | None = None
         self._cache = StateCache(path, io, sink.state_format)
         self._reset_position()
+        sink.attach(self._records_at)
 
     # ----------------------------------------------------------------- reading
 
@@ -399,7 +402,7 @@ class Journal:
                     self._valid_end, self._lines = end, line_no
                 continue
             if record is not None:
-                problem = self._apply_line(record)
+                problem = self._apply_line(record, start)
             if problem is not None:
                 pending.append(Damage(start, end - start, line_no, problem))
                 continue
@@ -425,7 +428,7 @@ class Journal:
         if length > self._settings.read_line_limit:
             return False
         record, problem = self._decode(start, self._io.pread(self._fd, length, start))
-        return problem is None and (record is None or self._apply_line(record) is None)
+        return problem is None and (record is None or self._apply_line(record, start) is None)
 
     def _decode(self, start: int, data: bytes | None) -> tuple[Record | None, str | None]:
         if data is None:
@@ -460,14 +463,29 @@ class Journal:
             self._strict = decode_line(data, strict=True)[0] is not None
         return record, problem
 
-    def _apply_line(self, record: Record) -> str | None:
+    def _apply_line(self, record: Record, at: int) -> str | None:
         members = _unwrap(record) if record.get("type") == BATCH_TYPE else [record]
         try:
-            self._sink.apply_all(members)
+            self._sink.apply_all(members, at)
         except InvalidRecord as exc:
             return str(exc)
         self._applied += len(members)
         return None
+
+    def _records_at(self, at: int) -> list[Record]:
+        """The records of the complete line starting at ``at`` of the open file (none if it does not read back)."""
+        if self._fd is None:
+            return []
+        data = b""
+        while len(data) <= self._settings.read_line_limit:
+            chunk = self._io.pread(self._fd, 64 << 10, at + len(data))
+            end = chunk.find(b"\n")
+            if end >= 0 or not chunk:
+                line = data + chunk[:end]
+                record, _ = (decode_line(line, strict=True) if self._strict else decode_legacy_line(line)) if end >= 0 else (None, None)
+                return _unwrap(record) if record is not None else []
+            data += chunk
+        return []
 
     def _register_damage(self, damage: Damage) -> None:
         self._damage.append(damage)
@@ -565,7 +583,7 @@ class Journal:
         decoded, _ = decode_line(line.strip(b"\n"), strict=True)  # without the newline(s) around it
         assert decoded is not None
         members = _unwrap(decoded)
-        self._sink.apply_all(members)
+        self._sink.apply_all(members, start + len(line) - len(line.lstrip(b"\n")))
         self._applied += len(members)
         self._valid_end = self._scanned_size = start + len(line)
         self._lines += 1
