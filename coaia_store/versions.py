@@ -64,6 +64,8 @@ class Versions(Generic[K]):
                 self.where[(key, op)] = at
         replaced = self.replaced.setdefault(key, set())
         prev = prev_of(record)
+        if prev is not None and op in prev:  # a damaged or hand-made line cannot hide itself
+            prev = [p for p in prev if p != op]
         before = self.heads.get(key, [])
         if prev is not None and len(prev) == 1 and len(before) == 1 and before[0].get("_op") == prev[0] != op and op not in replaced:
             replaced.add(prev[0])  # the common case, one clone writing alone: the new version replaces the head

@@ -373,8 +373,8 @@ def sync_all(model: Model) -> int:
     return 2 * len(rest)
 
 
-def check_everything_present(model: Model, c: Clone) -> int:
-    """Every acknowledged operation is there, or its field is reported in conflict; returns conflicts found."""
+def check_everything_present(model: Model, c: Clone) -> dict[str, int]:
+    """Every acknowledged operation is there, or its field is reported in conflict; returns what was counted."""
     charts, store = c.charts, c.store
     views = {s.chartId: charts.get_chart(chartId=s.chartId) for s in charts.list_charts(status="all").charts}
     steps = {s.name: s for v in views.values() for s in v.actionSteps}
@@ -407,7 +407,9 @@ def check_everything_present(model: Model, c: Clone) -> int:
                       "meta": field[-1]}[field[0]]
             reported = [x for x in conflicts if x.target == target and values <= {v.value for v in x.values}]
             assert reported, f"{field}: concurrent writes {values} kept {shown!r} without reporting a conflict"
-    return len(conflicts)
+    overridden = sum(len({v for _, v, _ in model.survivors(f)}) - 1 for f in model.fields)
+    return {"conflicts": len(conflicts), "writes shown only in a conflict": overridden,
+            "acknowledged checked": len(model.present) + len(model.fields)}
 
 
 def run_clones(tmp_path: Path, seed: int, count: int, rounds: int) -> None:
@@ -428,15 +430,15 @@ def run_clones(tmp_path: Path, seed: int, count: int, rounds: int) -> None:
         merges += sync_all(model)
         states = [state_of(c.store) for c in clones]
         assert all(s == states[0] for s in states), f"seed {seed}: clones differ after syncing everything"
-        conflicts = 0
+        counted: dict[str, int] = {}
         for c in clones:
-            conflicts = check_everything_present(model, c)
+            counted = check_everything_present(model, c)
             report = validate_integrity(c.store)
             assert report.ok, f"seed {seed}: {c.name} does not validate: {report.model_dump_json()[:2000]}"
             fresh = Store(c.repo / ".coaia", env={"XDG_DATA_HOME": str(tmp_path / "fresh" / c.name)})
             assert state_of(fresh) == states[0], f"seed {seed}: a fresh process replays {c.name} differently"
             fresh.close()
-        add_figures({"examples": 1, "clones": count, "operations": model.ops, "merges": merges, "conflicts": conflicts})
+        add_figures({"examples": 1, "clones": count, "operations": model.ops, "merges": merges, **counted})
     finally:
         for c in clones:
             c.close()

@@ -178,3 +178,11 @@ def test_compaction_keeps_in_memory_exactly_what_a_fresh_process_reads(tmp_path:
             assert fresh.conflicts(settled=True) == after
 
     assert [c.settledBy is not None for c in before] == [True] and after == []  # the trace goes with the versions
+
+
+def test_a_record_naming_itself_as_replaced_is_still_shown() -> None:
+    state = GraphState()
+
+    state.apply_all([{"type": "entity", "name": "x", "entityType": "t", "observations": [], "_op": "a", "_prev": ["a"]}])
+
+    assert list(state.entities) == ["x"]
