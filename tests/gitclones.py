@@ -33,7 +33,7 @@ class MergeConflict(AssertionError):
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert GIT is not None
-    return subprocess.run([GIT, *args], cwd=repo, capture_output=True, text=True, timeout=60,
+    return subprocess.run([GIT, *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False,
                           env={**os.environ, **_ENV})
 
 

@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from mcp import Client, StdioServerParameters
-
 from gitclones import GIT, clone, make_repo
+from mcp import Client, StdioServerParameters
 
 pytestmark = [pytest.mark.anyio,
               pytest.mark.skipif(GIT is None, reason="git is not installed: sharing through git cannot be tested")]

@@ -7,20 +7,20 @@ import os
 import random
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from gitclones import GIT, Clone, clone, make_repo, must, state_of
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coaia_store import Store
-from coaia_store.charts.api import Charts
 from coaia_store.errors import ConflictError
 from coaia_store.history import History
 from coaia_store.integrity import validate_integrity
 from coaia_store.storage.clock import utc_now
-from gitclones import GIT, Clone, clone, make_repo, must, state_of
 
 pytestmark = pytest.mark.skipif(GIT is None, reason="git is not installed: sharing through git cannot be tested")
 
@@ -124,6 +124,22 @@ def test_writing_the_field_again_settles_the_conflict_and_keeps_its_trace(tmp_pa
     assert settled.settledBy is not None and {v.value for v in settled.values} == {"Four", "Trees"}
 
 
+def test_a_pull_with_rebase_keeps_both_sides(tmp_path: Path, origin: Path) -> None:
+    a, b = two(tmp_path, origin)
+    chart = chart_of(a)
+    a.charts.update_current_reality(chartId=chart, observations=["From a"])
+    b.charts.update_current_reality(chartId=chart, observations=["From b"])
+    a.commit("a")
+    b.commit("b")
+
+    b.fetch(a)
+    must(b.repo, "rebase", "-q", "refs/remotes/a/main")
+    a.pull(b)
+
+    assert state_of(a.store) == state_of(b.store)
+    assert {"From a", "From b"} <= set(b.charts.get_chart(chartId=chart).currentReality)
+
+
 # ------------------------------------------------------------------ clocks, deletes, compaction
 
 
@@ -205,7 +221,7 @@ def test_init_git_keeps_backups_where_git_clean_cannot_delete_them(tmp_path: Pat
                    env=env, check=True, capture_output=True)
     subprocess.run([*cli, "backup"], env=env, check=True, capture_output=True)
 
-    done = subprocess.run([*cli, "init", "--git"], env=env, capture_output=True, text=True)
+    done = subprocess.run([*cli, "init", "--git"], env=env, capture_output=True, text=True, check=False)
     must(repo, "add", "-A")
     must(repo, "commit", "-q", "-m", "x")
     must(repo, "clean", "-fdX")
@@ -382,25 +398,10 @@ def check_everything_present(model: Model, c: Clone) -> dict[str, int]:
     relations = {(r.from_, r.to) for r in store.read_graph(context="work").relations} if work else set()
     conflicts = store.conflicts(settled=True)
     for op, kind, args in model.present:
-        found = {
-            "chart": lambda: args[0] in views,
-            "step": lambda: args[1] in steps,
-            "completed": lambda: steps[args[1]].completed,
-            "note": lambda: args[2] in steps[args[1]].notes,
-            "reality": lambda: args[1] in views[args[0]].currentReality,
-            "obs": lambda: args[1] in work[args[0]].observations,
-            "relation": lambda: (args[0], args[1]) in relations,
-        }[kind]()
-        assert found, f"operation {op} ({kind} {args}) was acknowledged and is gone"
+        assert _present(kind, args, views, steps, work, relations), f"operation {op} ({kind} {args}) was acknowledged and is gone"
     for field in model.fields:
-        survivors = model.survivors(field)
-        values = {v for _, v, _ in survivors}
-        shown = {
-            "title": lambda: steps[field[2]].title,
-            "outcome": lambda: views[field[1]].desiredOutcome,
-            "due": lambda: views[field[1]].dueDate,
-            "meta": lambda: (work[field[1]].metadata or {}).get("k"),
-        }[field[0]]()
+        values = {v for _, v, _ in model.survivors(field)}
+        shown = _shown(field, views, steps, work)
         assert shown in values, f"{field}: shows {shown!r}, not one of the latest writes {values}"
         if len(values) > 1:
             target = {"title": field[-1], "outcome": f"{field[-1]}_desired_outcome", "due": f"{field[-1]}_chart",
@@ -410,6 +411,33 @@ def check_everything_present(model: Model, c: Clone) -> dict[str, int]:
     overridden = sum(len({v for _, v, _ in model.survivors(f)}) - 1 for f in model.fields)
     return {"conflicts": len(conflicts), "writes shown only in a conflict": overridden,
             "acknowledged checked": len(model.present) + len(model.fields)}
+
+
+def _present(kind: str, args: tuple[str, ...], views: dict[str, Any], steps: dict[str, Any], work: dict[str, Any],
+             relations: set[tuple[str, str]]) -> bool:
+    if kind == "chart":
+        return args[0] in views
+    if kind == "step":
+        return args[1] in steps
+    if kind == "completed":
+        return bool(steps[args[1]].completed)
+    if kind == "note":
+        return args[2] in steps[args[1]].notes
+    if kind == "reality":
+        return args[1] in views[args[0]].currentReality
+    if kind == "obs":
+        return args[1] in work[args[0]].observations
+    return (args[0], args[1]) in relations
+
+
+def _shown(field: tuple[str, ...], views: dict[str, Any], steps: dict[str, Any], work: dict[str, Any]) -> object:
+    if field[0] == "title":
+        return steps[field[2]].title
+    if field[0] == "outcome":
+        return views[field[1]].desiredOutcome
+    if field[0] == "due":
+        return views[field[1]].dueDate
+    return (work[field[1]].metadata or {}).get("k")
 
 
 def run_clones(tmp_path: Path, seed: int, count: int, rounds: int) -> None:
@@ -451,14 +479,14 @@ def add_figures(figures: dict[str, int]) -> None:
         path.write_text(json.dumps({k: total.get(k, 0) + v for k, v in figures.items()}))
 
 
-@settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=12 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                            HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_two_clones_converge_and_lose_nothing(tmp_path_factory: pytest.TempPathFactory, seed: int) -> None:
     run_clones(tmp_path_factory.mktemp("two"), seed, 2, rounds=4)
 
 
-@settings(max_examples=6 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                            HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1))
 def test_three_clones_converge_and_lose_nothing(tmp_path_factory: pytest.TempPathFactory, seed: int) -> None:

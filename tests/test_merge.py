@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +17,7 @@ from coaia_store.merge import merge_heads
 from coaia_store.storage.hlc import HybridClock
 from coaia_store.storage.lines import decode_line
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def lines_of(path: Path) -> list[bytes]:
