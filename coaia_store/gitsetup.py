@@ -56,7 +56,8 @@ def local_dir(store_dir: Path, env: Mapping[str, str] | None = None, home: Path 
     if not is_shared(store_dir):
         return store_dir
     env = os.environ if env is None else env
-    base = Path(env["XDG_DATA_HOME"]) if env.get("XDG_DATA_HOME") else (home or Path.home()) / ".local" / "share"
+    xdg = Path(env.get("XDG_DATA_HOME") or ".")
+    base = xdg if xdg.is_absolute() else (home or Path.home()) / ".local" / "share"  # the XDG rule: relative is unset
     real = store_dir.resolve()
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", real.parent.name) or "store"
     return base / "coaia-store" / "stores" / f"{slug}-{hashlib.sha256(str(real).encode()).hexdigest()[:12]}"

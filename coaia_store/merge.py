@@ -103,7 +103,28 @@ def merge_heads(heads: list[Record], base_of: BaseOf) -> tuple[Record | None, li
     for index in range(1, len(live)):
         base = base_of(live[:index], live[index])
         merged = _merge_live([merged, live[index]], None if base is None or is_tombstone(base) else base, conflicts)
-    return merged, conflicts
+    return merged, _combined(conflicts, merged)
+
+
+def _combined(conflicts: list[Conflict], merged: Record) -> list[Conflict]:
+    """One conflict per field, with every side's value (three clones changing one field: one conflict)."""
+    by_field: dict[str, Conflict] = {}
+    for conflict in conflicts:
+        kept = by_field.setdefault(conflict["field"], {**conflict, "values": []})
+        kept["values"] += [v for v in conflict["values"] if v not in kept["values"]]
+    for conflict in by_field.values():
+        conflict["chosen"] = _value_of(merged, conflict["field"], conflict["chosen"])
+    return list(by_field.values())
+
+
+def _value_of(record: Record, field: str, default: Any) -> Any:
+    if field == "observations[0]":
+        observations = _observations(record)
+        return observations[0] if observations else None
+    if field.startswith("metadata."):
+        data = record.get("metadata")
+        return data.get(field.removeprefix("metadata.")) if isinstance(data, dict) else None
+    return record.get(field, default)
 
 
 def _merge_live(heads: list[Record], base: Record | None, conflicts: list[Conflict]) -> Record:
