@@ -207,6 +207,24 @@ def test_a_forced_compaction_when_in_sync_merges_and_converges(tmp_path: Path, o
     assert validate_integrity(a.store).ok
 
 
+def test_a_forced_compaction_out_of_sync_still_converges_and_keeps_both_sides(tmp_path: Path, origin: Path) -> None:
+    a, b = two(tmp_path, origin)
+    chart = chart_of(a)
+    a.charts.update_current_reality(chartId=chart, observations=["From a"])
+    assert a.store.compact(force=True)
+    a.commit("a, compacted")
+    b.charts.update_current_reality(chartId=chart, observations=["From b"])
+    b.charts.update_desired_outcome(chartId=chart, desiredOutcome="Changed on b")
+    b.commit("b")
+
+    cross_merge(a, b)
+
+    assert state_of(a.store) == state_of(b.store)
+    view = a.charts.get_chart(chartId=chart)
+    assert {"From a", "From b"} <= set(view.currentReality) and view.desiredOutcome == "Changed on b"
+    assert validate_integrity(a.store).ok
+
+
 # ------------------------------------------------------------------ setup
 
 
