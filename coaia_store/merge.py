@@ -59,12 +59,12 @@ def is_tombstone(record: Mapping[str, Any]) -> bool:
     return record.get("type") in TOMBSTONES
 
 
-def common_base(merged: list[Record], head: Record, versions: Mapping[str, Record]) -> Record | None:
-    """The newest version (by ``(_ts, _op)``) that ``head`` and one of the ``merged`` heads both descend from."""
+def lowest_common(merged: list[Record], head: Record, versions: Mapping[str, Record]) -> list[Record]:
+    """The versions ``head`` and the ``merged`` heads both descend from that no other such version descends
+    from: usually one; several after criss-cross merges (then their merge is the base, as git does)."""
     common = set().union(*(_ancestors(h, versions) for h in merged)) & _ancestors(head, versions)
-    if not common:
-        return None
-    return max((versions[op] for op in common), key=order_key)
+    covered = {p for op in common for p in prev_of(versions[op]) or ()}  # common is closed under ancestry
+    return sorted((versions[op] for op in common - covered), key=order_key)
 
 
 def _ancestors(head: Record, versions: Mapping[str, Record]) -> set[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
-from .merge import Conflict, common_base, merge_heads, order_key, prev_of
+from .merge import Conflict, lowest_common, merge_heads, order_key, prev_of
 from .storage.lines import Record
 
 K = TypeVar("K", bound=Hashable)
@@ -118,8 +118,11 @@ class Versions(Generic[K]):
         return merge_heads(heads, lambda merged, head: self._base(key, merged, head))
 
     def _base(self, key: K, merged: list[Record], head: Record) -> Record | None:
-        base = common_base(merged, head, self.versions.get(key, {}))
-        return None if base is None else self._full(key, base)
+        found = [v for b in lowest_common(merged, head, self.versions.get(key, {})) if (v := self._full(key, b)) is not None]
+        if len(found) <= 1:
+            return found[0] if found else None
+        virtual, _ = merge_heads(found, lambda done, next_head: self._base(key, done, next_head))
+        return virtual
 
     def concurrent(self, key: K) -> bool:
         return len(self.heads.get(key, ())) > 1

@@ -186,3 +186,24 @@ def test_a_record_naming_itself_as_replaced_is_still_shown() -> None:
     state.apply_all([{"type": "entity", "name": "x", "entityType": "t", "observations": [], "_op": "a", "_prev": ["a"]}])
 
     assert list(state.entities) == ["x"]
+
+
+def version(op: str, ts: str, prev: list[str], **metadata: object) -> dict[str, object]:
+    return {"type": "entity", "name": "x", "entityType": "thing", "observations": [], "metadata": metadata,
+            "_op": op, "_ts": f"2026-03-01T09:00:0{ts}.000Z", "_prev": prev}
+
+
+def test_after_criss_cross_merges_a_value_carried_by_a_merge_does_not_count_as_a_change() -> None:
+    state = GraphState()
+    lines = [
+        version("b", "0", [], due="2030", note="n"),
+        version("a1", "1", ["b"], due="2031", note="n"),          # clone 1 moves the date
+        version("c1", "2", ["b"], due="2030", note="n2"),         # clone 2 changes something else
+        version("m2", "3", ["a1", "c1"], due="2032", note="n2"),  # clone 1 merges both, then moves the date again
+        version("m1", "4", ["a1", "c1"], due="2031", note="n3"),  # clone 2 merges both (date 2031), changes the note
+    ]
+    for record in lines:
+        state.apply_all([record])
+
+    assert state.entities["x"]["metadata"] == {"due": "2032", "note": "n3"}
+    assert [c for _, settled, c in state.conflicts() if settled is None] == []
