@@ -277,6 +277,7 @@ class Model:
         self.clones = clones
         self.seen: dict[str, set[int]] = {c.name: set() for c in clones}
         self.present: list[tuple[int, str, tuple[str, ...]]] = []  # (op, kind, args): must be there at the end
+        self.absent: list[tuple[int, str, str]] = []  # (op, entity, observation): deleted after seeing it added
         self.fields: dict[tuple[str, ...], list[tuple[int, object, frozenset[int]]]] = {}
         self.ops = 0
         self.created_steps: dict[str, int] = {}  # step name -> op that made it
@@ -303,7 +304,7 @@ def random_op(rng: random.Random, model: Model, c: Clone) -> None:
     step = rng.choice(steps) if steps else None
     n = model.ops + 1
     kind = rng.choice(["chart", "step", "step", "complete", "title", "note", "reality", "reality", "outcome", "due",
-                       "telescope", "entity", "observe", "relate", "meta"])
+                       "telescope", "entity", "observe", "unobserve", "relate", "meta"])
     if kind == "chart":
         made = charts.create_chart(desiredOutcome=f"Outcome {n}", currentReality=f"Reality {n}", dueDate="2031-06-30")
         model.present.append((model.did(c), "chart", (made.chart.chartId,)))
@@ -339,7 +340,7 @@ def random_op(rng: random.Random, model: Model, c: Clone) -> None:
             model, c, step.name):
         charts.telescope_action_step(actionStep=step.name, currentReality=f"Sub {n}")
         model.did(c)
-    elif kind in ("entity", "observe", "relate", "meta"):
+    elif kind in ("entity", "observe", "unobserve", "relate", "meta"):
         graph_op(rng, model, c, kind, n)
 
 
@@ -362,6 +363,16 @@ def graph_op(rng: random.Random, model: Model, c: Clone, kind: str, n: int) -> N
         target = rng.choice(have)
         store.add_observations([{"entityName": target, "contents": [f"obs {n}"]}], context="work")
         model.present.append((model.did(c), "obs", (target, f"obs {n}")))
+    elif kind == "unobserve":
+        target = rng.choice(have)
+        observations = store.open_entities([target], context="work").entities[0].observations
+        if not observations:
+            return
+        gone = rng.choice(observations)
+        store.delete_observations([{"entityName": target, "observations": [gone]}], context="work")
+        op = model.did(c)
+        model.absent.append((op, target, gone))
+        model.present = [p for p in model.present if p[1:] != ("obs", (target, gone)) or p[0] not in model.seen[c.name]]
     elif kind == "relate":
         source, target = rng.choice(have), rng.choice(have)
         store.create_relations([{"from": source, "to": target, "relationType": "knows"}], context="work")
@@ -417,6 +428,8 @@ def check_everything_present(model: Model, c: Clone) -> dict[str, int]:
     conflicts = store.conflicts(settled=True)
     for op, kind, args in model.present:
         assert _present(kind, args, views, steps, work, relations), f"operation {op} ({kind} {args}) was acknowledged and is gone"
+    for op, entity, gone in model.absent:
+        assert gone not in work[entity].observations, f"operation {op} deleted {gone!r} of {entity}: it is back"
     for field in model.fields:
         values = {v for _, v, _ in model.survivors(field)}
         shown = _shown(field, views, steps, work)
