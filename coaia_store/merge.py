@@ -2,8 +2,9 @@
 
 A record names the versions it was based on in ``_prev`` (the ``_op`` of each head it saw). Two
 records based on the same version, each unaware of the other, are *concurrent*: after a git merge
-both are heads, and the state shown is their merge against their newest common ancestor (the
-*base*), computed the same way on every clone whatever the order of the lines:
+both are heads, and the state shown is their merge against the version both descend from (the
+*base*; after criss-cross merges, the merge of the several such versions, as git does), computed
+the same way on every clone whatever the order of the lines. Several heads merge one at a time:
 
 * observations are a set: what any side added is kept, what any side removed from the base is
   removed. In the entities of a chart (:data:`TITLED_TYPES`) the first observation is a field,
