@@ -139,7 +139,7 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
         for note in _git_notes(report):
             _out.print(f"note: {note}", highlight=False, markup=False)
         if report.git is not None:
-            _out.print(f"shared through git ({report.git.repository}); automatic compaction {report.git.autoCompaction}",
+            _out.print(f"in the git work tree {report.git.repository}; automatic compaction {report.git.autoCompaction}",
                        highlight=False, markup=False)
         _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
     if report.degraded:
@@ -356,8 +356,8 @@ def undo(
 @app.command()
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
-    force: Annotated[bool, typer.Option("--force", help="Inside a git work tree: compact anyway (only when every "
-                                                        "clone has pulled; see the git guide).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="In a store shared through git (init --git): compact anyway "
+                                                        "(only when every clone has pulled; see the git guide).")] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -390,7 +390,7 @@ _EXAMPLE_CONFIG = """{
   "stateCacheMinBytes": 1048576,
   "_stateCacheMinBytes": "After replaying this much of a file, save the state in .cache/ so the next start skips it.",
   "compaction": {
-    "_comment": "A context's file is rewritten to its current state when it is at least minBytes and this share of it is superseded (never automatically inside a git work tree).",
+    "_comment": "A context's file is rewritten to its current state when it is at least minBytes and this share of it is superseded (never automatically in a store shared through git: init --git).",
     "garbageRatio": 0.5,
     "minBytes": 1048576
   },

@@ -224,7 +224,7 @@ class GitSetup(_Output):
     repository: str = Field(description="The work tree holding .coaia/.")
     unionMerge: bool = Field(description="Whether .coaia/.gitattributes sets merge=union for the chart files.")
     localDir: str = Field(description="Where this clone keeps its backups and quarantine (.backup/, .recovery/).")
-    autoCompaction: str = Field(description="Why files are not compacted automatically in a git work tree.")
+    autoCompaction: str = Field(description="Whether files are compacted automatically, and why not once shared.")
     advice: list[str] = Field(default_factory=list, description="What to set up (coaia-store init --git).")
 
 

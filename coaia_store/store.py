@@ -91,6 +91,7 @@ class Store:
         self.clock = clock or utc_now
         self.hlc = HybridClock(self.clock)  # stamps _ts: never behind a record this process has read
         self.git_tree = work_tree(self.path)
+        self.shared = is_shared(self.path)  # set up with init --git (a git work tree alone may be a dotfiles repo)
         self.local_dir = local_dir(self.path, env, home)  # backups and quarantine: outside the work tree if shared
         self.recovery = Recovery(self.local_dir, self.io, self.clock)
         self._graphs: dict[str, Graph] = {}
@@ -132,7 +133,7 @@ class Store:
             before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
         )
         settings = self.config.journal_settings()
-        if self.git_tree is not None:  # rewriting a file would delete lines other clones still merge against
+        if self.shared:  # rewriting a file would delete lines other clones still merge against
             settings = replace(settings, auto_compaction=False)
         return Journal(
             path,
@@ -206,13 +207,13 @@ class Store:
     def compact(self, context: str | None = None, *, force: bool = False) -> bool:
         """Rewrite a context's file to its current state (old file kept in ``history/``).
 
-        Inside a git work tree this is refused unless ``force``: a compaction drops the versions that
+        In a store shared through git (``init --git``) this is refused unless ``force``: a compaction drops the versions that
         changes made meanwhile on other clones were based on, so their merge could no longer tell what
         each side changed. Force it only when every clone has pulled, and have each pull it before writing.
         """
-        if self.git_tree is not None and not force:
+        if self.shared and not force:
             raise ConflictError(
-                f"{self.path} is shared through git ({self.git_tree}): compaction is deferred, because it would "
+                f"{self.path} is shared through git: compaction is deferred, because it would "
                 "delete lines that changes on other clones are based on. When every clone has pulled, compact "
                 "with force (coaia-store compact --force), commit, and have every clone pull before writing again"
             )
@@ -318,14 +319,15 @@ class Store:
         if self.git_tree is None:
             return None
         advice = []
-        if not is_shared(self.path) or not union_merge(self.path):
+        if not self.shared or not union_merge(self.path):
             advice.append(f"{self.path} is inside the git work tree {self.git_tree} but not set up for it: run "
                           f"coaia-store --dir {self.path} init --git (union merges for the chart files, backups and "
                           "quarantine moved out of the work tree, where git clean cannot delete them)")
         return GitSetup(
             repository=str(self.git_tree), unionMerge=union_merge(self.path), localDir=str(self.local_dir), advice=advice,
             autoCompaction="deferred: a compaction rewrites a file, deleting lines that other clones still merge "
-                           "against; run coaia-store compact only when every clone has pulled (see the git guide)",
+                           "against; run coaia-store compact --force only when every clone has pulled (see the git guide)"
+                           if self.shared else "on, as this store is not set up with init --git",
         )
 
     def _context_info(self, graph: Graph) -> ContextInfo:

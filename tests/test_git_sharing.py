@@ -260,8 +260,9 @@ def test_status_advises_init_git_inside_a_repository_without_it(tmp_path: Path) 
     with Store(tmp_path / ".coaia") as store:
         store.create_entities([{"name": "x", "entityType": "t"}])
         git = store.status().git
+        compacted = store.compact()  # not shared yet (a work tree alone may be a dotfiles repository)
 
-    assert git is not None and not git.unionMerge and "init --git" in git.advice[0]
+    assert git is not None and not git.unionMerge and "init --git" in git.advice[0] and compacted
 
 
 # ------------------------------------------------------------------ the property: random work on 2 and 3 clones

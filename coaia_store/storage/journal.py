@@ -78,7 +78,7 @@ class JournalSettings:
     compaction_ratio: float = 0.5
     compaction_min_bytes: int = 1 << 20
     state_cache_min_bytes: int = 1 << 20  # save the replayed state once this much more was replayed
-    auto_compaction: bool = True  # False in a git work tree: see docs/git.md
+    auto_compaction: bool = True  # False in a store shared through git: see docs/git.md
 
     @property
     def read_line_limit(self) -> int:
