@@ -102,9 +102,9 @@ def _add_lines(file: Path, text: str, needed: list[str]) -> str:
         file.write_text(text, encoding="utf-8")
         return f"created {file}"
     lines = {line.strip() for line in present.splitlines()}
-    if all(n in lines for n in needed):
-        return ""
     missing = [line for line in text.splitlines() if line.strip() not in lines]
+    if all(any(line.startswith(n) for line in lines) for n in needed) or not missing:
+        return ""
     with file.open("a", encoding="utf-8") as handle:
         handle.write(("" if present.endswith("\n") or not present else "\n") + "\n".join(missing) + "\n")
     return f"added to {file}: {', '.join(m for m in missing if not m.startswith('#'))}"

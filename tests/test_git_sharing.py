@@ -240,6 +240,10 @@ def test_init_git_keeps_backups_where_git_clean_cannot_delete_them(tmp_path: Pat
     subprocess.run([*cli, "backup"], env=env, check=True, capture_output=True)
 
     done = subprocess.run([*cli, "init", "--git"], env=env, capture_output=True, text=True, check=False)
+    attributes = (repo / ".coaia/.gitattributes").read_bytes()
+    again = subprocess.run([*cli, "init", "--git"], env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0 and "added" not in again.stdout
+    assert (repo / ".coaia/.gitattributes").read_bytes() == attributes
     must(repo, "add", "-A")
     must(repo, "commit", "-q", "-m", "x")
     must(repo, "clean", "-fdX")
