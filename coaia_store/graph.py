@@ -83,7 +83,7 @@ class GraphState:
         return len(self.entities) + len(self.relations) + len(self.extras)
 
     def snapshot(self) -> Iterator[Record]:
-        """The state as records; a name with concurrent heads keeps all its versions, so its merge stays the same."""
+        """The state as records (see :func:`_snapshot`)."""
         yield from self.extras
         yield from _snapshot(self.entity_versions, self.entities)
         yield from _snapshot(self.relation_versions, self.relations)
@@ -223,10 +223,12 @@ def _extra_key(record: Record) -> tuple[str, str] | None:
 
 
 def _snapshot(versions: Versions[K], shown: dict[K, Record]) -> Iterator[Record]:
+    """The live records; every version of a name that ever had concurrent ones, so its merge and its
+    conflicts (open or settled) read back the same."""
     for key, record in shown.items():
-        if not versions.concurrent(key):
+        if key not in versions.merged:
             yield record
-    for key in sorted((k for k in versions.merged if versions.concurrent(k)), key=str):
+    for key in sorted(versions.merged, key=str):
         yield from versions.all_versions(key)
 
 

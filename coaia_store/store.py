@@ -305,7 +305,7 @@ class Store:
         """Fields two clones changed without seeing each other's change (found after a git merge).
 
         Open ones (``settled=False``): the later value is in effect until someone writes the field
-        again. ``settled=True`` adds the ones a later write was based on (kept until compaction).
+        again. ``settled=True`` adds the ones a later write was based on (kept through compactions).
         """
         found = []
         for graph in self._reading(context):
