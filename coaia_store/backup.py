@@ -127,7 +127,7 @@ class Backups:
 
     def __init__(self, store: Store, *, background: bool = False) -> None:
         self._store = store
-        self.root = store.path / BACKUP_DIR
+        self.root = store.local_dir / BACKUP_DIR
         self._checked: dict[str, tuple[str, ...]] = {}  # context -> period labels already seen to
         self._checked_day: dict[str, date] = {}  # context -> the UTC day those labels were confirmed on
         self._locks: dict[str, tuple[threading.Lock, WriteLock]] = {}
@@ -397,7 +397,7 @@ class Backups:
                 group=f"{kind}/{label}",
                 context=context,
                 kind=kind,
-                file=str(target.relative_to(self._store.path)),
+                file=str(target.relative_to(self._store.local_dir)),
                 sha256=scan.sha256,
                 size=scan.size,
                 records=scan.records,
@@ -440,7 +440,7 @@ class Backups:
             if periodic or time.time() - tmp.stat().st_mtime > _STALE_TEMP_SECONDS:
                 self._store.io.unlink(tmp)
                 self._store.recovery.try_log(
-                    file=str(tmp.relative_to(self._store.path)), found="temp file left by an interrupted backup", action="removed"
+                    file=str(tmp.relative_to(self._store.local_dir)), found="temp file left by an interrupted backup", action="removed"
                 )
 
     # ------------------------------------------------------------------ manifest and retention
@@ -543,7 +543,7 @@ class Backups:
 
     def _prune(self, entry: BackupInfo) -> None:
         try:
-            self._store.io.unlink(self._store.path / entry.file)
+            self._store.io.unlink(self._store.local_dir / entry.file)
         except FileNotFoundError:
             pass
         self._store.recovery.try_log(
@@ -564,7 +564,7 @@ class Backups:
 
     def _verify_one(self, info: BackupInfo) -> VerifyResult:
         try:
-            with self._opened(self._store.path / info.file) as fd:
+            with self._opened(self._store.local_dir / info.file) as fd:
                 problems = self._problems(info, fd)
         except (OSError, BackupError) as exc:
             problems = [f"cannot read {info.file}: {getattr(exc, 'strerror', None) or exc}"]
@@ -578,7 +578,7 @@ class Backups:
         refused = f"restore of backup {info.id} refused, nothing was changed"
         io = self._store.io
         try:
-            fd = self._open_regular(self._store.path / info.file)
+            fd = self._open_regular(self._store.local_dir / info.file)
         except FileNotFoundError:
             raise BackupError(f"{info.file} is missing: {refused}") from None
         except BackupError as exc:
@@ -781,8 +781,7 @@ class _Scan:
         if problem is not None:
             self.problems.append(f"line {self.lines}: {problem}")
         elif record is not None and is_header(record):
-            if self.lines != 1:
-                self.problems.append(f"line {self.lines}: header in the middle of the file")
+            pass  # after line 1: the header of a file git merged in (one context started on two clones)
         elif record is not None:
             if self.strict and self.lines == 1:
                 self.problems.append("line 1: no coaia-store header")

@@ -30,6 +30,8 @@ from .config import load_config
 from .contexts import context_file, validate_context_name
 from .errors import CoaiaError, NotFoundError, UsageError, os_errors_reported
 from .location import explicit_location
+from .gitsetup import set_up
+from .models import StoreStatus
 from .store import Store
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 1, 2, 3
@@ -186,6 +188,11 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
             _out.print(f"[yellow]! {escape(cli_names(problem))}[/yellow]")
         if report.capacity is not None:
             _print_capacity(report.capacity)
+        for note in _git_notes(report):
+            _out.print(f"note: {note}", highlight=False, markup=False)
+        if report.git is not None:
+            _out.print(f"in the git work tree {report.git.repository}; automatic compaction {report.git.autoCompaction}",
+                       highlight=False, markup=False)
         _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
     if report.degraded:
         raise typer.Exit(EXIT_DEGRADED)
@@ -275,11 +282,22 @@ def doctor(
                 _out.print(f"  {line}", highlight=False, markup=False)
         for line in [f"repaired: {r}" for r in report.repairs] + [f"! {cli_names(problem)}" for problem in status.problems]:
             _out.print(line, highlight=False, markup=False)
+        for note in _git_notes(status):
+            _out.print(f"note: {note}", highlight=False, markup=False)
         healthy = report.ok and not status.degraded
         advice = "nothing to do" if healthy else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
         _out.print(("[green]healthy[/green]: " if healthy else "[red]not healthy[/red]: ") + advice)
     if not report.ok or status.degraded:
         raise typer.Exit(EXIT_DEGRADED)
+
+
+def _git_notes(status: StoreStatus) -> list[str]:
+    notes = list(status.git.advice) if status.git else []
+    notes += [f"conflict in {c.context}: {c.target} {c.field}: {' / '.join(repr(v.value) for v in c.values)} "
+              f"(showing {c.chosen!r}; write the value you want to settle it)" for c in status.conflicts]
+    if status.conflictCount > len(status.conflicts):
+        notes.append(f"{status.conflictCount - len(status.conflicts)} more conflicts: coaia-store status --json")
+    return notes
 
 
 def _integrity_lines(ctx: Any) -> list[str]:
@@ -463,6 +481,8 @@ def brief(context: ContextOption = None, as_json: JsonFlag = False, directory: D
 @app.command()
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
+    force: Annotated[bool, typer.Option("--force", help="In a store shared through git (init --git): compact anyway "
+                                                        "(only when every clone has pulled; see the git guide).")] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -471,7 +491,7 @@ def compact(
     Example: coaia-store compact --context work
     """
     with _busy(f"compacting {context}…"):
-        done = _store(directory).compact(context)
+        done = _store(directory).compact(context, force=force)
     if as_json:
         _emit_json({"context": context, "compacted": done})
     elif done:
@@ -495,12 +515,12 @@ _EXAMPLE_CONFIG = """{
   "stateCacheMinBytes": 1048576,
   "_stateCacheMinBytes": "After replaying this much of a file, save the state in .cache/ so the next start skips it.",
   "compaction": {
-    "_comment": "A context's file is rewritten to its current state when it is at least minBytes and this share of it is superseded.",
+    "_comment": "A context's file is rewritten to its current state when it is at least minBytes and this share of it is superseded (never automatically in a store shared through git: init --git).",
     "garbageRatio": 0.5,
     "minBytes": 1048576
   },
   "backup": {
-    "_comment": "Automatic backups in .backup/: how many daily and weekly ones to keep.",
+    "_comment": "Automatic backups in .backup/ (outside the work tree once set up with init --git): how many daily and weekly ones to keep.",
     "dailyKeep": 7,
     "weeklyKeep": 5
   },
@@ -532,13 +552,17 @@ _interactive = sys.stdout.isatty  # progress bars only on a terminal; piped outp
 def init(
     path: Annotated[str | None, typer.Argument(help="The directory that gets .coaia/ (default: the working directory).",
                                                show_default=False)] = None,
+    git: Annotated[bool, typer.Option("--git", help="Share it through git: union merges for the chart files "
+                                                    "(.gitattributes), and backups and quarantine kept outside "
+                                                    "the work tree, where git clean cannot delete them.")] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
     """Create a .coaia/ directory with a commented config.json and a .gitignore that keeps backups,
     recovery files, locks and caches out of git (chart files stay versionable). Existing files are never overwritten.
+    With --git (also on an existing .coaia/): set it up to be shared through git (see the git guide).
 
-    Example: coaia-store init ~/project   (or: coaia-store --dir ~/project/.coaia init)
+    Example: coaia-store init ~/project --git   (or: coaia-store --dir ~/project/.coaia init)
     """
     if path is not None:
         named, source = Path(path) / ".coaia", "init's PATH argument"
@@ -547,6 +571,9 @@ def init(
     else:
         named, source = Path(".coaia"), "init's default (the working directory)"
     target = explicit_location(named, source).path
+    with os_errors_reported(f"cannot create {target}", "run init with a directory you can write to"):
+        target.mkdir(parents=True, exist_ok=True)
+    shared = set_up(target) if git else []
     created, kept = [], []
     with os_errors_reported(f"cannot create {target}", "run init with a directory you can write to"):
         target.mkdir(parents=True, exist_ok=True)
@@ -560,8 +587,10 @@ def init(
                 kept.append(str(file))
     load_config(target)  # a config.json that was already there must still load
     if as_json:
-        _emit_json({"directory": str(target.resolve()), "created": created, "kept": kept})
+        _emit_json({"directory": str(target.resolve()), "created": created, "kept": kept, "git": shared})
         return
+    for line in shared:
+        _out.print(line, highlight=False)
     for file in created:
         _out.print(f"created {file}", highlight=False)
     for file in kept:

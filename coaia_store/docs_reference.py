@@ -40,7 +40,7 @@ from .store import Store
 START = datetime(2026, 11, 2, 9, 0, 0, tzinfo=timezone.utc)
 DOC_DIR = "/home/me/project/.coaia"
 CHART_ID = "{chart}"
-STEP_1, STEP_2 = "{chart}_action_1", "{chart}_action_2"
+STEP_1, STEP_2 = "{chart}_action_1_00000001", "{chart}_action_2_00000002"
 
 # One example call per tool (per profile variant). A tool not listed here gets a call built from its
 # required arguments (see _guess_arguments); write one here when that is not a good example.
@@ -125,13 +125,14 @@ class DocDisk(FileIO):
 
 
 class _CountingSecrets:
-    """Stands in for ``secrets`` in chart id generation: ``000000000001``, ``000000000002``, ..."""
+    """Stands in for ``secrets`` in id generation: chart ids end ``000000000001``, ``000000000002``, ...;
+    step names, counted apart, ``00000001``, ``00000002``, ..."""
 
     def __init__(self) -> None:
-        self._n = itertools.count(1)
+        self._counters: dict[int, itertools.count[int]] = {}
 
     def token_hex(self, nbytes: int) -> str:
-        return f"{next(self._n):0{nbytes * 2}x}"
+        return f"{next(self._counters.setdefault(nbytes, itertools.count(1))):0{nbytes * 2}x}"
 
 
 @contextlib.contextmanager
@@ -447,7 +448,7 @@ HEADER = """\
 Every tool `coaia-store serve` publishes, read from the server itself (coaia-store {version}).
 Each example was run through `mcp.Client` against a fresh store holding a small example: in
 context `default`, the chart `{chart}` ("A vegetable garden that feeds the household from June to
-September", steps `_action_1` "Build three raised beds" and `_action_2` "Test the soil") and a
+September", steps `_action_1_00000001` "Build three raised beds" and `_action_2_00000002` "Test the soil") and a
 completed chart `{done}` ("A tidy shed") and the entity `grace` (person); in context `work`, the entities `ada` (person) and
 `billing-service` (project), `ada works_on billing-service`, and a manual backup of `work`. The
 clock starts at {start} and moves one second per reading. Operation ids (16 hex digits), random

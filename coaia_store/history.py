@@ -25,10 +25,10 @@ from pydantic import BaseModel, Field
 
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
 from .errors import InvalidInputError, NotFoundError, os_errors_reported
-from .graph import GraphState, checked_kind, entity_view, relation_key
-from .models import Entity, check_date_range
+from .graph import RECORD_META_KEYS, GraphState, checked_kind, entity_view, relation_key
+from .models import Conflict, Entity, check_date_range
 from .paging import PAGE_BUDGET, Pager, bounded_page
-from .storage.clock import iso_timestamp
+from .storage.clock import iso_timestamp, parse_timestamp
 from .storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
 from .storage.lines import Record, decode_legacy_line, decode_line, is_header
 
@@ -125,6 +125,8 @@ class ChartHistory(BaseModel):
     total: int = Field(0, description="Events in the chart's history in all.")
     nextCursor: str | None = Field(None, description="Pass it back as cursor for the next (later) events.")
     note: str | None = Field(None, description="What this page left out, and how to get it.")
+    conflicts: list[Conflict] = Field([], description="Fields of this chart two clones changed without seeing each "
+                                                      "other's change (git merges): both values, who and when.")
 
 
 class UndoResult(BaseModel):
@@ -162,17 +164,6 @@ def parse_as_of(text: str) -> datetime:
     except ValueError as exc:
         raise InvalidInputError(f"invalid asOf: {exc}") from None
     return moment.astimezone(timezone.utc)
-
-
-def _parse_ts(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-        check_date_range(moment, value)
-    except ValueError:
-        return None
-    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
 
 
 def _show(moment: datetime | None) -> str | None:
@@ -266,7 +257,7 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[_Line]]:
         if members is None or not _valid(members):
             continue
         op, by = record.get("_op"), record.get("_by")
-        lines.append(_Line(op if isinstance(op, str) and op else None, _parse_ts(record.get("_ts")), members,
+        lines.append(_Line(op if isinstance(op, str) and op else None, parse_timestamp(record.get("_ts")), members,
                            by=by if isinstance(by, str) else None))
     return header, lines
 
@@ -372,7 +363,7 @@ def _fill_times(gen: _Generation, header: Record | None, mtime: datetime | None)
         fallback = gen.start
     else:
         known = [line.time for line in gen.lines if line.time is not None]
-        created = _parse_ts((header or {}).get("createdAt"))
+        created = parse_timestamp((header or {}).get("createdAt"))
         fallback = created or (min(known) if known else None) or gen.end or mtime  # type: ignore[assignment]
     for line in gen.lines:
         if line.time is None:
@@ -400,7 +391,7 @@ class _Event:
 
 
 def _strip(record: Record | None) -> Record | None:
-    return None if record is None else {k: v for k, v in record.items() if k not in ENVELOPE_KEYS}
+    return None if record is None else {k: v for k, v in record.items() if k not in RECORD_META_KEYS}
 
 
 def _same(a: Record | None, b: Record | None) -> bool:
@@ -715,8 +706,10 @@ class History:
             where = f"context {context!r}" if context is not None else "any context"
             raise NotFoundError(f"no history of chart {chart_id!r} in {where}; list_charts shows the charts")
         found = _with_moves(touched, chart_id)
+        conflicts = [c for c in self.store.conflicts(context, settled=True) if c.target.startswith(f"{chart_id}_")]
         page, note, more = _page(found, Pager("chart_history", chart_id, context), limit, cursor, "events")
-        return ChartHistory(chartId=chart_id, events=page, total=len(found), note=note, nextCursor=more)
+        return ChartHistory(chartId=chart_id, events=page, total=len(found), note=note, nextCursor=more,
+                            conflicts=conflicts)
 
     def _contexts(self, context: str | None) -> list[str]:
         return self.store.contexts() if context is None else [validate_context_name(context)]

@@ -50,12 +50,15 @@ from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from .charts.rules import deadline
 from .charts.tree import ChartIndex, is_completed, meta
 from .errors import CoaiaError, os_errors_reported
-from .graph import ENTITY_TYPES, Graph, GraphState, RelKey, relation_key
+from .graph import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
-from .models import DamagedLine
-from .storage.journal import ENVELOPE_KEYS, HISTORY_DIR, Damage
+from .models import Conflict, DamagedLine
+from .storage.journal import HISTORY_DIR, Damage
 from .storage.lines import Record, decode_legacy_line
 from .store import Store
+
+
+_SHOWN_CONFLICTS = 50
 
 
 class BackupRef(BaseModel):
@@ -83,6 +86,10 @@ class ContextIntegrity(BaseModel):
     duplicateNames: list[str] = Field([], description="In a file of another tool (not yet migrated): entity names "
                                                       "written as separate entities more than once; the last one is "
                                                       "used, and the first write here migrates the file to one each.")
+    conflicts: list[Conflict] = Field([], description="Fields two clones changed without seeing each other's change "
+                                                      "(met in a git merge), open and settled, up to 50; the later "
+                                                      "value is in effect. Not damage: nothing was lost.")
+    conflictCount: int = 0
     repairs: list[str] = Field([], description="What repair=true changed in this context.")
     lastDaily: BackupRef | None = Field(None, description="The newest daily backup of this context.")
     lastWeekly: BackupRef | None = Field(None, description="The newest weekly backup of this context.")
@@ -127,6 +134,7 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
     dangling, orphans, timeline, open_under = graph.read(
         lambda s: (_dangling(s), _orphans(s), _timeline(s), _open_under_completed(s)))
     waiting = _waiting(graph, store, info.damage)
+    conflicts = store.conflicts(graph.context, settled=True)
     return ContextIntegrity(
         context=graph.context,
         file=info.path.name,
@@ -146,6 +154,8 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         repairs=repairs,
         readOnly=info.read_only,
         lostSinceBackup=store.backups.shrunk(graph.context),
+        conflicts=conflicts[:_SHOWN_CONFLICTS],
+        conflictCount=len(conflicts),
         **_backup_state(store, graph.context),
     )
 
@@ -259,7 +269,7 @@ def _recover(graph: Graph, store: Store) -> list[tuple[str, str]]:
 
     def build() -> tuple[list[Record], list[tuple[str, str]]]:
         chosen = _lost(graph.state, sources, removals(store, graph.context))
-        records = [{k: v for k, v in record.items() if k not in ENVELOPE_KEYS} for record, _ in chosen.values()]
+        records = [{k: v for k, v in record.items() if k not in RECORD_META_KEYS} for record, _ in chosen.values()]
         return records, [(f"restored {_name(key)} from {source}", source) for key, (_, source) in chosen.items()]
 
     return graph.journal.write(build)

@@ -258,11 +258,37 @@ class ContextInfo(_Output):
     )
 
 
+class ConflictValue(_Output):
+    value: Any = Field(description="The value this side wrote (null: removed).")
+    opId: str | None = Field(None, description="The operation that wrote it (list_operations, undo).")
+    time: str | None = Field(None, description="Its _ts (hybrid clock).")
+    by: str | None = Field(None, description="Who wrote it, when the record says so.")
+
+
+class Conflict(_Output):
+    """Two clones changed one field without seeing each other's change (met in a git merge)."""
+
+    context: str
+    target: str = Field(description="The entity name, or 'from -[type]-> to' for a relation.")
+    field: str = Field(description="'observations[0]' (a title or desired outcome), 'metadata.<key>', 'deleted', ...")
+    values: list[ConflictValue] = Field(description="Each side's value, oldest first; the last one is shown.")
+    chosen: Any = Field(description="The value in effect: the later (time, opId) one.")
+    settledBy: str | None = Field(None, description="The operation that wrote on top of both sides; null: still open.")
+
+
 class LastBackups(_Output):
     context: str
     daily: str | None = Field(None, description="When the latest daily backup was taken.")
     weekly: str | None = None
     latest: str | None = Field(None, description="Id of the newest backup of any kind (for restore_backup).")
+
+
+class GitSetup(_Output):
+    repository: str = Field(description="The work tree holding .coaia/.")
+    unionMerge: bool = Field(description="Whether .coaia/.gitattributes sets merge=union for the chart files.")
+    localDir: str = Field(description="Where this clone keeps its backups and quarantine (.backup/, .recovery/).")
+    autoCompaction: str = Field(description="Whether files are compacted automatically, and why not once shared.")
+    advice: list[str] = Field(default_factory=list, description="What to set up (coaia-store init --git).")
 
 
 class StoreStatus(_Output):
@@ -278,3 +304,6 @@ class StoreStatus(_Output):
                                    "since the server started (empty outside a server).")
     capacity: Capacity | None = Field(None, description="Growth per context over 7 and 30 days, disk free space "
                                       "and the days left at that rate, with warnings.")
+    conflicts: list[Conflict] = Field(default_factory=list, description="Open conflicts from git merges, up to 20.")
+    conflictCount: int = Field(0, description="Every open conflict, shown or not (integrity check: all of them).")
+    git: GitSetup | None = Field(None, description="Set when .coaia/ is inside a git work tree.")

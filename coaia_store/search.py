@@ -41,11 +41,10 @@ import orjson
 from pydantic import BaseModel, Field
 
 from .errors import CoaiaError, InvalidInputError
-from .graph import entity_view
+from .graph import RECORD_META_KEYS, entity_view
 from .models import Entity
 from .paging import Pager
 from .storage.cachefile import CacheFile
-from .storage.journal import ENVELOPE_KEYS
 from .storage.lines import Record
 
 if TYPE_CHECKING:
@@ -62,7 +61,7 @@ WEIGHTS = (8.0, 4.0, 2.0, 1.0)
 SNIPPET_PREFERENCE = ("observations", "metadata", "name", "entityType")  # the name is in the hit already
 TEXT_SEPARATOR = " | "  # between observations, and between metadata values
 _TOKENIZER = "unicode61 remove_diacritics 2"
-_NOT_TEXT_KEYS = ENVELOPE_KEYS | {"type", "name", "entityType", "observations"}
+_NOT_TEXT_KEYS = RECORD_META_KEYS | {"type", "name", "entityType", "observations"}
 _WORD = re.compile(r"[^\W_]+")
 _OPEN, _CLOSE = "\x02", "\x03"  # mark matches in snippet(); control characters, never in a token
 _INSERT = f"INSERT INTO entities(rowid, {', '.join(FIELDS)}, facets, key) VALUES (?, ?, ?, ?, ?, ?, ?)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 from .backup import BackupInfo, Backups
 from .config import StoreConfig, describe_validation_error, load_config
 from .contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
-from .errors import CoaiaError, InvalidInputError, os_errors_reported
+from .errors import CoaiaError, ConflictError, InvalidInputError, os_errors_reported
 from .graph import Graph, GraphState, IfExists, entity_view, relation_view
 from .history import History, PastGraph
 from .capacity import capacity
@@ -28,6 +29,8 @@ from .location import StoreLocation, resolve_location
 from .metrics import CallMetrics
 from .models import (
     AddObservationsResult,
+    Conflict,
+    ConflictValue,
     ContextInfo,
     CreateEntitiesResult,
     CreateRelationsResult,
@@ -35,6 +38,7 @@ from .models import (
     DeleteResult,
     EntityInput,
     EntityUpdate,
+    GitSetup,
     GraphPage,
     LastBackups,
     Name,
@@ -48,12 +52,15 @@ from .models import (
 from .paging import Pager
 from .storage.caller import check_write
 from .storage.clock import Clock, iso_timestamp, utc_now
+from .gitsetup import is_shared, local_dir, union_merge, work_tree
 from .storage.fileio import FileIO
+from .storage.hlc import HybridClock
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
 from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
 
 _adapters: dict[Any, TypeAdapter[Any]] = {}
+_SHOWN_CONFLICTS = 20
 
 
 def _validated(kind: Any, value: object, what: str) -> Any:
@@ -85,7 +92,11 @@ class Store:
         self.config = config if config is not None else load_config(self.location.path)
         self.io = io or FileIO()
         self.clock = clock or utc_now
-        self.recovery = Recovery(self.path, self.io, self.clock)
+        self.hlc = HybridClock(self.clock)  # stamps _ts: never behind a record this process has read
+        self.git_tree = work_tree(self.path)
+        self.shared = is_shared(self.path)  # set up with init --git (a git work tree alone may be a dotfiles repo)
+        self.local_dir = local_dir(self.path, env, home)  # backups and quarantine: outside the work tree if shared
+        self.recovery = Recovery(self.local_dir, self.io, self.clock)
         self._graphs: dict[str, Graph] = {}
         self._lock = threading.Lock()
         self.backups = Backups(self, background=background_backups)  # daily/weekly/pre-operation, in .backup/
@@ -116,7 +127,7 @@ class Store:
             graph = self._graphs.get(name)
             if graph is None:
                 path = context_path(self.path, name)
-                graph = Graph(name, lambda state: self._journal(path, state, name))
+                graph = Graph(name, lambda state: self._journal(path, state, name), self.hlc.observe)
                 self._graphs[name] = graph
             return graph
 
@@ -126,13 +137,16 @@ class Store:
             after_write=lambda: self.backups.after_write(context),
             before_compaction=lambda prefix: self.backups.before_compaction(context, prefix),
         )
+        settings = self.config.journal_settings()
+        if self.shared:  # rewriting a file would delete lines other clones still merge against
+            settings = replace(settings, auto_compaction=False)
         return Journal(
             path,
             sink=state,
             io=self.io,
-            settings=self.config.journal_settings(),
+            settings=settings,
             recovery=self.recovery,
-            clock=self.clock,
+            clock=self.hlc,
             hooks=hooks,
         )
 
@@ -223,8 +237,19 @@ class Store:
             _validated(list[RelationInput], relations, "relations"),
         )
 
-    def compact(self, context: str | None = None) -> bool:
-        """Rewrite a context's file to its current state (old file kept in ``history/``)."""
+    def compact(self, context: str | None = None, *, force: bool = False) -> bool:
+        """Rewrite a context's file to its current state (old file kept in ``history/``).
+
+        In a store shared through git (``init --git``) this is refused unless ``force``: a compaction drops the versions that
+        changes made meanwhile on other clones were based on, so their merge could no longer tell what
+        each side changed. Force it only when every clone has pulled, and have each pull it before writing.
+        """
+        if self.shared and not force:
+            raise ConflictError(
+                f"{self.path} is shared through git: compaction is deferred, because it would "
+                "delete lines that changes on other clones are based on. When every clone has pulled, compact "
+                "with force (coaia-store compact --force), commit, and have every clone pull before writing again"
+            )
         return self.graph(context).journal.compact()
 
     # ------------------------------------------------------------- reads
@@ -295,6 +320,7 @@ class Store:
         from .integrity import context_problems  # the safety layer's checks of what the store holds
 
         infos = self.list_contexts()
+        conflicts = self.conflicts()
         taken, manifest_problem = self.backups.listing()  # the manifest, read once; oldest first
         problems = [p for info in infos for p in _problems(info)]
         problems += [p for info in infos
@@ -311,6 +337,38 @@ class Store:
             problems=problems,
             tools=self.calls.snapshot(),
             capacity=capacity(self),
+            conflicts=conflicts[:_SHOWN_CONFLICTS],
+            conflictCount=len(conflicts),
+            git=self.git_setup(),
+        )
+
+    def conflicts(self, context: str | None = None, *, settled: bool = False) -> list[Conflict]:
+        """Fields two clones changed without seeing each other's change (found after a git merge).
+
+        Open ones (``settled=False``): the later value is in effect until someone writes the field
+        again. ``settled=True`` adds the ones a later write was based on (kept through compactions).
+        """
+        found = []
+        for graph in self._reading(context):
+            for target, settled_by, item in graph.read(GraphState.conflicts):
+                if settled_by is None or settled:
+                    found.append(_conflict(graph.context, target, item, settled_by))
+        return found
+
+    def git_setup(self) -> GitSetup | None:
+        """How ``.coaia/`` is shared through git (``None``: not in a git work tree)."""
+        if self.git_tree is None:
+            return None
+        advice = []
+        if not self.shared or not union_merge(self.path):
+            advice.append(f"{self.path} is inside the git work tree {self.git_tree} but not set up for it: run "
+                          f"coaia-store --dir {self.path} init --git (union merges for the chart files, backups and "
+                          "quarantine moved out of the work tree, where git clean cannot delete them)")
+        return GitSetup(
+            repository=str(self.git_tree), unionMerge=union_merge(self.path), localDir=str(self.local_dir), advice=advice,
+            autoCompaction="deferred: a compaction rewrites a file, deleting lines that other clones still merge "
+                           "against; run coaia-store compact --force only when every clone has pulled (see the git guide)"
+                           if self.shared else "on, as this store is not set up with init --git",
         )
 
     def warnings(self, context: str | None = None) -> list[str]:
@@ -373,6 +431,14 @@ class Store:
             unreadable=info.unreadable,
             housekeeping=info.housekeeping,
         )
+
+
+def _conflict(context: str, target: str, item: dict[str, Any], settled_by: Record | None) -> Conflict:
+    return Conflict(
+        context=context, target=target, field=item["field"], chosen=item["chosen"],
+        values=[ConflictValue(value=v["value"], opId=v.get("op"), time=v.get("ts"), by=v.get("by")) for v in item["values"]],
+        settledBy=None if settled_by is None else settled_by.get("_op"),
+    )
 
 
 def _last_backups(context: str, taken: list[BackupInfo]) -> LastBackups:

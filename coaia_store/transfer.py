@@ -34,9 +34,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import InvalidInputError, RecordTooLargeError
-from .graph import ENTITY_TYPES, GraphState, RelKey, relation_key
+from .graph import ENTITY_TYPES, RECORD_META_KEYS, GraphState, RelKey, relation_key
 from .models import EntityInput, RelationInput, json_leaves, lone_surrogate
-from .storage.journal import ENVELOPE_KEYS, InvalidRecord
+from .storage.journal import InvalidRecord
 from .storage.lines import Record, decode_legacy_line, dumps, is_header, json_document_values
 from .store import Store
 
@@ -159,7 +159,7 @@ def _apply(state: GraphState, record: Record, number: int, source: Source) -> bo
 
 
 def _clean(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k not in ENVELOPE_KEYS and k != "_crc"}
+    return {k: v for k, v in record.items() if k not in RECORD_META_KEYS and k != "_crc"}
 
 
 def _check_entity(record: Record) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -81,26 +82,28 @@ def test_create_chart_is_one_line_on_disk(charts: Charts, store: Store) -> None:
 
 
 def test_create_chart_stores_the_coaia_memory_entity_shape(charts: Charts, store: Store) -> None:
-    chart_id = make_chart(charts, ["Draw plans"]).chart.chartId
+    result = make_chart(charts, ["Draw plans"])
+    chart_id, (step,) = result.chart.chartId, step_names(result)
     types = {e.name: e.entityType for e in store.read_graph().entities}
     assert types == {
         f"{chart_id}_chart": "structural_tension_chart",
         f"{chart_id}_desired_outcome": "desired_outcome",
         f"{chart_id}_current_reality": "current_reality",
-        f"{chart_id}_action_1": "action_step",
+        step: "action_step",
     }
+    assert re.fullmatch(rf"{chart_id}_action_1_[0-9a-f]{{8}}", step)
 
 
 def test_create_chart_writes_contains_tension_and_advances_relations(charts: Charts, store: Store) -> None:
-    chart_id = make_chart(charts, ["Draw plans"]).chart.chartId
+    result = make_chart(charts, ["Draw plans"])
+    c, (step,) = result.chart.chartId, step_names(result)
     relations = {(r.from_, r.relationType, r.to) for r in store.read_graph().relations}
-    c = chart_id
     assert relations == {
         (f"{c}_chart", "contains", f"{c}_desired_outcome"),
         (f"{c}_chart", "contains", f"{c}_current_reality"),
-        (f"{c}_chart", "contains", f"{c}_action_1"),
+        (f"{c}_chart", "contains", step),
         (f"{c}_current_reality", "creates_tension_with", f"{c}_desired_outcome"),
-        (f"{c}_action_1", "advances_toward", f"{c}_desired_outcome"),
+        (step, "advances_toward", f"{c}_desired_outcome"),
     }
 
 
@@ -222,7 +225,7 @@ def test_removed_step_numbers_are_not_reused(charts: Charts) -> None:
     result = make_chart(charts, ["a", "b"])
     charts.remove_action_step(actionStep=step_names(result)[1])
     added = charts.add_action_step(chartId=result.chart.chartId, title="c").actionStep
-    assert added is not None and added.name.endswith("_action_3")
+    assert added is not None and re.search(r"_action_3_[0-9a-f]{8}$", added.name)
 
 
 def test_update_action_step_changes_title_due_date_and_adds_a_note(charts: Charts) -> None:

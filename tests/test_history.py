@@ -179,7 +179,8 @@ def test_get_chart_as_of_shows_the_chart_as_it_was(timed: Store, clock: ManualCl
                                        actionSteps=["Dig"]).chart.chartId
 
     created = at(clock, create)
-    at(clock, lambda: charts.complete_action_step(actionStep=f"{chart_id}_action_1"))
+    step = charts.get_chart(chartId=chart_id).actionSteps[0].name
+    at(clock, lambda: charts.complete_action_step(actionStep=step))
     past = charts.get_chart(chartId=chart_id, asOf=created)
     assert (past.completedSteps, past.currentReality) == (0, ["Bare soil"])
     assert charts.get_chart(chartId=chart_id).completedSteps == 1
@@ -192,14 +193,15 @@ def test_get_chart_as_of_shows_the_chart_as_it_was(timed: Store, clock: ManualCl
 
 def test_chart_history_tells_the_charts_evolution(timed: Store, clock: ManualClock) -> None:
     charts = Charts(timed)
-    chart_id = charts.create_chart(desiredOutcome="A garden", currentReality="Bare soil", dueDate="2026-06-30",
-                                   actionSteps=[{"title": "Dig", "dueDate": "2026-04-01"}]).chart.chartId
-    step = f"{chart_id}_action_1"
+    created = charts.create_chart(desiredOutcome="A garden", currentReality="Bare soil", dueDate="2026-06-30",
+                                  actionSteps=[{"title": "Dig", "dueDate": "2026-04-01"}])
+    chart_id, step = created.chart.chartId, created.chart.actionSteps[0].name
     clock.tick()
     charts.update_current_reality(chartId=chart_id, observations=["Soil tested"])
-    charts.add_action_step(chartId=chart_id, title="Plant", dueDate="2026-05-01")
+    planted = charts.add_action_step(chartId=chart_id, title="Plant", dueDate="2026-05-01").actionStep
+    assert planted is not None
     charts.update_action_step(actionStep=step, dueDate="2026-04-15")
-    charts.telescope_action_step(actionStep=f"{chart_id}_action_2", currentReality="No seeds yet")
+    charts.telescope_action_step(actionStep=planted.name, currentReality="No seeds yet")
     charts.complete_action_step(actionStep=step)
     charts.update_desired_outcome(chartId=chart_id, dueDate="2026-07-31")
     kinds = [e.kind for e in History(timed).chart_history(chart_id).events]

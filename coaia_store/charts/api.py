@@ -17,11 +17,11 @@ from pydantic import BaseModel, ValidationError
 from ..config import describe_validation_error
 from ..contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
 from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..graph import GraphState, relation_key
+from ..graph import RECORD_META_KEYS, GraphState, relation_key
 from ..history import History, parse_as_of
 from ..storage.caller import check_write
 from ..storage.clock import Clock
-from ..storage.journal import ENVELOPE_KEYS, new_op_id
+from ..storage.journal import new_op_id
 from ..storage.lines import Record
 from ..paging import Pager
 from ..store import Store
@@ -558,7 +558,7 @@ def _keep(summary: ChartSummary, req: ListCharts, now: datetime) -> bool:
 
 
 def _strip(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k not in ENVELOPE_KEYS}
+    return {k: v for k, v in record.items() if k not in RECORD_META_KEYS}
 
 
 def _tree_records(index: ChartIndex, state: GraphState, chart_id: str) -> tuple[list[Record], list[Record]]:

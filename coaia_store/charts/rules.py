@@ -86,6 +86,13 @@ def new_chart_id(now: datetime) -> str:
     return f"chart_{now.astimezone(timezone.utc):%Y%m%d%H%M%S}_{secrets.token_hex(6)}"
 
 
+def new_step_name(chart_id: str, number: int) -> str:
+    """``<chartId>_action_<N>_<8 random hex>``: N orders the chart's steps, the random part keeps two
+    clones that each add step N (before a git merge) from writing the same name. Names of the older
+    form ``<chartId>_action_<N>`` stay valid."""
+    return f"{chart_id}_action_{number}_{secrets.token_hex(4)}"
+
+
 # ----------------------------------------------------------- creative orientation (Robert Fritz)
 
 _PROBLEM_WORDS = re.compile(

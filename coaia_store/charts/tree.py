@@ -19,7 +19,7 @@ from .models import ActionStepView, ChartSummary, ChartView, NextStep
 from .rules import deadline, is_overdue
 
 CHART, OUTCOME, REALITY, STEP = "structural_tension_chart", "desired_outcome", "current_reality", "action_step"
-_STEP_NUMBER = re.compile(r"_action_(\d+)$")
+_STEP_NUMBER = re.compile(r"_action_(\d+)(?:_[0-9a-f]{8})?$")  # <chartId>_action_<N>[_<random hex>]
 
 
 def chart_name(chart_id: str) -> str:

@@ -16,7 +16,7 @@ from ..graph import GraphState, relation_key
 from ..storage.clock import iso_timestamp
 from ..storage.lines import Record
 from .models import StepInput
-from .rules import check_not_later, spread_dates
+from .rules import check_not_later, new_step_name, spread_dates
 from .tree import (
     CHART,
     OUTCOME,
@@ -179,7 +179,7 @@ def add_step(tx: Tx, chart_id: str, title: str, due: str, owner: str | None = No
     check_not_later(due, chart_due(tx, chart_id), f"action step {title!r}", f"its chart {chart_id}")
     used = [step_number(s["name"]) for s in tx.index.steps(chart_id)]
     number = max([meta(chart).get("actionSeq") or 0, *used]) + 1
-    name = f"{chart_id}_action_{number}"
+    name = new_step_name(chart_id, number)
     data = {"chartId": chart_id, "dueDate": due, "completionStatus": False, "createdAt": tx.stamp, "updatedAt": tx.stamp}
     tx.put(_entity(name, STEP, [title], data | ({"owner": owner} if owner else {})))
     tx.update(chart_name(chart_id), actionSeq=number)

@@ -15,3 +15,14 @@ def utc_now() -> datetime:
 def iso_timestamp(moment: datetime) -> str:
     """``2026-11-21T04:18:33.123Z``: UTC, millisecond precision, sortable as text."""
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A timestamp text with a timezone (as ``_ts``) in UTC; ``None`` for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        return moment.astimezone(timezone.utc) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # not a timestamp, or one at the edge of the years datetime holds
+        return None

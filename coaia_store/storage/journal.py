@@ -86,8 +86,12 @@ class RecordSink(Protocol):
     state_format: str  # names the shape of export_state(): a state cache of another shape is ignored
 
     def reset(self) -> None: ...
-    def apply_all(self, records: list[Record]) -> None:
-        """Apply every record or, raising :class:`InvalidRecord`, none of them."""
+    def prepare(self, records: list[Record]) -> list[Record]:
+        """The records to append for what a write's build returned (the sink may add bookkeeping)."""
+    def attach(self, loader: Callable[[int], list[Record]]) -> None:
+        """How the sink reads back the records of the line at an offset (for what it keeps only as a reference)."""
+    def apply_all(self, records: list[Record], at: int | None = None) -> None:
+        """Apply every record of the line at offset ``at`` or, raising :class:`InvalidRecord`, none of them."""
     def live_records(self) -> int: ...
     def snapshot(self) -> Iterable[Record]: ...
     def export_state(self) -> object:
@@ -104,6 +108,7 @@ class JournalSettings:
     compaction_ratio: float = 0.5
     compaction_min_bytes: int = 1 << 20
     state_cache_min_bytes: int = 1 << 20  # save the replayed state once this much more was replayed
+    auto_compaction: bool = True  # False in a store shared through git: see docs/git.md
 
     @property
     def read_line_limit(self) -> int:
@@ -193,6 +198,7 @@ class Journal:
         self._housekeeping_failures = 0
         self._cache = StateCache(path, io, sink.state_format)
         self._reset_position()
+        sink.attach(self._records_at)
 
     # ----------------------------------------------------------------- reading
 
@@ -308,6 +314,7 @@ class Journal:
         with self._saving(), self._locked():
             records, result = build()
             if records:
+                records = self._sink.prepare(records)
                 op = op_id or new_op_id()
                 self._append(self._envelope(records, op))
                 # From here the write is acknowledged: housekeeping may fail, the write stands.
@@ -600,7 +607,7 @@ class Journal:
                     self._valid_end, self._lines = end, line_no
                 continue
             if record is not None:
-                problem = self._apply_line(record)
+                problem = self._apply_line(record, start)
             if problem is not None and data is not None and not data.strip(b"\0"):
                 holes.append(Damage(start, end - start, line_no, "NUL bytes"))
                 continue
@@ -647,7 +654,7 @@ class Journal:
         if length > self._settings.read_line_limit:
             return False
         record, problem = self._decode(start, self._io.pread(self._fd, length, start))
-        return problem is None and (record is None or self._apply_line(record) is None)
+        return problem is None and (record is None or self._apply_line(record, start) is None)
 
     def _decode(self, start: int, data: bytes | None) -> tuple[Record | None, str | None]:
         if data is None:
@@ -682,14 +689,29 @@ class Journal:
             self._strict = decode_line(data, strict=True)[0] is not None
         return record, problem
 
-    def _apply_line(self, record: Record) -> str | None:
+    def _apply_line(self, record: Record, at: int) -> str | None:
         members = _unwrap(record) if record.get("type") == BATCH_TYPE else [record]
         try:
-            self._sink.apply_all(members)
+            self._sink.apply_all(members, at)
         except InvalidRecord as exc:
             return str(exc)
         self._applied += len(members)
         return None
+
+    def _records_at(self, at: int) -> list[Record]:
+        """The records of the complete line starting at ``at`` of the open file (none if it does not read back)."""
+        if self._fd is None:
+            return []
+        data = b""
+        while len(data) <= self._settings.read_line_limit:
+            chunk = self._io.pread(self._fd, 64 << 10, at + len(data))
+            end = chunk.find(b"\n")
+            if end >= 0 or not chunk:
+                line = data + chunk[:end]
+                record, _ = (decode_line(line, strict=True) if self._strict else decode_legacy_line(line)) if end >= 0 else (None, None)
+                return _unwrap(record) if record is not None else []
+            data += chunk
+        return []
 
     def _register_damage(self, damage: Damage) -> None:
         self._damage.append(damage)
@@ -806,7 +828,7 @@ class Journal:
         decoded, _ = decode_line(line.strip(b"\n"), strict=True)  # without the newline(s) around it
         assert decoded is not None
         members = _unwrap(decoded)
-        self._sink.apply_all(members)
+        self._sink.apply_all(members, start + len(line) - len(line.lstrip(b"\n")))
         self._applied += len(members)
         self._valid_end = self._scanned_size = start + len(line)
         self._lines += 1
@@ -849,7 +871,7 @@ class Journal:
 
     def _maybe_compact(self) -> None:
         s = self._settings
-        if self._damage or self._scanned_size < s.compaction_min_bytes or not self._applied:
+        if not s.auto_compaction or self._damage or self._scanned_size < s.compaction_min_bytes or not self._applied:
             return
         garbage = 1 - self._sink.live_records() / self._applied
         if garbage >= s.compaction_ratio:
@@ -862,11 +884,13 @@ class Journal:
         header = header_record(iso_timestamp(self._clock()))
         header["history"] = history
         header_line = encode_line(header)
-        lines = _chain_one(header_line, (encode_line(r) for r in self._sink.snapshot()))
+        records = list(self._sink.snapshot())
         old_size = self._scanned_size
-        self._io.write_file_atomic(self.path, lines)
-        live = self._sink.live_records()
-        # The sink already holds exactly what was written: adopt the new file without replaying it.
+        self._io.write_file_atomic(self.path, _chain_one(header_line, (encode_line(r) for r in records)))
+        live = len(records)
+        # Adopt the new file without reading it back; the sink keeps only what it holds (not the versions it replaced).
+        self._sink.reset()
+        self._sink.apply_all(records)
         self._close_fds()
         fd = self._open_regular(os.O_RDONLY)
         st = self._io.fstat(fd)
