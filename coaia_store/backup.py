@@ -250,7 +250,8 @@ class Backups:
         A coaia-store file only grows, or is replaced by a compaction or a restore (a compaction's header
         names the history file it saved; a restore brings back an older header). So a file that is empty,
         is shorter than the same file was when backed up, or was created afresh after that backup, lost
-        data. ``taken``: the context's backups, oldest first (read from the manifest when omitted); ``path``:
+        data (in a git work tree only the first two: git replaces files on every checkout, merge and pull).
+        ``taken``: the context's backups, oldest first (read from the manifest when omitted); ``path``:
         its file, if known. Files of other tools (no header) rewrite themselves and are not judged."""
         taken = self.list_backups(context) if taken is None else taken
         newest = taken[-1] if taken else None
@@ -265,6 +266,8 @@ class Backups:
             what = "is empty"
         elif st.st_ino == newest.sourceStamp[0]:
             what = f"was cut to {st.st_size} bytes" if st.st_size < newest.sourceSize else ""
+        elif self._store.git_tree is not None:  # git replaces files on checkout, merge and pull: no sign of a loss
+            what = ""
         else:
             header = _header_of(self._store.io, path)
             created = _moment(header.get("createdAt")) if header is not None and "history" not in header else None
@@ -474,7 +477,7 @@ class Backups:
         found: list[BackupInfo] = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and not folder.is_symlink():
-                paths = [p for p in sorted(folder.glob("*" + SUFFIX)) if str(p.relative_to(self._store.path)) not in leave_out]
+                paths = [p for p in sorted(folder.glob("*" + SUFFIX)) if str(p.relative_to(self._store.local_dir)) not in leave_out]
                 found += [e for p in paths if (e := self._entry_of_file(p, for_update))]
         return found
 
@@ -502,7 +505,7 @@ class Backups:
             return None
         kind, label = path.parent.name, match["label"]
         return BackupInfo(id=f"{kind}/{path.name.removesuffix(SUFFIX)}", group=f"{kind}/{label}", context=context, kind=kind,
-                          file=str(path.relative_to(self._store.path)), sha256=scan.sha256, size=scan.size,
+                          file=str(path.relative_to(self._store.local_dir)), sha256=scan.sha256, size=scan.size,
                           records=scan.records, lines=scan.lines, sourceFile=match["stem"] + ".jsonl",
                           sourceSize=scan.content_size, sourceStamp=(0, 0, 0), strict=strict,
                           time=iso_timestamp(datetime.fromtimestamp(mtime, timezone.utc)))
@@ -523,7 +526,7 @@ class Backups:
     def _record(self, info: BackupInfo, now: datetime) -> None:
         """Add ``info`` to the manifest, drop what retention no longer keeps, then delete those files."""
         with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
-            entries = [e for e in self._manifest_for_update(self._store.path / info.file) if e.id != info.id] + [info]
+            entries = [e for e in self._manifest_for_update(self._store.local_dir / info.file) if e.id != info.id] + [info]
             keep, drop = _retention(entries, now, self._store.config.backup)
             self._write_manifest(keep)
             for entry in drop:
@@ -624,7 +627,7 @@ class Backups:
     def _open_regular(self, path: Path) -> int:
         """Open a file of ``.backup/`` to read; BackupError for a symbolic link (the file or its folders), which
         is never followed, or for anything but a regular file (a FIFO would block)."""
-        name = path.relative_to(self._store.path)
+        name = path.relative_to(self._store.local_dir)
         if any(folder.is_symlink() for folder in (self.root, path.parent)):
             raise BackupError(f"a folder of {name} is a symbolic link: refused, not opened")
         io = self._store.io

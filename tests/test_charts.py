@@ -311,9 +311,10 @@ def test_completing_a_sub_chart_completes_its_step_and_notes_it_in_the_parent(ch
 
 def test_completing_a_sub_chart_leaves_the_parent_chart_open(charts: Charts) -> None:
     parent = make_chart(charts, ["Buy lumber"])
-    sub = telescope(charts, step_names(parent)[0]).chart.chartId
+    telescoped = telescope(charts, step_names(parent)[0])
+    sub = telescoped.chart.chartId
     result = charts.complete_chart(chartId=sub)
-    assert result.completed == [sub, f"{sub}_action_1", step_names(parent)[0]]
+    assert result.completed == [sub, step_names(telescoped)[0], step_names(parent)[0]]
     assert not charts.get_chart(chartId=parent.chart.chartId).completed
     assert "complete" in result.warnings[-1] and parent.chart.chartId in result.warnings[-1]
 

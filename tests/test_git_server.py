@@ -25,7 +25,7 @@ async def test_a_running_server_sees_the_steps_a_pull_brings(tmp_path: Path) -> 
         before = await server.call_tool("get_chart", {"chartId": chart})
         there.charts.add_action_step(chartId=chart, title="Plant beans")
         there.commit("there")
-        await server.call_tool("add_action_step", {"chartId": chart, "title": "Build a fence"})
+        await server.call_tool("add_action_steps", {"chartId": chart, "actionSteps": ["Build a fence"]})
         here.commit("here")
         here.pull(there)
         after = await server.call_tool("get_chart", {"chartId": chart})
