@@ -104,17 +104,25 @@ def merge_heads(heads: list[Record], base_of: BaseOf) -> tuple[Record | None, li
     for index in range(1, len(live)):
         base = base_of(live[:index], live[index])
         merged = _merge_live([merged, live[index]], None if base is None or is_tombstone(base) else base, conflicts)
-    return merged, _combined(conflicts, merged)
+    return merged, _combined(conflicts, merged, live)
 
 
-def _combined(conflicts: list[Conflict], merged: Record) -> list[Conflict]:
-    """One conflict per field, with every side's value (three clones changing one field: one conflict)."""
+def _combined(conflicts: list[Conflict], merged: Record, heads: list[Record]) -> list[Conflict]:
+    """One conflict per field, with every side's value (three clones changing one field: one conflict).
+
+    Merging one head at a time, a value can lose to one head and the winner then lose to the next one's
+    change: the value finally chosen is listed too, with the head that carries it.
+    """
     by_field: dict[str, Conflict] = {}
     for conflict in conflicts:
         kept = by_field.setdefault(conflict["field"], {**conflict, "values": []})
         kept["values"] += [v for v in conflict["values"] if v not in kept["values"]]
     for conflict in by_field.values():
-        conflict["chosen"] = _value_of(merged, conflict["field"], conflict["chosen"])
+        field = conflict["field"]
+        conflict["chosen"] = _value_of(merged, field, conflict["chosen"])
+        carriers = [h for h in heads if _value_of(h, field, None) == conflict["chosen"]]
+        if carriers and conflict["chosen"] not in [v["value"] for v in conflict["values"]]:
+            conflict["values"] += _conflict(field, [(carriers[-1], conflict["chosen"])], None)["values"]
     return list(by_field.values())
 
 
