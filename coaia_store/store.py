@@ -148,6 +148,7 @@ class Store:
             recovery=self.recovery,
             clock=self.hlc,
             hooks=hooks,
+            wall_clock=self.clock,
         )
 
     def contexts(self) -> list[str]:

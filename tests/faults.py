@@ -24,6 +24,7 @@ from typing import Any
 
 from coaia_store import Store
 from coaia_store.config import StoreConfig
+from coaia_store.graph import RECORD_META_KEYS
 from coaia_store.storage.fileio import FileIO
 
 SCALE = max(1, int(os.environ.get("COAIA_TORTURE_SCALE", "1")))
@@ -208,10 +209,11 @@ def three_line_store(store_dir: Path) -> None:
 
 
 def raw_state(store: Store, context: str | None = None, *, envelope: bool = True) -> Snapshot:
-    """Entities, relations and pass-through records exactly as loaded (``_op``/``_ts`` dropped unless ``envelope``)."""
+    """Entities, relations and pass-through records exactly as loaded (``_op``, ``_ts``, ``_by`` and ``_prev``
+    dropped unless ``envelope``)."""
 
     def strip(record: dict[str, Any]) -> dict[str, Any]:
-        return dict(record) if envelope else {k: v for k, v in record.items() if k not in ("_op", "_ts")}
+        return dict(record) if envelope else {k: v for k, v in record.items() if k not in RECORD_META_KEYS}
 
     return store.graph(context).read(
         lambda s: (

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from chartsteps import step
 
 from coaia_store import Store, StoreConfig
 from coaia_store.brief import BRIEF_BYTES, build_brief
@@ -47,7 +48,7 @@ def test_the_brief_lists_overdue_steps_steps_due_soon_and_active_charts(charts: 
     chart_id = garden(charts, "home")
     brief = build_brief(store)
     assert [(s.title, s.actionStep, s.chart) for s in brief.overdue] == [
-        ("Build beds", f"{chart_id}_action_1", "A garden that feeds us")]
+        ("Build beds", step(charts, chart_id, 1), "A garden that feeds us")]
     assert [s.title for s in brief.dueSoon] == ["Buy seeds"]
     assert [(c.context, c.chartId, c.nextStep, c.totalSteps) for c in brief.charts] == [
         ("home", chart_id, "Build beds", 3)]
@@ -59,18 +60,18 @@ def test_the_brief_leaves_out_completed_charts_and_lists_sub_charts_only_by_thei
     done = garden(charts)
     charts.complete_chart(chartId=done)
     chart_id = garden(charts)
-    sub = charts.telescope_action_step(actionStep=f"{chart_id}_action_3", currentReality="Nothing",
+    sub = charts.telescope_action_step(actionStep=step(charts, chart_id, 3), currentReality="Nothing",
                                        actionSteps=[{"title": "Dig", "dueDate": "2026-03-03"}]).chart.chartId
     brief = build_brief(store)
     assert [c.chartId for c in brief.charts] == [chart_id]
-    assert [s.actionStep for s in brief.dueSoon] == [f"{sub}_action_1", f"{chart_id}_action_2"]
+    assert [s.actionStep for s in brief.dueSoon] == [step(charts, sub, 1), step(charts, chart_id, 2)]
 
 
 def test_the_brief_text_reads_by_section_and_context(charts: Charts, store: Store) -> None:
     chart_id = garden(charts, "home")
     text = build_brief(store).text()
     assert text.splitlines()[1] == "1 active chart, 1 overdue step, 1 step due within 7 days."
-    assert f"- 2026-02-20 Build beds [home: A garden that feeds us] `{chart_id}_action_1`" in text
+    assert f"- 2026-02-20 Build beds [home: A garden that feeds us] `{step(charts, chart_id, 1)}`" in text
     assert "### home\n- A garden that feeds us: 0% (0/3 steps), due 2026-06-01" in text
 
 

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from chartsteps import step
+from faults import SCALE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
@@ -16,8 +18,6 @@ from coaia_store.charts import Charts
 from coaia_store.models import MAX_DAYS
 from coaia_store.report import advancement_report
 from coaia_store.server import build_server
-
-from faults import SCALE
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
 RANGE = "1000-01-01 to 9998-12-31"
@@ -72,7 +72,7 @@ def test_moving_a_step_outside_the_calendar_is_refused_and_changes_nothing(
     before = _file_bytes(store_dir)
 
     with pytest.raises(InvalidInputError, match=RANGE):
-        charts.update_action_step(actionStep=f"{chart_id}_action_1", dueDate=due)
+        charts.update_action_step(actionStep=step(charts, chart_id, 1), dueDate=due)
 
     assert _file_bytes(store_dir) == before
 
@@ -124,8 +124,8 @@ def test_get_chart_as_of_outside_the_calendar_is_refused(charts: Charts) -> None
 def test_a_stored_time_beyond_the_calendar_written_by_another_tool_is_ignored_by_reports(store: Store) -> None:
     charts = Charts(store)
     chart_id = _chart(charts, "2099-12-31")
-    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
-    store.update_entity({"name": f"{chart_id}_action_1", "metadata": {"completedAt": "9999-12-31T23:59:59-01:00"}})
+    charts.complete_action_step(actionStep=step(charts, chart_id, 1))
+    store.update_entity({"name": step(charts, chart_id, 1), "metadata": {"completedAt": "9999-12-31T23:59:59-01:00"}})
 
     report = advancement_report(store, window_days=30)
 

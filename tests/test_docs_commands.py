@@ -88,11 +88,12 @@ class Sandbox:
         self.env = {**keep, "HOME": str(self.home), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
                     "PYTHONPATH": str(REPO), "COAIA_TOKEN": "docs-token", "NO_COLOR": "1"}
         self.chart_id = ""
+        self.step_id = ""
 
     def localise(self, command: str) -> str:
         places = {"/home/me/": f"{self.home}/", "/tmp/": f"{self.root}/tmp/"}
         command = re.sub(r"/home/me/|(?<![\w/])/tmp/", lambda m: places[m.group(0)], command)
-        return re.sub(r"\bCHART_ID", self.chart_id, command)
+        return re.sub(r"\bCHART_ID", self.chart_id, command.replace("STEP_ID", self.step_id))
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
         command = self.localise(command)
@@ -103,6 +104,8 @@ class Sandbox:
                                 text=True, timeout=120, stdin=subprocess.DEVNULL)
         if created := re.search(r"created chart (\S+)", result.stdout):
             self.chart_id = created.group(1)
+        if steps := re.findall(r"\b(chart_\S+_action_\d+_[0-9a-f]{8})\b", result.stdout):
+            self.step_id = steps[-1]  # the last step a view lists
         return result
 
 

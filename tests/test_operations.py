@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from chartsteps import step
 
 from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
 from coaia_store.charts import Charts
@@ -73,8 +74,8 @@ def test_operations_list_every_context_newest_first(charts: Charts, store: Store
 
 def test_an_operation_says_what_kind_of_call_it_was(charts: Charts, store: Store) -> None:
     chart_id = new_chart(charts)
-    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
-    charts.telescope_action_step(actionStep=f"{chart_id}_action_2", currentReality="Seeds")
+    charts.complete_action_step(actionStep=step(charts, chart_id, 1))
+    charts.telescope_action_step(actionStep=step(charts, chart_id, 2), currentReality="Seeds")
     store.create_entities([{"name": "ada", "entityType": "person", "observations": []}])
     store.add_observations([{"entityName": "ada", "contents": ["writes code"]}])
     ops = History(store).operations().operations
@@ -135,7 +136,7 @@ def test_undo_without_an_id_reverts_the_newest_operation_of_the_whole_store(char
 def test_undo_without_an_id_keeps_each_contexts_order_within_one_millisecond(charts: Charts, store: Store) -> None:
     chart_id = new_chart(charts)
     charts.move_chart(chartId=chart_id, toContext="work")
-    charts.complete_action_step(actionStep=f"{chart_id}_action_1")  # the same millisecond as the move
+    charts.complete_action_step(actionStep=step(charts, chart_id, 1))  # the same millisecond as the move
     History(store).undo()
     view = charts.get_chart(chartId=chart_id)
     assert (view.context, view.actionSteps[0].completed) == ("work", False)
@@ -144,7 +145,7 @@ def test_undo_without_an_id_keeps_each_contexts_order_within_one_millisecond(cha
 def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store: Store, clock: StoppedClock) -> None:
     chart_id = new_chart(charts, "work")
     clock.tick()
-    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    charts.complete_action_step(actionStep=step(charts, chart_id, 1))
     clock.tick()
     new_chart(charts)  # newer, in 'default'
     target = next(op for op in History(store).operations().operations if op.action == "complete step")
@@ -155,9 +156,9 @@ def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store
 
 def test_undo_of_a_removed_step_brings_back_the_step_and_its_sub_chart(charts: Charts, store: Store) -> None:
     chart_id = new_chart(charts)
-    sub = charts.telescope_action_step(actionStep=f"{chart_id}_action_1", currentReality="Seeds",
+    sub = charts.telescope_action_step(actionStep=step(charts, chart_id, 1), currentReality="Seeds",
                                        actionSteps=["Dig"]).chart.chartId
-    charts.remove_action_step(actionStep=f"{chart_id}_action_1")
+    charts.remove_action_step(actionStep=step(charts, chart_id, 1))
     result = History(store).undo()
     view = charts.get_chart(chartId=chart_id)
     assert result.undone[0].action == "remove step" and view.totalSteps == 2
@@ -182,13 +183,13 @@ def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, 
                                                                clock: StoppedClock) -> None:
     chart_id = new_chart(charts)
     clock.tick()
-    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    charts.complete_action_step(actionStep=step(charts, chart_id, 1))
     clock.tick()
-    charts.update_action_step(actionStep=f"{chart_id}_action_1", title="Dig the beds")
+    charts.update_action_step(actionStep=step(charts, chart_id, 1), title="Dig the beds")
     renamed, completed = History(store).operations().operations[:2]
     with pytest.raises(ConflictError) as refused:
         History(store).undo(completed.id)
-    assert f"cannot undo operation {completed.id}: entity '{chart_id}_action_1' was changed afterwards by operation " \
+    assert f"cannot undo operation {completed.id}: entity '{step(charts, chart_id, 1)}' was changed afterwards by operation " \
            f"{renamed.id} (update step 'Dig the beds'" in str(refused.value)
     assert f"undo operation {renamed.id} first, then operation {completed.id}" in str(refused.value)
     assert History(store).operations().total == 3  # nothing written
@@ -210,7 +211,7 @@ def test_undoing_an_undone_operation_again_is_refused_with_the_way_to_redo_it(st
 
 def move_and_archive(charts: Charts, clock: StoppedClock) -> str:
     chart_id = new_chart(charts, steps=3)
-    charts.telescope_action_step(actionStep=f"{chart_id}_action_1", currentReality="Nothing", actionSteps=["a", "b"])
+    charts.telescope_action_step(actionStep=step(charts, chart_id, 1), currentReality="Nothing", actionSteps=["a", "b"])
     clock.tick()
     charts.move_chart(chartId=chart_id, toContext="work")
     clock.tick()
@@ -235,7 +236,7 @@ def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(charts: 
 def test_a_move_written_as_two_operations_is_one_event_too(charts: Charts, store: Store, clock: StoppedClock) -> None:
     chart_id = new_chart(charts)
     names = [f"{chart_id}_chart", f"{chart_id}_desired_outcome", f"{chart_id}_current_reality",
-             f"{chart_id}_action_1", f"{chart_id}_action_2"]
+             step(charts, chart_id, 1), step(charts, chart_id, 2)]
     found = store.open_entities(names)
     clock.tick()  # as 0.1 moved a chart: a copy into the target, then a removal from the source
     store.create_entities([e.model_dump(exclude={"context"}) for e in found.entities], context="work")
@@ -309,7 +310,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_the_command_line_lists_operations_and_undoes_one_by_id(store_dir: Path) -> None:
     charts = Charts(Store(store_dir))
     chart_id = new_chart(charts, "work")
-    charts.complete_action_step(actionStep=f"{chart_id}_action_1")
+    charts.complete_action_step(actionStep=step(charts, chart_id, 1))
     new_chart(charts)
     listed = json.loads(run("history", "--json", "--dir", str(store_dir)).stdout)["operations"]
     target = next(op for op in listed if op["action"] == "complete step")

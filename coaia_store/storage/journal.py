@@ -178,6 +178,7 @@ class Journal:
         recovery: Recovery,
         clock: Clock,
         hooks: JournalHooks = JournalHooks(),
+        wall_clock: Clock | None = None,
     ) -> None:
         self.path = path
         self._hooks = hooks
@@ -185,7 +186,8 @@ class Journal:
         self._io = io
         self._settings = settings
         self._recovery = recovery
-        self._clock = clock
+        self._clock = clock  # stamps records: in a store, a hybrid logical clock (never behind a record read)
+        self._wall = wall_clock or clock  # times backoffs: the machine's own time, whatever the records say
         self._mutex = threading.RLock()
         self._flock: WriteLock | None = None
         self._fd: int | None = None
@@ -342,13 +344,13 @@ class Journal:
         A failure is logged and reported (``JournalInfo.housekeeping``), never raised: it is
         retried at the first write after a backoff that doubles from 30 s up to 30 min.
         """
-        if self._housekeeping_due is not None and self._clock() < self._housekeeping_due:
+        if self._housekeeping_due is not None and self._wall() < self._housekeeping_due:
             return
         try:
             step()
         except (OSError, CoaiaError) as exc:
             first, longest = HOUSEKEEPING_BACKOFF
-            self._housekeeping_due = self._clock() + min(first * 2**self._housekeeping_failures, longest)
+            self._housekeeping_due = self._wall() + min(first * 2**self._housekeeping_failures, longest)
             self._housekeeping_failures += 1
             self._housekeeping = _housekeeping_problem(what, exc, self._housekeeping_due)
             log.error("%s: %s", self.path.name, self._housekeeping)
