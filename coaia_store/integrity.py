@@ -79,7 +79,9 @@ class ContextIntegrity(BaseModel):
     waitingRelations: list[str] = Field([], description="'from -[type]-> to' whose missing end may have been lost with a "
                                                         "damaged line: kept (repair never removes them), they count again "
                                                         "once the end is restored or created anew; delete_relations removes one.")
-    orphanSubCharts: list[str] = Field([], description="Sub-charts whose parent chart or action step is gone.")
+    orphanSubCharts: list[str] = Field([], description="Sub-charts whose parent chart or action step is gone, or "
+                                                      "whose step shows another sub-chart (telescoped twice, as two "
+                                                      "clones can do at once).")
     timelineViolations: list[str] = []
     openUnderCompleted: list[str] = Field([], description="Open action steps or sub-charts under a completed chart "
                                                           "or step; complete them, or reopen the level above.")
@@ -418,7 +420,8 @@ def _orphans(state: GraphState) -> list[str]:
     for chart_id, record in index.charts.items():
         data = meta(record)
         parent, step = data.get("parentChart"), data.get("parentActionStep")
-        if (parent and parent not in index.charts) or (step and step not in state.entities):
+        if (parent and parent not in index.charts) or (step and step not in state.entities) \
+                or (step and index.sub_chart.get(step) != chart_id):  # its step shows another sub-chart
             found.append(chart_id)
     return found
 

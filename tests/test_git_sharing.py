@@ -66,6 +66,23 @@ def test_two_branches_that_each_add_a_step_keep_both(tmp_path: Path, origin: Pat
         assert validate_integrity(c.store).ok
 
 
+def test_a_step_telescoped_on_two_clones_shows_one_sub_chart_everywhere_and_reports_the_other(
+        tmp_path: Path, origin: Path) -> None:
+    a, b = two(tmp_path, origin)
+    chart = chart_of(a)
+    step = a.charts.get_chart(chartId=chart).actionSteps[0].name
+    subs = {c.charts.telescope_action_step(actionStep=step, currentReality=f"Plan from {name}").chart.chartId
+            for c, name in ((a, "a"), (b, "b"))}
+    a.commit("a")
+    b.commit("b")
+
+    cross_merge(a, b)
+
+    shown = {c.charts.get_chart(chartId=chart).actionSteps[0].subChartId for c in (a, b)}
+    reported = [validate_integrity(c.store).contexts[0].orphanSubCharts for c in (a, b)]
+    assert shown == {min(subs)} and reported == [[max(subs)], [max(subs)]]
+
+
 def test_clones_merging_in_opposite_directions_reach_the_same_state(tmp_path: Path, origin: Path) -> None:
     a, b = two(tmp_path, origin)
     chart = chart_of(a)

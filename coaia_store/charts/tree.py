@@ -77,8 +77,9 @@ class ChartIndex:
         if record.get("entityType") == CHART:
             chart_id = chart_id if isinstance(chart_id, str) else name.removesuffix("_chart")
             self.charts[chart_id] = record
-            if isinstance(data.get("parentActionStep"), str):
-                self.sub_chart[data["parentActionStep"]] = chart_id
+            step = data.get("parentActionStep")
+            if isinstance(step, str):  # telescoped twice (two clones at once): the same one wins on every clone
+                self.sub_chart[step] = min(self.sub_chart.get(step, chart_id), chart_id)
         if not isinstance(chart_id, str):
             return
         self.members.setdefault(chart_id, []).append(name)
