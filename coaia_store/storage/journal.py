@@ -187,7 +187,7 @@ class Journal:
         self._settings = settings
         self._recovery = recovery
         self._clock = clock  # stamps records: in a store, a hybrid logical clock (never behind a record read)
-        self._wall = wall_clock or clock  # times backoffs: the machine's own time, whatever the records say
+        self._wall = wall_clock or clock  # headers, history names, backoffs: the machine's own time, as backups use
         self._mutex = threading.RLock()
         self._flock: WriteLock | None = None
         self._fd: int | None = None
@@ -867,7 +867,7 @@ class Journal:
     def _create_file(self) -> None:
         """Write a new file holding only the header, atomically and durably, and open it."""
         self._io.ensure_dir(self.path.parent)
-        header = header_record(iso_timestamp(self._clock()))
+        header = header_record(iso_timestamp(self._wall()))
         self._io.write_file_atomic(self.path, [encode_line(header)])
         self._catch_up()
 
@@ -883,7 +883,7 @@ class Journal:
         assert self._fd is not None
         self._before_compaction()
         history = self._save_history()
-        header = header_record(iso_timestamp(self._clock()))
+        header = header_record(iso_timestamp(self._wall()))
         header["history"] = history
         header_line = encode_line(header)
         records = list(self._sink.snapshot())
@@ -917,7 +917,7 @@ class Journal:
         store_dir = self.path.parent
         folder = store_dir / HISTORY_DIR / self.path.stem
         self._io.ensure_dir(folder)
-        stamp = self._clock().strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = self._wall().strftime("%Y%m%dT%H%M%S%fZ")
         target = folder / f"{stamp}-{self._ident[1] if self._ident else 0}.jsonl.gz"
         self._io.write_file_atomic(target, _gzip_chunks(self._io, self._fd, self._scanned_size))
         return str(target.relative_to(store_dir))
