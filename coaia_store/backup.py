@@ -47,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .config import BackupConfig
 from .contexts import DEFAULT_CONTEXT, context_file, context_of_file
 from .errors import CoaiaError, os_errors_reported
+from .storage.caller import check_write
 from .storage.clock import iso_timestamp
 from .storage.fileio import FileIO
 from .storage.journal import BATCH_TYPE, LOCK_DIR, Prefix, _gzip_chunks
@@ -175,13 +176,19 @@ class Backups:
     def backup_context(self, context: str | None = None, reason: str = MANUAL) -> BackupInfo | None:
         """Back up one context now; ``reason`` is ``manual`` or the operation about to run
         (``compaction``, ``restore``, ``repair``...: kind ``pre-<reason>``). ``None``: no file yet."""
+        if reason == MANUAL:  # writes .backup/: a token that may not write the context may not back it up
+            check_write(context or DEFAULT_CONTEXT)
         with os_errors_reported("the backup failed", "earlier backups and the data files are intact"):
             return self._backup_contexts([context or DEFAULT_CONTEXT], reason)[0]
 
     def backup_all(self, reason: str = MANUAL) -> list[BackupInfo]:
         """Back up every context now, as one group."""
+        contexts = self._store.contexts()
+        if reason == MANUAL:
+            for context in contexts:
+                check_write(context)
         with os_errors_reported("the backup failed", "earlier backups and the data files are intact"):
-            return [info for info in self._backup_contexts(self._store.contexts(), reason) if info is not None]
+            return [info for info in self._backup_contexts(contexts, reason) if info is not None]
 
     def before_compaction(self, context: str, prefix: Prefix) -> None:
         """The journal's hook, under the context's write lock: back up what is about to be rewritten.

@@ -1077,7 +1077,7 @@ def _size(n: int) -> str:
 _CLI_NAMES = [(re.compile(pattern), command) for pattern, command in (
     (r" \(or the validate_integrity tool with repair: true\)", ""),
     (r"the validate_integrity tool with repair: true", "coaia-store validate --fix"),
-    (r" \(or the restore_backup tool\)", ""),
+    (r" \(or the backups tool with action restore\)", ""),
     (r"\blist_charts shows the charts and get_chart their steps", "`coaia-store charts` shows the charts and "
                                                                    "`coaia-store chart ID` their steps"),
     (r"\blist_charts shows the charts", "`coaia-store charts` shows the charts"),

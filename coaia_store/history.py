@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from .contexts import DEFAULT_CONTEXT, context_file, validate_context_name
-from .errors import InvalidInputError, NotFoundError, os_errors_reported
+from .errors import InvalidInputError, NotFoundError, UnreadableFileError, os_errors_reported
 from .graph import RECORD_META_KEYS, GraphState, checked_kind, entity_view, relation_key
 from .models import Conflict, Entity, check_date_range
 from .paging import PAGE_BUDGET, Pager, bounded_page
@@ -286,6 +286,9 @@ class _Source:
     """The generations of one context, read without any lock."""
 
     def __init__(self, store: Store, context: str) -> None:
+        why = store.graph(context).journal.unreadable()  # a link, a directory, a pipe (opening one would block)
+        if why is not None:
+            raise UnreadableFileError(why)
         self.context = context
         self.path = context_file(store.path, context)
         self.folder = store.path / HISTORY_DIR / self.path.stem

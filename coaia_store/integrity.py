@@ -189,7 +189,7 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
 
 def _file_problem(store: Store, info: BackupInfo) -> str | None:
     try:
-        st = (store.path / info.file).lstat()  # a link is not followed: validate refuses to open one
+        st = (store.local_dir / info.file).lstat()  # a link is not followed: validate refuses to open one
     except FileNotFoundError:
         return "its file is missing"
     if not stat.S_ISREG(st.st_mode):

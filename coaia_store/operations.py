@@ -312,7 +312,9 @@ def undo_operations(store: Store, operation_id: str | None, context: str | None,
     if wanted is None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
         raise InvalidInputError(f"count must be at least 1 (got {count})")
     name = None if context is None else validate_context_name(context)
-    chosen = _choose(_store_operations(store, store.contexts() if name is None else [name]), count, wanted, name)
+    # an id names one operation wherever it wrote (a move: both contexts), whatever context is passed
+    scope = [name] if name is not None and wanted is None else store.contexts()
+    chosen = _choose(_store_operations(store, scope), count, wanted, name if wanted is None else None)
     plan = _plan(store, chosen)
     undo_id = new_op_id()
     entities: list[str] = []

@@ -397,16 +397,20 @@ class Store:
         return found + ([f"warning: {manifest}"] if manifest else [])
 
     def store_problems(self) -> list[str]:
-        """Problems outside the context files: a context whose file is gone though a backup holds it, and an
-        unreadable backup manifest (each with what to do)."""
+        """Problems outside the context files validate reads: a context file that cannot be read (a link, a
+        directory, a pipe, not JSONL), a context whose file is gone though a backup holds it, and an unreadable
+        backup manifest (each with what to do)."""
         taken, manifest_problem = self.backups.listing()
-        return self._lost_contexts(taken, set(self.contexts())) + ([manifest_problem] if manifest_problem else [])
+        unreadable = self.unreadable_contexts()
+        return ([f"context {name!r} is unreadable and skipped: {why}" for name, why in unreadable.items()]
+                + self._lost_contexts(taken, set(self.contexts()) | set(unreadable))
+                + ([manifest_problem] if manifest_problem else []))
 
     @staticmethod
     def _lost_contexts(taken: list[BackupInfo], present: set[str]) -> list[str]:
         newest = {b.context: b for b in taken}  # the last one wins
         return [f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
-                f"restore it with coaia-store restore {b.id} (or the restore_backup tool)"
+                f"restore it with coaia-store restore {b.id} (or the backups tool with action restore)"
                 for context, b in sorted(newest.items()) if context not in present]
 
     def _context_info(self, graph: Graph) -> ContextInfo:

@@ -245,6 +245,21 @@ def test_a_forced_compaction_out_of_sync_still_converges_and_keeps_both_sides(tm
 # ------------------------------------------------------------------ setup
 
 
+def test_a_store_set_up_with_init_git_is_healthy_once_its_automatic_backups_exist(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    must(repo, "init", "-q", "-b", "main")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    cli = [sys.executable, "-m", "coaia_store", "--dir", str(repo / ".coaia")]
+    subprocess.run([*cli, "init", "--git"], env=env, check=True, capture_output=True)
+    subprocess.run([*cli, "chart-create", "--outcome", "A shed", "--reality", "None", "--due", "2030-01-01"],
+                   env=env, check=True, capture_output=True)  # the first write of the day takes the daily backup
+
+    answers = [subprocess.run([*cli, command], env=env, capture_output=True, text=True, check=False)
+               for command in ("status", "validate", "doctor")]
+    assert [a.returncode for a in answers] == [0, 0, 0], [a.stdout + a.stderr for a in answers]
+
+
 def test_init_git_keeps_backups_where_git_clean_cannot_delete_them(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -99,13 +99,23 @@ def test_an_odd_context_file_is_reported_unreadable_with_why_and_what_to_do(stor
     assert status.degraded and any(f"context {ODD!r} is unreadable" in p for p in status.problems)
 
 
+def test_history_and_undo_of_an_odd_context_answer_at_once_with_what_to_do(store_dir: Path, odd: str) -> None:
+    args = [sys.executable, "-m", "coaia_store", "--dir", str(store_dir)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    answers = [subprocess.run([*args, *command, "--context", ODD], capture_output=True, text=True, timeout=60, env=env,
+                              stdin=subprocess.DEVNULL) for command in (["history"], ["undo"])]
+    assert [a.returncode for a in answers] == [1, 1]
+    assert all(ODD_FILES[odd][1] in a.stderr and "What to do" in a.stderr for a in answers), answers
+
+
 def test_every_scan_skips_an_odd_context_file_and_the_other_contexts_keep_working(store_dir: Path, odd: str) -> None:
     with Store(store_dir) as store:
         assert store.contexts() == ["default"]
         assert sorted(e.name for e in store.read_graph().entities) == ["a", "b"]
         assert [e.name for e in store.open_entities(["a", "outside"]).entities] == ["a"]
         report = validate_integrity(store)
-        assert report.ok and [c.context for c in report.contexts] == ["default"]
+        assert [c.context for c in report.contexts] == ["default"] and report.contexts[0].ok
+        assert not report.ok and any(f"context {ODD!r} is unreadable" in p for p in report.problems)  # as status says
         store.create_entities([entity("c")])
         assert sorted(e.name for e in store.read_graph(context="default").entities) == ["a", "b", "c"]
 

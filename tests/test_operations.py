@@ -19,6 +19,8 @@ from chartsteps import step
 from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
 from coaia_store.charts import Charts
 from coaia_store.history import History
+from coaia_store.operations import _undo_in
+from coaia_store.storage.journal import new_op_id
 
 FAST = StoreConfig(fsync="never")  # durability is not under test here
 
@@ -154,6 +156,16 @@ def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store
     assert charts.get_chart(chartId=chart_id).actionSteps[0].completed is False
 
 
+def test_undo_by_id_of_a_move_reverts_both_contexts_whatever_context_is_passed(charts: Charts, store: Store,
+                                                                              clock: StoppedClock) -> None:
+    chart_id = new_chart(charts)
+    clock.tick()
+    charts.move_chart(chartId=chart_id, toContext="work")
+    move = History(store).operations().operations[0].id
+    History(store).undo(move, context="default")
+    assert holders(store, chart_id) == ["default"]
+
+
 def test_undo_of_a_removed_step_brings_back_the_step_and_its_sub_chart(charts: Charts, store: Store) -> None:
     chart_id = new_chart(charts)
     sub = charts.telescope_action_step(actionStep=step(charts, chart_id, 1), currentReality="Seeds",
@@ -281,7 +293,7 @@ def test_an_undo_of_a_move_stopped_halfway_finishes_when_run_again(charts: Chart
     charts.move_chart(chartId=chart_id, toContext="work")
     move = History(store).operations().operations[0].id
     clock.tick()
-    History(store).undo(move, context="default")  # what a crash after the first of its two writes leaves
+    _undo_in(store, "default", [move], new_op_id())  # the first of its two writes: what a crash right after leaves
     assert sorted(holders(store, chart_id)) == ["default", "work"]
     clock.tick()
     result = History(store).undo(move)

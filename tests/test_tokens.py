@@ -110,6 +110,17 @@ def test_a_read_only_caller_cannot_restore_or_compact(store: Store) -> None:
         store.compact("default")
 
 
+def test_a_caller_that_may_not_write_a_context_may_not_back_it_up(store: Store) -> None:
+    store.create_entities([ENTITY])
+    before = store.backups.list_backups()
+    for caller, call in ((Caller("bob", "read"), lambda: store.backups.backup_all()),
+                         (Caller("cy", "write", frozenset({"work"})), lambda: store.backups.backup_context("default"))):
+        with acting_as(caller), pytest.raises(PermissionDeniedError):
+            call()
+
+    assert store.backups.list_backups() == before
+
+
 # ---------------------------------------------------------------- the tokens file
 
 
