@@ -29,7 +29,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.context import Context
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StrictBool, ValidationError
 
 from . import __version__, stdio
 from .charts import Charts
@@ -564,7 +564,7 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
         dueDate: DueDate = None,  # noqa: N803
         owner: Annotated[str | None, Field(description="Who takes the step (a name).")] = None,
         note: Annotated[str | None, Field(description="A progress note.")] = None,
-        noteToReality: Annotated[bool, Field(description="Also add the dated note to current reality.")] = False,  # noqa: N803
+        noteToReality: Annotated[StrictBool, Field(description="Also add the dated note to current reality.")] = False,  # noqa: N803
         context: ChartContext = None,
     ) -> CallToolResult:
         """Retitle an action step, move its due date, set its owner, or record a progress note. To finish it use
@@ -579,7 +579,7 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
 
     def complete(
         target: Annotated[str, Field(description="An action step's name or a chart id.")],
-        reopen: Annotated[bool, Field(description="Reopen it instead.")] = False,
+        reopen: Annotated[StrictBool, Field(description="Reopen it instead.")] = False,
         context: ChartContext = None,
     ) -> CallToolResult:
         """Complete an action step or a chart, with everything below it. A sub-chart whose last step completes
@@ -618,10 +618,10 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
 
     def list_charts(
         status: Literal["active", "completed", "all"] = "active",
-        overdue: bool = False,
+        overdue: StrictBool = False,
         dueWithinDays: Annotated[int | None, Field(ge=0)] = None,  # noqa: N803
         owner: Annotated[str | None, Field(description="Charts with an open step of this owner.")] = None,
-        topLevelOnly: bool = False,  # noqa: N803
+        topLevelOnly: StrictBool = False,  # noqa: N803
         context: ContextArg = None,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -832,7 +832,7 @@ def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
 
     def validate_integrity(
         context: ContextArg = None,
-        repair: Annotated[bool, Field(description="Apply the safe repairs, each logged.")] = False,
+        repair: Annotated[StrictBool, Field(description="Apply the safe repairs, each logged.")] = False,
     ) -> CallToolResult:
         """Check every context (or one): damaged lines, checksum failures, a torn tail, dangling relations, orphan
         sub-charts, due dates that break the timeline, open items under completed ones, backups."""

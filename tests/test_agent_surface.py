@@ -144,6 +144,17 @@ async def test_a_snake_case_slip_is_refused_with_the_camel_case_name(client: Cli
         "dueDate, owner, note, noteToReality, context. Nothing was written.")
 
 
+async def test_a_boolean_given_as_text_is_refused_and_changes_nothing(client: Client, store: Store) -> None:
+    step = (await client.call_tool("create_chart", CHART)).structured_content["added"][0]
+    await client.call_tool("complete", {"target": step})
+    before = store.open_entities([step]).entities
+
+    result = await client.call_tool("complete", {"target": step, "reopen": "yes"})
+
+    assert result.is_error and "reopen" in result.content[0].text
+    assert store.open_entities([step]).entities == before
+
+
 async def test_create_chart_with_snake_case_steps_is_refused_not_saved_without_steps(client: Client, store: Store) -> None:
     result = await client.call_tool("create_chart", {**{k: v for k, v in CHART.items() if k != "actionSteps"},
                                                      "action_steps": ["a"]})
