@@ -260,7 +260,7 @@ class ContextInfo(_Output):
 
 class ConflictValue(_Output):
     value: Any = Field(description="The value this side wrote (null: removed).")
-    opId: str | None = Field(None, description="The operation that wrote it (list_operations, undo).")
+    opId: str | None = Field(None, description="The operation that wrote it (as history lists it; undo takes it).")
     time: str | None = Field(None, description="Its _ts (hybrid clock).")
     by: str | None = Field(None, description="Who wrote it, when the record says so.")
 

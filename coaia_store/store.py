@@ -324,8 +324,11 @@ class Store:
         conflicts = self.conflicts()
         taken, manifest_problem = self.backups.listing()  # the manifest, read once; oldest first
         problems = [p for info in infos for p in _problems(info)]
+        by_context: dict[str, list[BackupInfo]] = {}
+        for b in taken:
+            by_context.setdefault(b.context, []).append(b)
         problems += [p for info in infos
-                     for p in context_problems(self, self.graph(info.name), [b for b in taken if b.context == info.name])]
+                     for p in context_problems(self, self.graph(info.name), by_context.get(info.name, []))]
         problems += self._lost_contexts(taken, {info.name for info in infos}) + ([manifest_problem] if manifest_problem else [])
         return StoreStatus(
             directory=str(self.path),
@@ -333,7 +336,7 @@ class Store:
             formatVersion=FORMAT_VERSION,
             fsync=self.config.fsync,
             contexts=infos,
-            backups=[_last_backups(info.name, [b for b in taken if b.context == info.name]) for info in infos],
+            backups=[_last_backups(info.name, by_context.get(info.name, [])) for info in infos],
             degraded=bool(problems),
             problems=problems,
             tools=self.calls.snapshot(),

@@ -58,6 +58,14 @@ def new_chart(charts: Charts, context: str | None = None, steps: int = 2) -> str
                                actionSteps=[f"Step {i}" for i in range(1, steps + 1)], context=context).chart.chartId
 
 
+def moved_chart(charts: Charts, store: Store, clock: StoppedClock) -> tuple[str, str]:
+    """A chart made in 'default' and moved to 'work'; its id and the move's operation id."""
+    chart_id = new_chart(charts)
+    clock.tick()
+    charts.move_chart(chartId=chart_id, toContext="work")
+    return chart_id, History(store).operations().operations[0].id
+
+
 def holders(store: Store, chart_id: str) -> list[str]:
     return [c for c in store.contexts() if store.open_entities([f"{chart_id}_chart"], context=c).entities]
 
@@ -158,10 +166,7 @@ def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store
 
 def test_undo_by_id_of_a_move_reverts_both_contexts_whatever_context_is_passed(charts: Charts, store: Store,
                                                                               clock: StoppedClock) -> None:
-    chart_id = new_chart(charts)
-    clock.tick()
-    charts.move_chart(chartId=chart_id, toContext="work")
-    move = History(store).operations().operations[0].id
+    chart_id, move = moved_chart(charts, store, clock)
     History(store).undo(move, context="default")
     assert holders(store, chart_id) == ["default"]
 
@@ -288,10 +293,7 @@ def test_undo_of_a_move_puts_the_chart_back_where_it_was(charts: Charts, store: 
 
 def test_an_undo_of_a_move_stopped_halfway_finishes_when_run_again(charts: Charts, store: Store,
                                                                    clock: StoppedClock) -> None:
-    chart_id = new_chart(charts)
-    clock.tick()
-    charts.move_chart(chartId=chart_id, toContext="work")
-    move = History(store).operations().operations[0].id
+    chart_id, move = moved_chart(charts, store, clock)
     clock.tick()
     _undo_in(store, "default", [move], new_op_id())  # the first of its two writes: what a crash right after leaves
     assert sorted(holders(store, chart_id)) == ["default", "work"]
