@@ -1,4 +1,4 @@
-"""Benchmark of ranked search (coaia_store.search): index build, keeping in step, query latency.
+"""Benchmark of ranked search (coaia_store.search.index): index build, keeping in step, query latency.
 
     python bench/bench_search.py [--sizes 10000,100000] [--repeats 20]
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import entity_name, make_entity  # noqa: E402
 
 from coaia_store import Store, StoreConfig  # noqa: E402
-from coaia_store.search import SearchIndex  # noqa: E402
+from coaia_store.search.index import SearchIndex  # noqa: E402
 
 QUERIES = ("piano", "pia", "garden health", "spanish manuscript launch", "piano zzzz", "chart_0001234", "zzzz")
 

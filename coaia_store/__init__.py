@@ -1,6 +1,6 @@
 """coaia-store: durable, multi-process storage for structural tension charts and their knowledge graph."""
 
-from .config import StoreConfig
+from .graph.config import StoreConfig
 from .errors import (
     CoaiaError,
     ConfigError,

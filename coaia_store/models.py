@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from .capacity import Capacity
-from .metrics import ToolCalls
+from .graph.capacity import Capacity
+from .graph.metrics import ToolCalls
 
 MAX_NAME_LENGTH = 1000
 MAX_METADATA_DEPTH = 32

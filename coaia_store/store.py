@@ -18,15 +18,15 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .backup import BackupInfo, Backups
-from .config import StoreConfig, describe_validation_error, load_config
-from .contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
+from .safety.backup import BackupInfo, Backups
+from .graph.config import StoreConfig, describe_validation_error, load_config
+from .graph.contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
 from .errors import CoaiaError, ConflictError, InvalidInputError, os_errors_reported
-from .graph import Graph, GraphState, IfExists, entity_view, relation_view
-from .history import History, PastGraph
-from .capacity import capacity
-from .location import StoreLocation, resolve_location
-from .metrics import CallMetrics
+from .graph.state import Graph, GraphState, IfExists, entity_view, relation_view
+from .safety.history import History, PastGraph
+from .graph.capacity import capacity
+from .graph.location import StoreLocation, resolve_location
+from .graph.metrics import CallMetrics
 from .models import (
     AddObservationsResult,
     Conflict,
@@ -49,10 +49,10 @@ from .models import (
     StoreStatus,
     UpdateEntityResult,
 )
-from .paging import Pager
+from .graph.paging import Pager
 from .storage.caller import check_write
 from .storage.clock import Clock, iso_timestamp, utc_now
-from .gitsetup import is_shared, local_dir, union_merge, work_tree
+from .graph.gitsetup import is_shared, local_dir, union_merge, work_tree
 from .storage.fileio import FileIO
 from .storage.hlc import HybridClock
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -291,11 +291,8 @@ class Store:
             raise InvalidInputError(f"limit must be at least 1 (got {limit})")
         matches: list[tuple[Graph | PastGraph, Record]] = []
         for graph in self._reading(context) if as_of is None else History(self).past_graphs(context, as_of):
-            graph.read(
-                lambda state, graph=graph: matches.extend(
-                    (graph, r) for r in state.entities.values() if types is None or _entity_type(r) in types
-                )
-            )
+            records = graph.read(lambda state: list(state.entities.values()))  # read now, under the lock
+            matches.extend((graph, r) for r in records if types is None or _entity_type(r) in types)
         pager = self.graph_pager(context, entity_types, as_of)
         offset = pager.offset(cursor, len(matches))
         end = len(matches) if limit is None else min(len(matches), offset + limit)
@@ -318,7 +315,7 @@ class Store:
         """Where the data lives and why, and whether every context is healthy: degraded whenever there is a
         problem that ``validate_integrity`` would also report (it reads the backups through; status only
         checks that the newest daily and weekly files are there, with their size)."""
-        from .integrity import context_problems  # the safety layer's checks of what the store holds
+        from .safety.integrity import context_problems  # the safety layer's checks of what the store holds
 
         infos = self.list_contexts()
         conflicts = self.conflicts()

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from coaia_store import Store
-from coaia_store.config import StoreConfig
-from coaia_store.graph import RECORD_META_KEYS
+from coaia_store.graph.config import StoreConfig
+from coaia_store.graph.state import RECORD_META_KEYS
 from coaia_store.storage.fileio import FileIO
 
 SCALE = max(1, int(os.environ.get("COAIA_TORTURE_SCALE", "1")))

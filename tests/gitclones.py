@@ -17,8 +17,8 @@ from typing import Any
 
 from coaia_store import Store
 from coaia_store.charts.api import Charts
-from coaia_store.gitsetup import set_up
-from coaia_store.graph import GraphState
+from coaia_store.graph.gitsetup import set_up
+from coaia_store.graph.state import GraphState
 
 GIT = shutil.which("git")
 _ENV = {

@@ -49,7 +49,7 @@ def run_cli(directory: str, command: str) -> None:
 
 def run_library(directory: str) -> None:
     from coaia_store import Store
-    from coaia_store.integrity import validate_integrity
+    from coaia_store.safety.integrity import validate_integrity
 
     with Store(directory) as store:
         validate_integrity(store, repair=True)
@@ -60,7 +60,7 @@ def run_mcp(directory: str) -> None:
     from mcp import Client
 
     from coaia_store import Store
-    from coaia_store.server import build_server
+    from coaia_store.server.app import build_server
 
     async def call() -> None:
         with Store(directory) as store:

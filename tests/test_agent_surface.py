@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server import INSTRUCTIONS, PROFILE_TOOLS, build_server, tools_list_bytes
+from coaia_store.server.app import INSTRUCTIONS, PROFILE_TOOLS, build_server, tools_list_bytes
 
 pytestmark = pytest.mark.anyio
 

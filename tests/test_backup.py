@@ -17,8 +17,8 @@ from typing import Any, cast
 import pytest
 
 from coaia_store import Store, StoreConfig
-from coaia_store.backup import BACKUP_DIR, BackupError, BackupInfo
-from coaia_store.config import BackupConfig, CompactionConfig
+from coaia_store.safety.backup import BACKUP_DIR, BackupError, BackupInfo
+from coaia_store.graph.config import BackupConfig, CompactionConfig
 from coaia_store.storage.fileio import FileIO
 from faults import SCALE, FaultyIO, data_file, entity, history_copies, recovery_events
 

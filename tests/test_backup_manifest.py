@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import Store
-from coaia_store.integrity import validate_integrity
+from coaia_store.safety.integrity import validate_integrity
 
 from faults import SCALE, FaultyIO, entity
 

@@ -8,7 +8,7 @@ import pytest
 
 from coaia_store import ConflictError, InvalidInputError, Store
 from coaia_store.charts import Charts, ChartResult
-from coaia_store.integrity import validate_integrity
+from coaia_store.safety.integrity import validate_integrity
 
 from test_charts import FakeClock, chain, make_chart, step_names, telescope
 

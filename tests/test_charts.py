@@ -18,7 +18,7 @@ import pytest
 
 from coaia_store import ConflictError, InvalidInputError, NotFoundError, StorageError, Store
 from coaia_store.charts import Charts, ChartResult
-from coaia_store.contexts import context_file
+from coaia_store.graph.contexts import context_file
 from coaia_store.errors import InvalidContextError
 from coaia_store.storage.fileio import FileIO
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from coaia_store import Store
-from coaia_store.config import load_config
+from coaia_store.graph.config import load_config
 
 REPO = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server import build_server
+from coaia_store.server.app import build_server
 
 
 def _cli(*args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:

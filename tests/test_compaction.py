@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from coaia_store import Store
-from coaia_store.config import CompactionConfig, StoreConfig
+from coaia_store.graph.config import CompactionConfig, StoreConfig
 
 from faults import SCALE, data_file, entity, history_copies, line_spans, raw_state, relation
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import InvalidContextError, Store, UnreadableFileError
-from coaia_store.contexts import context_file, discover_contexts
+from coaia_store.graph.contexts import context_file, discover_contexts
 
 
 @pytest.mark.parametrize(

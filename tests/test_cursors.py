@@ -21,8 +21,8 @@ from mcp import Client
 
 from coaia_store import InvalidInputError, Store
 from coaia_store.charts import Charts
-from coaia_store.search import SearchIndex
-from coaia_store.server import build_server
+from coaia_store.search.index import SearchIndex
+from coaia_store.server.app import build_server
 
 from faults import SCALE
 

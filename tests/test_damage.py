@@ -27,9 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coaia_store import Store
-from coaia_store.config import CompactionConfig, StoreConfig
+from coaia_store.graph.config import CompactionConfig, StoreConfig
 from coaia_store.errors import CoaiaError, InvalidInputError, ReadOnlyError, RecordTooLargeError
-from coaia_store.transfer import import_file
+from coaia_store.safety.transfer import import_file
 
 from faults import (
     SCALE,
@@ -801,8 +801,8 @@ def test_a_file_with_a_newer_format_version_is_read_but_never_written(store_dir:
 _READ_THEN_WRITE = """
 import json, os, sys
 from coaia_store import Store
-from coaia_store.config import StoreConfig
-from coaia_store.transfer import import_file
+from coaia_store.graph.config import StoreConfig
+from coaia_store.safety.transfer import import_file
 from coaia_store.errors import CoaiaError
 out = {}
 with Store(sys.argv[1], config=StoreConfig(lockTimeoutSeconds=3)) as store:

@@ -16,8 +16,8 @@ from mcp import Client
 from coaia_store import InvalidInputError, Store
 from coaia_store.charts import Charts
 from coaia_store.models import MAX_DAYS
-from coaia_store.report import advancement_report
-from coaia_store.server import build_server
+from coaia_store.reports.advancement import advancement_report
+from coaia_store.server.app import build_server
 
 NOW = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
 RANGE = "1000-01-01 to 9998-12-31"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from coaia_store.docs_reference import generate
+from coaia_store.server.reference import generate
 
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = "python -m coaia_store.docs_reference > docs/tools.md"
+REGENERATE = "python -m coaia_store.server.reference > docs/tools.md"
 
 
 def test_committed_tool_reference_matches_the_server() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import Store
-from coaia_store.config import CompactionConfig, StoreConfig
+from coaia_store.graph.config import CompactionConfig, StoreConfig
 from coaia_store.errors import CoaiaError, ReadOnlyError, StorageError
 
 from faults import (

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from coaia_store import Store
-from coaia_store.config import StoreConfig
+from coaia_store.graph.config import StoreConfig
 from coaia_store.errors import CoaiaError
-from coaia_store.integrity import validate_integrity
+from coaia_store.safety.integrity import validate_integrity
 from coaia_store.storage.lines import decode_line
 
 from faults import (

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import Store
-from coaia_store.config import CompactionConfig, StoreConfig
+from coaia_store.graph.config import CompactionConfig, StoreConfig
 from coaia_store.errors import CoaiaError
 
 from faults import SCALE, data_file, entity, history_copies, tmpfs

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import LocationError
-from coaia_store.location import resolve_location
+from coaia_store.graph.location import resolve_location
 
 
 def test_explicit_dir_wins_over_everything(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from coaia_store import Store, StoreBusyError
-from coaia_store.config import StoreConfig
+from coaia_store.graph.config import StoreConfig
 from coaia_store.storage.locking import LockTimeout, WriteLock
 
 

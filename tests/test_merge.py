@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from coaia_store import Store
 from coaia_store.charts.api import Charts
-from coaia_store.graph import GraphState
-from coaia_store.merge import merge_heads
+from coaia_store.graph.state import GraphState
+from coaia_store.graph.merge import merge_heads
 from coaia_store.storage.hlc import HybridClock
 from coaia_store.storage.lines import decode_line
 

@@ -12,8 +12,8 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.metrics import CallMetrics
-from coaia_store.server import build_server
+from coaia_store.graph.metrics import CallMetrics
+from coaia_store.server.app import build_server
 from coaia_store.storage.fileio import FileIO
 
 MIB = 1 << 20

@@ -20,8 +20,8 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store, UnreadableFileError
-from coaia_store.integrity import validate_integrity
-from coaia_store.server import build_server
+from coaia_store.safety.integrity import validate_integrity
+from coaia_store.server.app import build_server
 
 from faults import SCALE, data_file, entity
 

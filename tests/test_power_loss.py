@@ -27,7 +27,7 @@ from pathlib import Path
 
 
 from coaia_store import Store
-from coaia_store.config import CompactionConfig, StoreConfig
+from coaia_store.graph.config import CompactionConfig, StoreConfig
 
 from crashfs import CrashFS, materialise
 from faults import SCALE, entity, raw_state

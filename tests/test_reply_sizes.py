@@ -13,7 +13,7 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store, StoreConfig
-from coaia_store.server import build_server
+from coaia_store.server.app import build_server
 
 pytestmark = pytest.mark.anyio
 LIMIT = 100_000

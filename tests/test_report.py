@@ -20,8 +20,8 @@ from coaia_store import Store
 from coaia_store.charts import Charts
 from coaia_store.charts.models import ChartView
 from coaia_store.errors import CoaiaError, NotFoundError
-from coaia_store.report import AdvancementReport, ContextAdvancement, advancement_report
-from coaia_store.server import build_server
+from coaia_store.reports.advancement import AdvancementReport, ContextAdvancement, advancement_report
+from coaia_store.server.app import build_server
 
 MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -287,7 +287,7 @@ def test_report_plot_writes_a_png(recent: Path, tmp_path: Path) -> None:
 
 def test_plotting_without_matplotlib_says_how_to_install_it(charts: Charts, clocked: Store, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    from coaia_store.plot import plot_report
+    from coaia_store.reports.plot import plot_report
 
     new_chart(charts)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail

@@ -1,4 +1,4 @@
-"""Ranked full-text search (coaia_store.search): what a caller can rely on.
+"""Ranked full-text search (coaia_store.search.index): what a caller can rely on.
 
 Every test goes through the public API: a Store to write, a SearchIndex to search.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from coaia_store import InvalidContextError, InvalidInputError, Store
-from coaia_store import search as search_module
-from coaia_store.search import SearchIndex, SearchPage, SearchUnavailableError
+from coaia_store.search import index as search_module
+from coaia_store.search.index import SearchIndex, SearchPage, SearchUnavailableError
 
 Entity = dict[str, Any]
 

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coaia_store import Store
-from coaia_store.search import CACHE_FILE, SearchIndex, SearchPage
+from coaia_store.search.index import CACHE_FILE, SearchIndex, SearchPage
 
 CACHE = Path(".cache") / CACHE_FILE
 NEVER = 1 << 40

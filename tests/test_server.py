@@ -12,7 +12,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from coaia_store import Store
-from coaia_store.server import MAX_REPLY_CHARS, build_server
+from coaia_store.server.app import MAX_REPLY_CHARS, build_server
 
 pytestmark = pytest.mark.anyio
 

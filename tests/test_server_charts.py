@@ -9,7 +9,7 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server import build_server
+from coaia_store.server.app import build_server
 
 pytestmark = pytest.mark.anyio
 CHART = {"desiredOutcome": "A vegetable garden that feeds us all summer", "currentReality": "The yard is lawn",

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server import build_server
+from coaia_store.server.app import build_server
 
 pytestmark = pytest.mark.anyio
 CHART = {"desiredOutcome": "A garden that feeds us", "currentReality": "Lawn", "dueDate": "2027-05-01",

@@ -11,7 +11,7 @@ from mcp.types import PromptReference, ResourceTemplateReference
 
 from coaia_store import Store
 from coaia_store.charts import Charts
-from coaia_store.server import build_server
+from coaia_store.server.app import build_server
 
 pytestmark = pytest.mark.anyio
 

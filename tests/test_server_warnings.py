@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server import build_server
+from coaia_store.server.app import build_server
 from coaia_store.storage.lines import encode_line, header_record
 
 from faults import damage_line, data_file, entity

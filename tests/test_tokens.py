@@ -19,7 +19,7 @@ from coaia_store.charts import Charts
 from coaia_store.errors import PermissionDeniedError, UsageError
 from coaia_store.history import History
 from coaia_store.storage.caller import Caller, acting_as
-from coaia_store.tokens import load_tokens
+from coaia_store.server.tokens import load_tokens
 from test_server_http import _start
 
 ANA, BOB, CY = "ana-token-0123456789", "bob-token-0123456789", "cy-token-0123456789"

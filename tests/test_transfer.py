@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from coaia_store import Store, StoreConfig
-from coaia_store.transfer import export_records, import_file, jsonl_lines, read_source
+from coaia_store.safety.transfer import export_records, import_file, jsonl_lines, read_source
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ALL_FIXTURES = sorted(FIXTURES.glob("*.jsonl"))

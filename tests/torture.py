@@ -36,7 +36,7 @@ if str(Path(__file__).parent) not in sys.path:  # pytest's default import mode h
 import proc_writer as pw  # noqa: E402
 
 from coaia_store import Store, StoreConfig  # noqa: E402
-from coaia_store.config import CompactionConfig  # noqa: E402
+from coaia_store.graph.config import CompactionConfig  # noqa: E402
 
 SCALE = max(1, int(os.environ.get("COAIA_TORTURE_SCALE") or 1))
 BASE_SEED = int(os.environ.get("COAIA_TORTURE_SEED") or 1729)

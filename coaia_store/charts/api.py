@@ -14,16 +14,16 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ..config import describe_validation_error
-from ..contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
+from ..graph.config import describe_validation_error
+from ..graph.contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
 from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..graph import RECORD_META_KEYS, GraphState, relation_key
-from ..history import History, parse_as_of
+from ..graph.state import RECORD_META_KEYS, GraphState, relation_key
+from ..safety.history import History, parse_as_of
 from ..storage.caller import check_write
 from ..storage.clock import Clock
 from ..storage.journal import new_op_id
 from ..storage.lines import Record
-from ..paging import Pager
+from ..graph.paging import Pager
 from ..store import Store
 from .models import (
     ActionStepRef,

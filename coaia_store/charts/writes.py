@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError
-from ..graph import GraphState, relation_key
+from ..graph.state import GraphState, relation_key
 from ..storage.clock import iso_timestamp
 from ..storage.lines import Record
 from .models import StepInput

@@ -1,1 +1,4 @@
-"""The storage engine: files, locks, the line format, recovery. Knows records, not entities."""
+"""Storage layer: files, checksummed lines, the journal (writer and reader), locks, the recovery log, caches.
+
+Knows records, not entities. Imports nothing of coaia_store but ``errors``.
+"""

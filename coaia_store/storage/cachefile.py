@@ -73,7 +73,7 @@ class CacheFile:
         with gc_paused():
             return key, marshal.loads(payload)
 
-    def _save(self, key: tuple[Any, ...], payload: object) -> None:
+    def _save(self, key: tuple[Any, ...], payload: Any) -> None:
         head = marshal.dumps((_PYTHON, key))
         data = marshal.dumps(payload)
         self._io.ensure_dir(self.path.parent)

@@ -34,7 +34,7 @@ class FileIO:
         if _DARWIN:  # plain fsync does not flush the drive cache on macOS
             import fcntl
 
-            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+            fcntl.fcntl(fd, fcntl.F_FULLFSYNC)  # type: ignore[attr-defined]  # macOS only
         else:
             os.fdatasync(fd)
 

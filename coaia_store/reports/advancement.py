@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
-from .charts.rules import deadline, is_overdue
-from .charts.tree import ChartIndex, first_observation, is_completed, meta
-from .contexts import validate_context_name
-from .errors import InvalidInputError, NotFoundError
-from .history import ChartHistory, History
-from .models import check_date_range
-from .storage.clock import iso_timestamp
-from .storage.lines import Record
+from ..charts.rules import deadline, is_overdue
+from ..charts.tree import ChartIndex, first_observation, is_completed, meta
+from ..graph.contexts import validate_context_name
+from ..errors import InvalidInputError, NotFoundError
+from ..safety.history import ChartHistory, History
+from ..models import check_date_range
+from ..storage.clock import iso_timestamp
+from ..storage.lines import Record
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 WINDOWS: tuple[int, ...] = (7, 30, 90)
 MAX_WINDOW_DAYS = 366

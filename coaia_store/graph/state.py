@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any, Literal, TypeVar
 
-from .errors import ConflictError, NotFoundError
-from .models import (
+from ..errors import ConflictError, NotFoundError
+from ..models import (
     AddObservationsResult,
     CreateEntitiesResult,
     CreateRelationsResult,
@@ -34,8 +34,8 @@ from .models import (
     WriteResult,
 )
 from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
-from .storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
-from .storage.lines import HEADER_TYPE, Record
+from ..storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
+from ..storage.lines import HEADER_TYPE, Record
 from .versions import Loader, Versions
 
 R = TypeVar("R")
@@ -245,7 +245,7 @@ def _relation_label(key: RelKey) -> str:
     return f"{key[0]} -[{key[1]}]-> {key[2]}"
 
 
-_APPLY: dict[str, Callable[[GraphState, Record, int | None], None]] = {
+_APPLY: dict[str | None, Callable[[GraphState, Record, int | None], None]] = {
     "entity": GraphState._put_entity,
     "narrative_beat": GraphState._put_entity,
     "relation": GraphState._put_relation,

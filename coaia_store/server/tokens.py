@@ -26,9 +26,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .contexts import validate_context_name
-from .errors import CoaiaError, UsageError
-from .storage.caller import Caller
+from ..graph.contexts import validate_context_name
+from ..errors import CoaiaError, UsageError
+from ..storage.caller import Caller
 
 ENV_TOKENS_FILE = "COAIA_TOKENS_FILE"
 SINGLE_TOKEN_NAME = "token"  # the name of the one --token: not recorded in the journal

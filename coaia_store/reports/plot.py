@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .errors import CoaiaError
-from .report import AdvancementReport
+from ..errors import CoaiaError
+from .advancement import AdvancementReport
 
 INSTALL_HINT = "pip install 'coaia-store[plot]'"
 

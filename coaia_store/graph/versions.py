@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
 from .merge import Conflict, lowest_common, merge_heads, order_key, prev_of
-from .storage.lines import Record
+from ..storage.lines import Record
 
 K = TypeVar("K", bound=Hashable)
 AT = "_at"  # in a stub: the file offset of the line holding the version

@@ -25,14 +25,16 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from . import __version__, transfer, views
-from .config import load_config
-from .contexts import context_file, validate_context_name
-from .errors import CoaiaError, NotFoundError, UsageError, os_errors_reported
-from .location import explicit_location
-from .gitsetup import set_up
-from .models import StoreStatus
-from .store import Store
+from .. import __version__
+from ..safety import transfer
+from . import views
+from ..graph.config import load_config
+from ..graph.contexts import context_file, validate_context_name
+from ..errors import CoaiaError, NotFoundError, UsageError, os_errors_reported
+from ..graph.location import explicit_location
+from ..graph.gitsetup import set_up
+from ..models import StoreStatus
+from ..store import Store
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 1, 2, 3
 
@@ -123,8 +125,8 @@ def serve(
 
     Example: coaia-store serve --dir ~/project/.coaia --tools memory
     """
-    from .http import HttpSettings, allowed_host_list  # the MCP SDK loads only for this command
-    from .server import PROFILES
+    from ..server.http import HttpSettings, allowed_host_list  # the MCP SDK loads only for this command
+    from ..server.app import PROFILES
 
     if tools not in PROFILES:
         raise UsageError(f"--tools {tools}: unknown tool profile; choose one of {', '.join(PROFILES)}")
@@ -154,7 +156,7 @@ def _http_options_need_http(ctx: typer.Context, http: bool) -> None:
 
 
 def _tokens(token: str | None, tokens_file: str | None) -> Any:
-    from .tokens import TokenTable, load_tokens
+    from ..server.tokens import TokenTable, load_tokens
 
     if tokens_file:
         return load_tokens(tokens_file)
@@ -163,11 +165,11 @@ def _tokens(token: str | None, tokens_file: str | None) -> Any:
 
 def _run_server(store: Store, tools: str, settings: Any) -> None:
     if settings is None:
-        from .server import serve_stdio
+        from ..server.app import serve_stdio
 
         serve_stdio(store, tools)  # type: ignore[arg-type]
     else:
-        from .http import serve_http
+        from ..server.http import serve_http
 
         serve_http(store, tools, settings)
 
@@ -236,7 +238,7 @@ def validate(
 
     Exits 3 when a problem remains. Example: coaia-store validate --fix
     """
-    from .integrity import validate_integrity
+    from ..safety.integrity import validate_integrity
 
     with _busy("repairing…" if fix else "checking…"):
         report = validate_integrity(_store(directory), context=context, repair=fix)
@@ -265,7 +267,7 @@ def doctor(
     Check first, fix second: run it without --fix to see, then with --fix to repair. Exits 3 while a
     problem remains. Example: coaia-store doctor --fix
     """
-    from .integrity import validate_integrity
+    from ..safety.integrity import validate_integrity
 
     store = _store(directory)
     with _busy("repairing…" if fix else "checking…"):
@@ -397,7 +399,7 @@ def history(
 
     Example: coaia-store history  |  coaia-store history chart_launch --context work
     """
-    from .history import History
+    from ..safety.history import History
 
     past = History(_store(directory))
     if name is None:
@@ -454,7 +456,7 @@ def undo(
 
     Example: coaia-store undo  |  coaia-store undo --op 3f9c0a7b12d4e856
     """
-    from .history import History
+    from ..safety.history import History
 
     result = History(_store(directory)).undo(op, context, count=count)
     if as_json:
@@ -472,7 +474,7 @@ def brief(context: ContextOption = None, as_json: JsonFlag = False, directory: D
 
     Example: coaia-store brief --context work
     """
-    from .brief import build_brief
+    from ..reports.brief import build_brief
 
     result = build_brief(_store(directory), context)
     sys.stdout.write(result.model_dump_json() + "\n" if as_json else result.text())
@@ -591,10 +593,10 @@ def init(
         return
     for line in shared:
         _out.print(line, highlight=False)
-    for file in created:
-        _out.print(f"created {file}", highlight=False)
-    for file in kept:
-        _out.print(f"{file} exists: left as it is (not overwritten)", highlight=False)
+    for made in created:
+        _out.print(f"created {made}", highlight=False)
+    for existing in kept:
+        _out.print(f"{existing} exists: left as it is (not overwritten)", highlight=False)
     if not created:
         _out.print(f"{target} is already initialised", highlight=False)
     else:
@@ -745,13 +747,13 @@ def report(
 
     Example: coaia-store report --window 90 --plot advancement.png
     """
-    from .report import WINDOWS, advancement_report
+    from ..reports.advancement import WINDOWS, advancement_report
 
     if window not in WINDOWS:
         raise typer.BadParameter(f"{window}: choose 7, 30 or 90", param_hint="--window")
     result = advancement_report(_store(directory), window_days=window, context=context)
     if plot is not None:
-        from .plot import plot_report
+        from ..reports.plot import plot_report
 
         _err.print(f"wrote {plot_report(result, plot)}", highlight=False)
     if as_json:
@@ -894,7 +896,7 @@ def _one_of(context: str | None, all_contexts: bool) -> None:
 
 
 def _charts_api(directory: str | None) -> Any:
-    from .charts import Charts
+    from ..charts import Charts
 
     return Charts(_store(directory))
 
@@ -1029,8 +1031,8 @@ def _export_json(store: Store, names: list[str], output: Path | None, all_contex
 
 
 def _export_markdown(store: Store, names: list[str], output: Path | None, all_contexts: bool) -> list[Path]:
-    from .charts import Charts
-    from .charts.markdown import chart_markdown
+    from ..charts import Charts
+    from ..charts.markdown import chart_markdown
 
     api = Charts(store)
     tops = [s for n in names for s in _all_summaries(api, context=n, status="all") if not s.parentChart]

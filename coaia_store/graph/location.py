@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LocationError
+from ..errors import LocationError
 
 DIR_NAME = ".coaia"
 ENV_DIR = "COAIA_DIR"

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-from .errors import InvalidInputError
+from ..errors import InvalidInputError
 
 T = TypeVar("T")
 

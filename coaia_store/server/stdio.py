@@ -31,7 +31,7 @@ from mcp.types import (
 )
 from pydantic import ValidationError
 
-from .models import lone_surrogate
+from ..models import lone_surrogate
 
 log = logging.getLogger(__name__)
 

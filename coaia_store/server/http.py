@@ -26,9 +26,9 @@ from typing import Any
 
 from mcp.server.transport_security import TransportSecuritySettings
 
-from .errors import UsageError
-from .storage.caller import acting_as
-from .store import Store
+from ..errors import UsageError
+from ..storage.caller import acting_as
+from ..store import Store
 from .tokens import TokenTable
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def check_port(port: int) -> None:
 
 def http_app(store: Store, profile: str, settings: HttpSettings) -> Any:
     """The ASGI app serving ``profile``'s tools over ``store`` at ``/mcp``."""
-    from .server import WARM_UP_AFTER_S, build_server  # the tool definitions live with the MCP server
+    from .app import WARM_UP_AFTER_S, build_server  # the tool definitions live with the MCP server
 
     settings.check()
     server = build_server(store, profile, warm_up=WARM_UP_AFTER_S)  # type: ignore[arg-type]
@@ -182,7 +182,7 @@ def _bind_problem(host: str, port: int, exc: OSError) -> str:
 def serve_http(store: Store, profile: str, settings: HttpSettings) -> None:
     import uvicorn
 
-    from .server import log_to_stderr, startup_report
+    from .app import log_to_stderr, startup_report
 
     log_to_stderr()
     app = http_app(store, profile, settings)

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from .contexts import ARCHIVE_CONTEXT, validate_context_name
-from .errors import ConflictError, InvalidInputError, NotFoundError
-from .graph import GraphState
+from ..graph.contexts import ARCHIVE_CONTEXT, validate_context_name
+from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..graph.state import GraphState
 from .history import (
     MAX_PAGE,
     UNDO_TYPE,
@@ -35,12 +35,12 @@ from .history import (
     _value,
     timeline,
 )
-from .paging import PAGE_BUDGET, Pager, bounded_page
-from .storage.journal import new_op_id
-from .storage.lines import Record
+from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
+from ..storage.journal import new_op_id
+from ..storage.lines import Record
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 _CHART, _STEP, _OUTCOME, _REALITY = "structural_tension_chart", "action_step", "desired_outcome", "current_reality"
 _NAMES = 20  # chart ids and entity names listed per operation

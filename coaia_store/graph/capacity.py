@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 _TS = re.compile(rb'"_ts":"([0-9T:.\-]+Z)"')
 _MIB = 1 << 20

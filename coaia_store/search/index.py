@@ -40,15 +40,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import BaseModel, Field
 
-from .errors import CoaiaError, InvalidInputError
-from .graph import RECORD_META_KEYS, entity_view
-from .models import Entity
-from .paging import Pager
-from .storage.cachefile import CacheFile
-from .storage.lines import Record
+from ..errors import CoaiaError, InvalidInputError
+from ..graph.state import RECORD_META_KEYS, entity_view
+from ..models import Entity
+from ..graph.paging import Pager
+from ..storage.cachefile import CacheFile
+from ..storage.lines import Record
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +309,7 @@ class SearchIndex:
             self._sync(context)
             if not words or types == []:
                 return SearchPage(hits=[], total=0)
-            expressions = {m: _expression(words, m, context, types) for m in ("all", "any")}
+            expressions: dict[Match, str] = {m: _expression(words, m, context, types) for m in ("all", "any")}
             return self._page(expressions, limit, cursor, pager)
 
     def _sync(self, context: str | None) -> None:
@@ -323,7 +323,7 @@ class SearchIndex:
             graph = self._store.graph(name)
             digests = self._restored.pop(name, None)
             if digests is None:
-                change = graph.read(lambda state, known=known: _diff(known.records, state.entities))
+                change = graph.read(lambda state: _diff(known.records, state.entities))  # called at once, in this iteration
             else:  # records are immutable: the digests are computed outside the journal's lock
                 change = _diff_digests(digests, graph.read(lambda state: dict(state.entities)))
                 self.reused_rows += len(change.snapshot) - len(change.changed)

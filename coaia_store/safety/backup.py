@@ -44,18 +44,18 @@ from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import BackupConfig
-from .contexts import DEFAULT_CONTEXT, context_file, context_of_file
-from .errors import CoaiaError, os_errors_reported
-from .storage.caller import check_write
-from .storage.clock import iso_timestamp
-from .storage.fileio import FileIO
-from .storage.journal import BATCH_TYPE, LOCK_DIR, Prefix, _gzip_chunks
-from .storage.lines import Record, decode_legacy_line, decode_line, is_header
-from .storage.locking import LockTimeout, WriteLock
+from ..graph.config import BackupConfig
+from ..graph.contexts import DEFAULT_CONTEXT, context_file, context_of_file
+from ..errors import CoaiaError, os_errors_reported
+from ..storage.caller import check_write
+from ..storage.clock import iso_timestamp
+from ..storage.fileio import FileIO
+from ..storage.journal import BATCH_TYPE, LOCK_DIR, Prefix, _gzip_chunks
+from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
+from ..storage.locking import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
-    from .store import Store
+    from ..store import Store
 
 log = logging.getLogger(__name__)
 

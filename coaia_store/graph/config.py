@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import ConfigError
-from .storage.journal import JournalSettings
+from ..errors import ConfigError
+from ..storage.journal import JournalSettings
 
 CONFIG_FILE = "config.json"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mcp.server.mcpserver import MCPServer
 
-from .charts import Charts
-from .charts.markdown import chart_markdown
+from ..charts import Charts
+from ..charts.markdown import chart_markdown
 
 CREATE_CHART = """Help me create a structural tension chart (Robert Fritz){about}. Work with me one step at a time,
 asking one question at a time, and only call create_chart once we agree on all of it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import InvalidContextError
+from ..errors import InvalidContextError
 
 DEFAULT_CONTEXT = "default"
 ARCHIVE_CONTEXT = "completed"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.text import Text
 from rich.tree import Tree
 
-from .charts.models import ActionStepView, ChartView
+from ..charts.models import ActionStepView, ChartView
 
 _BAR = 20
 

@@ -47,15 +47,15 @@ from pathlib import Path
 from pydantic import BaseModel, Field, computed_field
 
 from .backup import DAILY, WEEKLY, BackupError, BackupInfo
-from .charts.rules import deadline
-from .charts.tree import ChartIndex, is_completed, meta
-from .errors import CoaiaError, os_errors_reported
-from .graph import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState, RelKey, relation_key
+from ..charts.rules import deadline
+from ..charts.tree import ChartIndex, is_completed, meta
+from ..errors import CoaiaError, os_errors_reported
+from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState, RelKey, relation_key
 from .history import Key, newest_verified_segment, removals, replay
-from .models import Conflict, DamagedLine
-from .storage.journal import HISTORY_DIR, Damage
-from .storage.lines import Record, decode_legacy_line
-from .store import Store
+from ..models import Conflict, DamagedLine
+from ..storage.journal import HISTORY_DIR, Damage
+from ..storage.lines import Record, decode_legacy_line
+from ..store import Store
 
 
 _SHOWN_CONFLICTS = 50
@@ -297,7 +297,7 @@ def _lost(state: GraphState, sources: list[tuple[str, GraphState]], removed: dic
     """The newest copy of each entity and relation absent from ``state`` and not removed after that copy."""
     best: dict[Key, Copy] = {}
     for label, past in sources:
-        copies = [(("e", name), r) for name, r in past.entities.items() if name not in state.entities]
+        copies: list[tuple[Key, Record]] = [(("e", name), r) for name, r in past.entities.items() if name not in state.entities]
         copies += [(("r", *k), r) for k, r in past.relations.items() if k not in state.relations]
         for key, record in copies:
             if key not in best or _newer(record, best[key][0]):

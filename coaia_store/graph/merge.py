@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .storage.lines import Record
+from ..storage.lines import Record
 
 PREV = "_prev"
 DROPS = "_drops"  # in an entity's tombstone: the relations deleted with it, [from, type, to, prev]

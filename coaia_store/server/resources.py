@@ -9,11 +9,11 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError
 from mcp.types import Completion, CompletionArgument, PromptReference, ResourceTemplateReference
 
-from .brief import build_brief
-from .charts import Charts
-from .charts.markdown import chart_markdown, progress_bar
-from .errors import CoaiaError
-from .store import Store
+from ..reports.brief import build_brief
+from ..charts import Charts
+from ..charts.markdown import chart_markdown, progress_bar
+from ..errors import CoaiaError
+from ..store import Store
 
 MAX_COMPLETIONS = 100
 RESOURCE_BUDGET = 80_000  # characters: a resource stays under 100 kB (25k tokens) at any store size

@@ -31,22 +31,23 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 
-from . import __version__, stdio
-from .charts import Charts
-from .charts.api import list_charts_pager
-from .charts.models import ListCharts, StepInput
-from .config import describe_validation_error
-from .errors import CoaiaError, InvalidInputError
-from .history import History
-from .metrics import CallMetrics
-from .integrity import validate_integrity as check_integrity
-from .models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
-from .paging import REPLY_BUDGET, Pager
+from .. import __version__
+from . import stdio
+from ..charts import Charts
+from ..charts.api import list_charts_pager
+from ..charts.models import ListCharts, StepInput
+from ..graph.config import describe_validation_error
+from ..errors import CoaiaError, InvalidInputError
+from ..safety.history import History
+from ..graph.metrics import CallMetrics
+from ..safety.integrity import validate_integrity as check_integrity
+from ..models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
+from ..graph.paging import REPLY_BUDGET, Pager
 from .prompts import register_prompts
-from .report import advancement_report as build_advancement_report
+from ..reports.advancement import advancement_report as build_advancement_report
 from .resources import register_resources
-from .search import MAX_LIMIT, SearchIndex
-from .store import Store
+from ..search.index import MAX_LIMIT, SearchIndex
+from ..store import Store
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +185,7 @@ def unknown_argument_error(tool: str, given: Sequence[str], schema: dict[str, An
     parts = []
     for name in unknown:
         renamed = RENAMED.get(name)
-        near = [_normal(renamed)] if renamed in valid else difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
+        near = [_normal(renamed)] if renamed is not None and renamed in valid else difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
         hint = f"; did you mean '{by_normal[near[0]]}'?" if near else ";"
         parts.append(f"unknown argument '{name}' for {tool}{hint}")
     return f"{' '.join(parts)} It takes: {', '.join(valid) or 'no arguments'}. Nothing was written."
