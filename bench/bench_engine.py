@@ -122,7 +122,12 @@ def make_entity(rng: random.Random, name: str) -> dict[str, Any]:
         "name": name,
         "entityType": rng.choice(_ENTITY_TYPES),
         "observations": [_sentence(rng, rng.randint(5, 9)), _sentence(rng, rng.randint(3, 7))],
-        "metadata": {"createdAt": _stamp(rng), "chartId": name, "level": rng.randint(0, 3), "tags": rng.sample(_WORDS, 2)},
+        "metadata": {
+            "createdAt": _stamp(rng),
+            "chartId": name,
+            "level": rng.randint(0, 3),
+            "tags": rng.sample(_WORDS, 2),
+        },
     }
 
 
@@ -386,16 +391,22 @@ def evaluate_targets(results: dict[int, dict[str, Any]]) -> tuple[int, list[dict
     verdicts = []
     for t in TARGETS:
         value = results[size][t.key]
-        verdicts.append({**t.__dict__, "measured": value, "size": size, "verdict": "PASS" if value < t.limit else "MISS"})
+        verdicts.append(
+            {**t.__dict__, "measured": value, "size": size, "verdict": "PASS" if value < t.limit else "MISS"}
+        )
     return size, verdicts
 
 
 def print_targets(size: int, verdicts: list[dict[str, Any]]) -> None:
-    note = "" if size == TARGET_SIZE else f"  (NOTE: measured at {size:,} entities; the targets are for {TARGET_SIZE:,})"
+    note = (
+        "" if size == TARGET_SIZE else f"  (NOTE: measured at {size:,} entities; the targets are for {TARGET_SIZE:,})"
+    )
     print(f"\nissue targets at {TARGET_SIZE:,} entities (for reference; nothing here fails a build){note}")
     for v in verdicts:
         shown = f"{v['measured']:.1f}" if v["unit"] == "MB" else f"{v['measured']:.3f}"
-        print(f"  {v['verdict']:<4}  {v['what']:<42} target < {v['limit']:g} {v['unit']:<3} measured {shown} {v['unit']}")
+        print(
+            f"  {v['verdict']:<4}  {v['what']:<42} target < {v['limit']:g} {v['unit']:<3} measured {shown} {v['unit']}"
+        )
 
 
 # ---------------------------------------------------------------- main
@@ -403,9 +414,13 @@ def print_targets(size: int, verdicts: list[dict[str, Any]]) -> None:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated entity counts (default: %(default)s)")
+    parser.add_argument(
+        "--sizes", default="1000,10000,100000", help="comma-separated entity counts (default: %(default)s)"
+    )
     parser.add_argument("--ops", type=int, default=500, help="timed calls per operation kind (default: %(default)s)")
-    parser.add_argument("--cold-runs", type=int, default=3, help="cold-load subprocesses per size; the median is reported")
+    parser.add_argument(
+        "--cold-runs", type=int, default=3, help="cold-load subprocesses per size; the median is reported"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--workdir", type=Path, help="where the temporary stores go (default: the system temp dir)")
     parser.add_argument("--seed", type=int, default=1)
@@ -424,7 +439,9 @@ def main(argv: Sequence[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="coaia-bench-", dir=args.workdir))
     began, load_before = time.perf_counter(), load_average()
     print(f"coaia-store engine benchmark: sizes {args.sizes}, {args.ops} timed calls per kind, fsync='always'")
-    print(f"store directory on {filesystem_of(root.resolve())}; python {platform.python_version()}, {os.cpu_count()} CPUs\n")
+    print(
+        f"store directory on {filesystem_of(root.resolve())}; python {platform.python_version()}, {os.cpu_count()} CPUs\n"
+    )
     results: dict[int, dict[str, Any]] = {}
     try:
         for size in args.sizes:
@@ -441,9 +458,16 @@ def main(argv: Sequence[str]) -> int:
     print_load(load_before, load_after)
     print(f"total benchmark time {elapsed:.0f} s")
     if args.json:
-        report = {"machine": machine(), "filesystem": filesystem_of(root), "ops": args.ops, "cold_runs": args.cold_runs,
-                  "load_average": [load_before, load_after], "results": {str(s): r for s, r in results.items()},
-                  "targets": verdicts, "elapsed_s": elapsed}
+        report = {
+            "machine": machine(),
+            "filesystem": filesystem_of(root),
+            "ops": args.ops,
+            "cold_runs": args.cold_runs,
+            "load_average": [load_before, load_after],
+            "results": {str(s): r for s, r in results.items()},
+            "targets": verdicts,
+            "elapsed_s": elapsed,
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

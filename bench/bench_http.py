@@ -34,8 +34,22 @@ def _serve(store_dir: Path, tokens: Path) -> tuple[subprocess.Popen[bytes], str]
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), "--http",
-                             "--port", str(port), "--tokens-file", str(tokens)], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "coaia_store",
+            "serve",
+            "--dir",
+            str(store_dir),
+            "--http",
+            "--port",
+            str(port),
+            "--tokens-file",
+            str(tokens),
+        ],
+        stderr=subprocess.DEVNULL,
+    )
     for _ in range(400):
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
@@ -50,8 +64,9 @@ async def _client(url: str, name: str, calls: int, counts: dict[str, int]) -> No
         async with Client(streamable_http_client(url, http_client=http)) as client:
             for i in range(calls):
                 if i % 2 == 0:
-                    result = await client.call_tool("create_entity", {"entities": [{"name": f"{name}-{i}",
-                                                                                    "entityType": "t"}]})
+                    result = await client.call_tool(
+                        "create_entity", {"entities": [{"name": f"{name}-{i}", "entityType": "t"}]}
+                    )
                     counts["acknowledged"] += not result.is_error
                 else:
                     result = await client.call_tool("open_entities", {"names": [f"{name}-{i - 1}"]})
@@ -87,8 +102,19 @@ def main() -> None:
             stored = store.read_graph(limit=None).totalEntities
             operations = list(History(store).every_operation("default"))
     misattributed = sum(op.by != op.entities[0].split("-")[0] for op in operations)
-    print(json.dumps({**vars(args), **counts, "seconds": round(seconds, 2), "callsPerSecond": round(counts["calls"] / seconds),
-                      "stored": stored, "lost": counts["acknowledged"] - stored, "misattributed": misattributed}))
+    print(
+        json.dumps(
+            {
+                **vars(args),
+                **counts,
+                "seconds": round(seconds, 2),
+                "callsPerSecond": round(counts["calls"] / seconds),
+                "stored": stored,
+                "lost": counts["acknowledged"] - stored,
+                "misattributed": misattributed,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

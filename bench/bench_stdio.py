@@ -113,7 +113,7 @@ def plant_rare_words(size: int, seed: int) -> Plants:
     """Which entities carry each rare word: what a selective search must find, and nothing else."""
     rng = random.Random(f"{seed}-plants")
     chosen = rng.sample(range(size), min(size, len(RARE_WORDS) * PLANTS_PER_WORD))
-    return {word: sorted(entity_name(i) for i in chosen[n::len(RARE_WORDS)]) for n, word in enumerate(RARE_WORDS)}
+    return {word: sorted(entity_name(i) for i in chosen[n :: len(RARE_WORDS)]) for n, word in enumerate(RARE_WORDS)}
 
 
 def official_lines(size: int, seed: int, plants: Plants) -> list[str]:
@@ -131,8 +131,14 @@ def official_lines(size: int, seed: int, plants: Plants) -> list[str]:
     relations = []
     for i in range(size):
         j = (i + 1 + rng.randrange(size - 1)) % size
-        relations.append({"type": "relation", "from": entity_name(i), "to": entity_name(j),
-                          "relationType": _RELATION_TYPES[i % len(_RELATION_TYPES)]})
+        relations.append(
+            {
+                "type": "relation",
+                "from": entity_name(i),
+                "to": entity_name(j),
+                "relationType": _RELATION_TYPES[i % len(_RELATION_TYPES)],
+            }
+        )
     return [json.dumps(item, ensure_ascii=False, separators=(",", ":")) for item in entities + relations]
 
 
@@ -207,8 +213,13 @@ class Series:
         return elapsed
 
     def figures(self) -> dict[str, Any]:
-        return {"median_ms": statistics.median(self.samples), "p90_ms": percentile(self.samples, 90),
-                "calls": len(self.samples), "first_ms": self.first_ms, "problems": self.problems}
+        return {
+            "median_ms": statistics.median(self.samples),
+            "p90_ms": percentile(self.samples, 90),
+            "calls": len(self.samples),
+            "first_ms": self.first_ms,
+            "problems": self.problems,
+        }
 
 
 async def time_calls(client: Any, series: list[Series], ops: int) -> None:
@@ -242,9 +253,12 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
     params = server_params(spec)
     rng = random.Random(f"{spec['seed']}-cold")
     colds = [await cold_start(params, entity_name(rng.randrange(spec["size"]))) for _ in range(spec["cold_runs"])]
-    out: dict[str, Any] = {"cold_runs_s": [c["cold_s"] for c in colds],
-                           "cold_s": statistics.median(c["cold_s"] for c in colds),
-                           "cold_handshake_s": statistics.median(c["handshake_s"] for c in colds), "calls": {}}
+    out: dict[str, Any] = {
+        "cold_runs_s": [c["cold_s"] for c in colds],
+        "cold_s": statistics.median(c["cold_s"] for c in colds),
+        "cold_handshake_s": statistics.median(c["handshake_s"] for c in colds),
+        "calls": {},
+    }
     async with Client(params, read_timeout_seconds=CALL_TIMEOUT_S) as client:
         info = client.server_info
         out["server_info"] = f"{info.name} {info.version}" if info else "unknown"
@@ -315,8 +329,12 @@ def prefetch_official(root: Path, package: str) -> float:
     empty.parent.mkdir(parents=True)
     spec = {"command": official_command(package), "env": {**NPM_QUIET, "MEMORY_FILE_PATH": str(empty.resolve())}}
     started = time.perf_counter()
-    spawn("prefetch", spec, f"could not start the official server with `npx -y {package}` (is the npm registry "
-                            "reachable? --ours-only measures coaia-store alone)")
+    spawn(
+        "prefetch",
+        spec,
+        f"could not start the official server with `npx -y {package}` (is the npm registry "
+        "reachable? --ours-only measures coaia-store alone)",
+    )
     return seconds_since(started)
 
 
@@ -340,9 +358,15 @@ def measure_size(root: Path, size: int, args: argparse.Namespace) -> dict[str, A
         official_file = base / "official" / "memory.jsonl"
         official_file.parent.mkdir(parents=True)
         official_file.write_text(data, encoding="utf-8")
-        figures[OFFICIAL] = spawn_driver({**common, "server": OFFICIAL, "ops": args.ops,
-                                          "command": official_command(args.official_package),
-                                          "env": {**NPM_QUIET, "MEMORY_FILE_PATH": str(official_file.resolve())}})
+        figures[OFFICIAL] = spawn_driver(
+            {
+                **common,
+                "server": OFFICIAL,
+                "ops": args.ops,
+                "command": official_command(args.official_package),
+                "env": {**NPM_QUIET, "MEMORY_FILE_PATH": str(official_file.resolve())},
+            }
+        )
     store_dir = base / "ours" / ".coaia"
     store_dir.mkdir(parents=True)
     (store_dir / "charts.jsonl").write_text(data, encoding="utf-8")
@@ -414,16 +438,20 @@ def print_table(results: dict[int, dict[str, Any]]) -> None:
 def print_files(results: dict[int, dict[str, Any]]) -> None:
     print()
     for size, r in results.items():
-        print(f"{size:>7,} entities: official-format file {r['file_mb']:.2f} MB, {r['file_lines']:,} lines; ours "
-              f"migrated before measuring (`coaia-store compact`, one-time) in {r['migrate_s']:.2f} s "
-              f"-> {r['ours_file_mb']:.2f} MB, then primed (one session with one search: .cache/) in "
-              f"{r['prime_s']:.2f} s")
+        print(
+            f"{size:>7,} entities: official-format file {r['file_mb']:.2f} MB, {r['file_lines']:,} lines; ours "
+            f"migrated before measuring (`coaia-store compact`, one-time) in {r['migrate_s']:.2f} s "
+            f"-> {r['ours_file_mb']:.2f} MB, then primed (one session with one search: .cache/) in "
+            f"{r['prime_s']:.2f} s"
+        )
         for server in (OFFICIAL, OURS):
             if server in r:
                 d = r[server]
                 firsts = ", ".join(f"{k} {v['first_ms']:.1f}" for k, v in d["calls"].items() if v)
-                print(f"    {server:<8} {d['server_info']} (protocol {d['protocol']}); "
-                      f"first call of each kind, ms: {firsts}")
+                print(
+                    f"    {server:<8} {d['server_info']} (protocol {d['protocol']}); "
+                    f"first call of each kind, ms: {firsts}"
+                )
                 for key, fig in d["calls"].items():
                     for problem in (fig or {}).get("problems", []):
                         print(f"    WARNING {server} {key}: {problem}")
@@ -470,11 +498,19 @@ def verdict(t: Target, result: dict[str, Any]) -> dict[str, Any]:
         return {**out, "verdict": "n/a", "measured": None, "note": "official server not measured (--ours-only)"}
     if t.kind == "baseline":
         measured = ours / other
-        return {**out, "measured": measured, "verdict": "PASS" if measured <= t.factor else "MISS",
-                "note": f"ours {ours:.3f} ms vs no-op {other:.3f} ms = {measured:.2f}x (limit {t.factor:g}x)"}
+        return {
+            **out,
+            "measured": measured,
+            "verdict": "PASS" if measured <= t.factor else "MISS",
+            "note": f"ours {ours:.3f} ms vs no-op {other:.3f} ms = {measured:.2f}x (limit {t.factor:g}x)",
+        }
     measured = other / ours
-    return {**out, "measured": measured, "verdict": "PASS" if measured >= t.factor else "MISS",
-            "note": f"official {other:.2f} ms / ours {ours:.2f} ms = {measured:.1f}x (needs {t.factor:g}x)"}
+    return {
+        **out,
+        "measured": measured,
+        "verdict": "PASS" if measured >= t.factor else "MISS",
+        "note": f"official {other:.2f} ms / ours {ours:.2f} ms = {measured:.1f}x (needs {t.factor:g}x)",
+    }
 
 
 def evaluate_targets(results: dict[int, dict[str, Any]]) -> tuple[int, list[dict[str, Any]]]:
@@ -495,8 +531,10 @@ def print_load(before: float | None, after: float | None) -> None:
     if before is None or after is None:
         return
     cpus = os.cpu_count() or 1
-    print(f"\nload average (1 min) before {before:.2f}, after {after:.2f} (this run's own load included) "
-          f"on {cpus} CPUs", end="")
+    print(
+        f"\nload average (1 min) before {before:.2f}, after {after:.2f} (this run's own load included) on {cpus} CPUs",
+        end="",
+    )
     print(": the machine was busy before the run, so latencies are pessimistic" if before > 0.5 * cpus else "")
 
 
@@ -506,16 +544,23 @@ def print_load(before: float | None, after: float | None) -> None:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10000,50000", help="comma-separated entity counts (default: %(default)s)")
-    parser.add_argument("--ops", type=int, default=30,
-                        help="timed calls per kind on the official server (default: %(default)s)")
-    parser.add_argument("--ours-ops", type=int, default=200,
-                        help="timed calls per kind on ours (default: %(default)s); the first --ops of them are "
-                             "the official server's calls")
-    parser.add_argument("--cold-runs", type=int, default=3,
-                        help="cold starts per server and size; the median is reported")
+    parser.add_argument(
+        "--ops", type=int, default=30, help="timed calls per kind on the official server (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--ours-ops",
+        type=int,
+        default=200,
+        help="timed calls per kind on ours (default: %(default)s); the first --ops of them are "
+        "the official server's calls",
+    )
+    parser.add_argument(
+        "--cold-runs", type=int, default=3, help="cold starts per server and size; the median is reported"
+    )
     parser.add_argument("--ours-only", action="store_true", help="measure coaia-store only (no Node.js needed)")
-    parser.add_argument("--official-package", default=OFFICIAL_PACKAGE,
-                        help="the npm package npx runs (pin a version with @version)")
+    parser.add_argument(
+        "--official-package", default=OFFICIAL_PACKAGE, help="the npm package npx runs (pin a version with @version)"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--workdir", type=Path, help="where the temporary files go (default: the system temp dir)")
     parser.add_argument("--seed", type=int, default=1)
@@ -535,11 +580,15 @@ def main(argv: Sequence[str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="coaia-bench-stdio-", dir=args.workdir))
     began, load_before = time.perf_counter(), load_average()
     servers = "coaia-store only" if args.ours_only else f"official (npx -y {args.official_package}) vs coaia-store"
-    print(f"MCP stdio benchmark, {servers} (serve --tools memory): sizes {args.sizes}; timed calls per kind: "
-          f"official {args.ops}, ours {args.ours_ops} (after {WARMUP_OPS} untimed); cold starts {args.cold_runs}")
+    print(
+        f"MCP stdio benchmark, {servers} (serve --tools memory): sizes {args.sizes}; timed calls per kind: "
+        f"official {args.ops}, ours {args.ours_ops} (after {WARMUP_OPS} untimed); cold starts {args.cold_runs}"
+    )
     print(f"files on {filesystem_of(root.resolve())}; python {platform.python_version()}, {os.cpu_count()} CPUs")
-    print("ours: the official-format file is migrated (coaia-store compact) before anything is timed; "
-          "our writes are durable (fdatasync), the official server's are not\n")
+    print(
+        "ours: the official-format file is migrated (coaia-store compact) before anything is timed; "
+        "our writes are durable (fdatasync), the official server's are not\n"
+    )
     results: dict[int, dict[str, Any]] = {}
     prefetch_s = None
     try:
@@ -560,10 +609,19 @@ def main(argv: Sequence[str]) -> int:
     print_load(load_before, load_after)
     print(f"total benchmark time {elapsed:.0f} s")
     if args.json:
-        report = {"machine": machine(), "filesystem": filesystem_of(root), "ops": args.ops, "ours_ops": args.ours_ops,
-                  "cold_runs": args.cold_runs, "official_package": None if args.ours_only else args.official_package,
-                  "prefetch_s": prefetch_s, "load_average": [load_before, load_after],
-                  "results": {str(s): r for s, r in results.items()}, "targets": verdicts, "elapsed_s": elapsed}
+        report = {
+            "machine": machine(),
+            "filesystem": filesystem_of(root),
+            "ops": args.ops,
+            "ours_ops": args.ours_ops,
+            "cold_runs": args.cold_runs,
+            "official_package": None if args.ours_only else args.official_package,
+            "prefetch_s": prefetch_s,
+            "load_average": [load_before, load_after],
+            "results": {str(s): r for s, r in results.items()},
+            "targets": verdicts,
+            "elapsed_s": elapsed,
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 

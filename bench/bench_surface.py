@@ -53,27 +53,44 @@ async def scenario(directory: Path) -> None:
                 print(f"{label:<52} {reply_bytes(result):>7,}")
                 return result.structured_content or {}
 
-            top = await call("create_chart (20 steps)", "create_chart", {
-                "desiredOutcome": "A cabin by the lake that sleeps six", "currentReality": "We own the land",
-                "dueDate": "2027-09-30", "actionSteps": [f"Step {i}" for i in range(1, 21)]})
+            top = await call(
+                "create_chart (20 steps)",
+                "create_chart",
+                {
+                    "desiredOutcome": "A cabin by the lake that sleeps six",
+                    "currentReality": "We own the land",
+                    "dueDate": "2027-09-30",
+                    "actionSteps": [f"Step {i}" for i in range(1, 21)],
+                },
+            )
             step = top["added"][0]
             for level in range(1, 4):
-                sub = await call(f"telescope_action_step (level {level}, 3 steps)", "telescope_action_step",
-                                 {"actionStep": step, "currentReality": "Nothing yet",
-                                  "actionSteps": [f"L{level} a", f"L{level} b", f"L{level} c"]})
+                sub = await call(
+                    f"telescope_action_step (level {level}, 3 steps)",
+                    "telescope_action_step",
+                    {
+                        "actionStep": step,
+                        "currentReality": "Nothing yet",
+                        "actionSteps": [f"L{level} a", f"L{level} b", f"L{level} c"],
+                    },
+                )
                 step = sub["added"][0]
             await call("complete (one step of the 20-step chart)", "complete", {"target": top["added"][5]})
             await call("complete (a deepest step, 2 left open)", "complete", {"target": step})
             await call("complete (the deepest sub-chart: flows up)", "complete", {"target": sub["chartId"]})
             await call("complete reopen (the deepest step)", "complete", {"target": step, "reopen": True})
-            await call("update_action_step (owner, note)", "update_action_step",
-                       {"actionStep": top["added"][1], "owner": "Ana", "note": "Called the architect"})
+            await call(
+                "update_action_step (owner, note)",
+                "update_action_step",
+                {"actionStep": top["added"][1], "owner": "Ana", "note": "Called the architect"},
+            )
             await call("get_chart (whole tree, 4 levels)", "get_chart", {"chartId": top["chartId"]})
             await call("list_charts", "list_charts", {})
             await call("move_chart (to work)", "move_chart", {"chartId": top["chartId"], "toContext": "work"})
             await call("complete (the top-level chart)", "complete", {"target": top["chartId"]})
-            await call("move_chart (archive to completed)", "move_chart",
-                       {"chartId": top["chartId"], "toContext": "completed"})
+            await call(
+                "move_chart (archive to completed)", "move_chart", {"chartId": top["chartId"], "toContext": "completed"}
+            )
             await call("history (latest operations, default)", "history", {})
             await call("storage_status", "storage_status", {})
 

@@ -1,6 +1,5 @@
 """coaia-store: durable, multi-process storage for structural tension charts and their knowledge graph."""
 
-from .graph.config import StoreConfig
 from .errors import (
     CoaiaError,
     ConfigError,
@@ -15,6 +14,7 @@ from .errors import (
     StoreBusyError,
     UnreadableFileError,
 )
+from .graph.config import StoreConfig
 from .store import Store
 
 __version__ = "0.2.0"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -31,9 +31,8 @@ def check_date_range(value: date | datetime, text: str) -> None:
     """``ValueError`` naming ``text`` and the accepted range when ``value`` (a date, or a moment: without a zone,
     UTC) is outside it."""
     if isinstance(value, datetime):
-        value = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
-        inside = (datetime.combine(EARLIEST_DATE, time.min, timezone.utc) <= value
-                  <= datetime.combine(LATEST_DATE, time.max, timezone.utc))
+        value = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        inside = datetime.combine(EARLIEST_DATE, time.min, UTC) <= value <= datetime.combine(LATEST_DATE, time.max, UTC)
     else:
         inside = EARLIEST_DATE <= value <= LATEST_DATE
     if not inside:
@@ -110,7 +109,12 @@ def _json_object(value: dict[str, Any]) -> dict[str, Any]:
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH), AfterValidator(_not_blank), AfterValidator(_valid_unicode)]
+Name = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(_not_blank),
+    AfterValidator(_valid_unicode),
+]
 Metadata = Annotated[dict[str, Any], AfterValidator(_json_object)]
 
 
@@ -188,7 +192,9 @@ class WriteResult(_Output):
 class CreateEntitiesResult(WriteResult):
     created: list[Entity] = Field(default_factory=list)
     unchanged: list[str] = Field(default_factory=list, description="Names that already held exactly this content.")
-    skipped: list[str] = Field(default_factory=list, description="Names that exist with other content (ifExists='skip').")
+    skipped: list[str] = Field(
+        default_factory=list, description="Names that exist with other content (ifExists='skip')."
+    )
 
 
 class CreateRelationsResult(WriteResult):
@@ -207,7 +213,9 @@ class AddObservationsResult(WriteResult):
 
 class DeleteResult(WriteResult):
     deleted: int = Field(description="How many items were removed.")
-    notFound: list[str] = Field(default_factory=list, description="Items that did not exist (deleting them again is harmless).")
+    notFound: list[str] = Field(
+        default_factory=list, description="Items that did not exist (deleting them again is harmless)."
+    )
 
 
 class UpdateEntityResult(WriteResult):
@@ -247,11 +255,14 @@ class ContextInfo(_Output):
     formatVersion: int | None
     degraded: bool
     damagedLines: list[DamagedLine] = Field(default_factory=list)
-    tornTail: DamagedLine | None = Field(None, description="Bytes after the last complete line; repaired by the next write.")
+    tornTail: DamagedLine | None = Field(
+        None, description="Bytes after the last complete line; repaired by the next write."
+    )
     readOnly: str | None = None
     unreadable: str | None = Field(
-        None, description="Why the file cannot be read (a link, a directory, a pipe, not JSONL) and what to do; "
-        "the context is then skipped by every search and listing."
+        None,
+        description="Why the file cannot be read (a link, a directory, a pipe, not JSONL) and what to do; "
+        "the context is then skipped by every search and listing.",
     )
     housekeeping: str | None = Field(
         None, description="A failed compaction after a write (the write was saved), when it is retried, what to do."
@@ -300,10 +311,15 @@ class StoreStatus(_Output):
     backups: list[LastBackups] = Field(default_factory=list)
     degraded: bool
     problems: list[str]
-    tools: list[ToolCalls] = Field(default_factory=list, description="Per tool: calls, errors and p50/p99 latency "
-                                   "since the server started (empty outside a server).")
-    capacity: Capacity | None = Field(None, description="Growth per context over 7 and 30 days, disk free space "
-                                      "and the days left at that rate, with warnings.")
+    tools: list[ToolCalls] = Field(
+        default_factory=list,
+        description="Per tool: calls, errors and p50/p99 latency since the server started (empty outside a server).",
+    )
+    capacity: Capacity | None = Field(
+        None,
+        description="Growth per context over 7 and 30 days, disk free space "
+        "and the days left at that rate, with warnings.",
+    )
     conflicts: list[Conflict] = Field(default_factory=list, description="Open conflicts from git merges, up to 20.")
     conflictCount: int = Field(0, description="Every open conflict, shown or not (integrity check: all of them).")
     git: GitSetup | None = Field(None, description="Set when .coaia/ is inside a git work tree.")

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import replace
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
-from pathlib import Path
+from dataclasses import replace
+from datetime import UTC, datetime
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from .safety.backup import BackupInfo, Backups
+from .errors import CoaiaError, ConflictError, InvalidInputError, os_errors_reported
+from .graph.capacity import capacity
 from .graph.config import StoreConfig, describe_validation_error, load_config
 from .graph.contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
-from .errors import CoaiaError, ConflictError, InvalidInputError, os_errors_reported
-from .graph.state import Graph, GraphState, IfExists, entity_view, relation_view
-from .safety.history import History, PastGraph
-from .graph.capacity import capacity
+from .graph.gitsetup import is_shared, local_dir, union_merge, work_tree
 from .graph.location import StoreLocation, resolve_location
 from .graph.metrics import CallMetrics
+from .graph.paging import Pager
+from .graph.state import Graph, GraphState, IfExists, entity_view, relation_view
 from .models import (
     AddObservationsResult,
     Conflict,
@@ -49,10 +49,10 @@ from .models import (
     StoreStatus,
     UpdateEntityResult,
 )
-from .graph.paging import Pager
+from .safety.backup import BackupInfo, Backups
+from .safety.history import History, PastGraph
 from .storage.caller import check_write
 from .storage.clock import Clock, iso_timestamp, utc_now
-from .graph.gitsetup import is_shared, local_dir, union_merge, work_tree
 from .storage.fileio import FileIO
 from .storage.hlc import HybridClock
 from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
@@ -177,7 +177,11 @@ class Store:
     # ------------------------------------------------------------- mutations
 
     def create_entities(
-        self, entities: Sequence[EntityInput | Mapping[str, Any]], *, context: str | None = None, if_exists: IfExists = "error"
+        self,
+        entities: Sequence[EntityInput | Mapping[str, Any]],
+        *,
+        context: str | None = None,
+        if_exists: IfExists = "error",
     ) -> CreateEntitiesResult:
         """Create entities; an existing name with the same content is reported ``unchanged``.
 
@@ -204,7 +208,9 @@ class Store:
         """Delete entities and every relation that touches them."""
         return self.graph(context).delete_entities(_validated(list[Name], names, "entity names"))
 
-    def update_entity(self, change: EntityUpdate | Mapping[str, Any], *, context: str | None = None) -> UpdateEntityResult:
+    def update_entity(
+        self, change: EntityUpdate | Mapping[str, Any], *, context: str | None = None
+    ) -> UpdateEntityResult:
         """Rename, retype, replace observations or merge metadata; relations follow a rename."""
         return self.graph(context).update_entity(_validated(EntityUpdate, change, "update"))
 
@@ -296,9 +302,13 @@ class Store:
         pager = self.graph_pager(context, entity_types, as_of)
         offset = pager.offset(cursor, len(matches))
         end = len(matches) if limit is None else min(len(matches), offset + limit)
-        result = GraphPage(entities=[], relations=[], totalEntities=len(matches), nextCursor=pager.cursor(end, len(matches)))
+        result = GraphPage(
+            entities=[], relations=[], totalEntities=len(matches), nextCursor=pager.cursor(end, len(matches))
+        )
         for graph, group in groupby(matches[offset:end], key=lambda m: m[0]):
-            graph.read(lambda state, graph=graph, records=[r for _, r in group]: _add_page(result, state, graph, records))
+            graph.read(
+                lambda state, graph=graph, records=[r for _, r in group]: _add_page(result, state, graph, records)
+            )
         return result
 
     def graph_pager(
@@ -324,9 +334,12 @@ class Store:
         by_context: dict[str, list[BackupInfo]] = {}
         for b in taken:
             by_context.setdefault(b.context, []).append(b)
-        problems += [p for info in infos
-                     for p in context_problems(self, self.graph(info.name), by_context.get(info.name, []))]
-        problems += self._lost_contexts(taken, {info.name for info in infos}) + ([manifest_problem] if manifest_problem else [])
+        problems += [
+            p for info in infos for p in context_problems(self, self.graph(info.name), by_context.get(info.name, []))
+        ]
+        problems += self._lost_contexts(taken, {info.name for info in infos}) + (
+            [manifest_problem] if manifest_problem else []
+        )
         return StoreStatus(
             directory=str(self.path),
             reason=self.location.reason,
@@ -362,14 +375,20 @@ class Store:
             return None
         advice = []
         if not self.shared or not union_merge(self.path):
-            advice.append(f"{self.path} is inside the git work tree {self.git_tree} but not set up for it: run "
-                          f"coaia-store --dir {self.path} init --git (union merges for the chart files, backups and "
-                          "quarantine moved out of the work tree, where git clean cannot delete them)")
+            advice.append(
+                f"{self.path} is inside the git work tree {self.git_tree} but not set up for it: run "
+                f"coaia-store --dir {self.path} init --git (union merges for the chart files, backups and "
+                "quarantine moved out of the work tree, where git clean cannot delete them)"
+            )
         return GitSetup(
-            repository=str(self.git_tree), unionMerge=union_merge(self.path), localDir=str(self.local_dir), advice=advice,
+            repository=str(self.git_tree),
+            unionMerge=union_merge(self.path),
+            localDir=str(self.local_dir),
+            advice=advice,
             autoCompaction="deferred: a compaction rewrites a file, deleting lines that other clones still merge "
-                           "against; run coaia-store compact --force only when every clone has pulled (see the git guide)"
-                           if self.shared else "on, as this store is not set up with init --git",
+            "against; run coaia-store compact --force only when every clone has pulled (see the git guide)"
+            if self.shared
+            else "on, as this store is not set up with init --git",
         )
 
     def warnings(self, context: str | None = None) -> list[str]:
@@ -386,9 +405,11 @@ class Store:
                 continue
             if info.damage:
                 lines = ", ".join(str(d.line) for d in info.damage[:5]) + (", ..." if len(info.damage) > 5 else "")
-                found.append(f"warning: context {graph.context!r} is degraded: {len(info.damage)} damaged line(s) in "
-                             f"{info.path.name} (line {lines}) are skipped, their bytes kept; repair: coaia-store "
-                             "validate --fix (or validate_integrity with repair: true)")
+                found.append(
+                    f"warning: context {graph.context!r} is degraded: {len(info.damage)} damaged line(s) in "
+                    f"{info.path.name} (line {lines}) are skipped, their bytes kept; repair: coaia-store "
+                    "validate --fix (or validate_integrity with repair: true)"
+                )
             if info.read_only:
                 found.append(f"warning: context {graph.context!r} is read-only: {info.read_only}")
             lost = self.backups.loss_warning(graph.context, info.path, info.exists)
@@ -402,16 +423,21 @@ class Store:
         backup manifest (each with what to do)."""
         taken, manifest_problem = self.backups.listing()
         unreadable = self.unreadable_contexts()
-        return ([f"context {name!r} is unreadable and skipped: {why}" for name, why in unreadable.items()]
-                + self._lost_contexts(taken, set(self.contexts()) | set(unreadable))
-                + ([manifest_problem] if manifest_problem else []))
+        return (
+            [f"context {name!r} is unreadable and skipped: {why}" for name, why in unreadable.items()]
+            + self._lost_contexts(taken, set(self.contexts()) | set(unreadable))
+            + ([manifest_problem] if manifest_problem else [])
+        )
 
     @staticmethod
     def _lost_contexts(taken: list[BackupInfo], present: set[str]) -> list[str]:
         newest = {b.context: b for b in taken}  # the last one wins
-        return [f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
-                f"restore it with coaia-store restore {b.id} (or the backups tool with action restore)"
-                for context, b in sorted(newest.items()) if context not in present]
+        return [
+            f"context {b.context!r} has no file any more, but backup {b.id} ({b.time}) holds it: "
+            f"restore it with coaia-store restore {b.id} (or the backups tool with action restore)"
+            for context, b in sorted(newest.items())
+            if context not in present
+        ]
 
     def _context_info(self, graph: Graph) -> ContextInfo:
         info: JournalInfo = graph.journal.info()
@@ -419,7 +445,7 @@ class Store:
         modified = None
         if info.exists and not info.unreadable:
             mtime = self.io.stat(info.path).st_mtime
-            modified = iso_timestamp(datetime.fromtimestamp(mtime, timezone.utc))
+            modified = iso_timestamp(datetime.fromtimestamp(mtime, UTC))
         return ContextInfo(
             name=graph.context,
             file=info.path.name,
@@ -440,16 +466,22 @@ class Store:
 
 def _conflict(context: str, target: str, item: dict[str, Any], settled_by: Record | None) -> Conflict:
     return Conflict(
-        context=context, target=target, field=item["field"], chosen=item["chosen"],
-        values=[ConflictValue(value=v["value"], opId=v.get("op"), time=v.get("ts"), by=v.get("by")) for v in item["values"]],
+        context=context,
+        target=target,
+        field=item["field"],
+        chosen=item["chosen"],
+        values=[
+            ConflictValue(value=v["value"], opId=v.get("op"), time=v.get("ts"), by=v.get("by")) for v in item["values"]
+        ],
         settledBy=None if settled_by is None else settled_by.get("_op"),
     )
 
 
 def _last_backups(context: str, taken: list[BackupInfo]) -> LastBackups:
     kinds = {b.kind: b.time for b in taken}  # oldest first: the newest of each kind wins
-    return LastBackups(context=context, daily=kinds.get("daily"), weekly=kinds.get("weekly"),
-                       latest=taken[-1].id if taken else None)
+    return LastBackups(
+        context=context, daily=kinds.get("daily"), weekly=kinds.get("weekly"), latest=taken[-1].id if taken else None
+    )
 
 
 def _add_page(page: GraphPage, state: GraphState, graph: Graph | PastGraph, records: list[Record]) -> None:
@@ -477,7 +509,9 @@ def _problems(info: ContextInfo) -> list[str]:
             "(or the validate_integrity tool with repair: true)"
         )
     if info.tornTail:
-        found.append(f"{info.file}: ends with {info.tornTail.length} bytes of an unfinished write; the next write repairs it")
+        found.append(
+            f"{info.file}: ends with {info.tornTail.length} bytes of an unfinished write; the next write repairs it"
+        )
     if info.readOnly:
         found.append(f"{info.file}: read-only: {info.readOnly}")
     if info.unreadable:

@@ -8,4 +8,6 @@ from coaia_store.charts.tree import step_number
 
 def step(charts: Charts, chart_id: str, number: int) -> str:
     """The name of step ``number`` (1, 2, ...) of chart ``chart_id``."""
-    return next(s.name for s in charts.get_chart(chartId=chart_id, depth=1).actionSteps if step_number(s.name) == number)
+    return next(
+        s.name for s in charts.get_chart(chartId=chart_id, depth=1).actionSteps if step_number(s.name) == number
+    )

@@ -32,8 +32,23 @@ SCALE = max(1, int(os.environ.get("COAIA_TORTURE_SCALE", "1")))
 # Every primitive of the seam; the composite helpers (write_all, ensure_dir,
 # write_file_atomic) are built from these, so faults reach them too.
 ALL_OPS = frozenset(
-    {"open", "close", "write", "pread", "fsync", "fsync_dir", "truncate", "replace", "link", "unlink", "fstat", "stat",
-     "lstat", "listdir", "mkdir"}
+    {
+        "open",
+        "close",
+        "write",
+        "pread",
+        "fsync",
+        "fsync_dir",
+        "truncate",
+        "replace",
+        "link",
+        "unlink",
+        "fstat",
+        "stat",
+        "lstat",
+        "listdir",
+        "mkdir",
+    }
 )
 _SYNC_OPS = frozenset({"fsync", "fsync_dir"})
 _FD_OPS = frozenset({"close", "write", "pread", "fsync", "truncate", "fstat"})
@@ -160,6 +175,7 @@ for _op in sorted(ALL_OPS - {"open", "close", "write", "fsync", "fsync_dir"}):
 
 # ------------------------------------------------------------------ store files
 
+
 def crc_line(head: bytes) -> bytes:
     """A checksummed line for the JSON object ``head + b"}"``, made independently of the engine."""
     return b'%s,"_crc":"%08x"}\n' % (head, zlib.crc32(head))
@@ -284,7 +300,9 @@ class Tally:
         print(f"\nFIGURE T12 {name}: {points} calls, {trials} trials, {len(violations)} violations")
 
 
-def fail_each_call_in_turn(trial: Callable[[int], tuple[bool, list[str]]], label: str, limit: int) -> tuple[int, list[str]]:
+def fail_each_call_in_turn(
+    trial: Callable[[int], tuple[bool, list[str]]], label: str, limit: int
+) -> tuple[int, list[str]]:
     """Run ``trial(n)`` failing call n = 1, 2, ... until a run meets no fault; return trials and violations."""
     violations: list[str] = []
     for n in range(1, limit + 1):
@@ -315,8 +333,9 @@ def tmpfs(mount: Path, size: str = "1m") -> Iterator[Path]:
     mount.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("needs root to mount a tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True,
-                          check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, check=False
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
     try:

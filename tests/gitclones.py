@@ -22,8 +22,12 @@ from coaia_store.graph.state import GraphState
 
 GIT = shutil.which("git")
 _ENV = {
-    "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.org", "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.org",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.org",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
 }
 
 
@@ -33,8 +37,9 @@ class MergeConflict(AssertionError):
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert GIT is not None
-    return subprocess.run([GIT, *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False,
-                          env={**os.environ, **_ENV})
+    return subprocess.run(
+        [GIT, *args], cwd=repo, capture_output=True, text=True, timeout=60, check=False, env={**os.environ, **_ENV}
+    )
 
 
 def must(repo: Path, *args: str) -> str:
@@ -81,8 +86,12 @@ def make_repo(root: Path) -> Path:
     must(origin, "init", "-q", "-b", "main")
     set_up(origin / ".coaia", env={"XDG_DATA_HOME": str(root / "data" / "origin")})
     with Store(origin / ".coaia", env={"XDG_DATA_HOME": str(root / "data" / "origin")}) as store:
-        Charts(store).create_chart(desiredOutcome="A garden that feeds us", currentReality="Bare soil",
-                                   dueDate="2030-12-31", actionSteps=[{"title": "Dig", "dueDate": "2029-01-31"}])
+        Charts(store).create_chart(
+            desiredOutcome="A garden that feeds us",
+            currentReality="Bare soil",
+            dueDate="2030-12-31",
+            actionSteps=[{"title": "Dig", "dueDate": "2029-01-31"}],
+        )
     must(origin, "add", "-A", ".coaia")
     must(origin, "commit", "-q", "-m", "start")
     return origin
@@ -95,6 +104,7 @@ def clone(root: Path, origin: Path, name: str, clock: Callable[[], datetime] | N
 
 def state_of(store: Store) -> dict[str, Any]:
     """Everything a context shows, in a form that does not depend on line order."""
+
     def dump(state: GraphState) -> dict[str, Any]:
         return {
             "entities": {n: r for n, r in sorted(state.entities.items())},

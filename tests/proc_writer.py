@@ -178,8 +178,11 @@ def run_entities(run: Run) -> None:
     for seq in run.steps():
         if run.stopped():
             return
-        entity = {"name": entity_name(a.writer, seq), "entityType": ENTITY_TYPE,
-                  "observations": [payload(a.seed, a.writer, seq, a.max_chars)]}
+        entity = {
+            "name": entity_name(a.writer, seq),
+            "entityType": ENTITY_TYPE,
+            "observations": [payload(a.seed, a.writer, seq, a.max_chars)],
+        }
         run.call(lambda: store.create_entities([entity]), "E", a.writer, seq)
         if a.peers:
             relate_to_peer(run, seq)
@@ -228,8 +231,11 @@ def run_churn(run: Run) -> None:
     """A new entity, then one more observation on this writer's hot entity (superseding it)."""
     a, store = run.args, run.store
     for seq in run.steps():
-        entity = {"name": entity_name(a.writer, seq), "entityType": ENTITY_TYPE,
-                  "observations": [payload(a.seed, a.writer, seq, a.max_chars)]}
+        entity = {
+            "name": entity_name(a.writer, seq),
+            "entityType": ENTITY_TYPE,
+            "observations": [payload(a.seed, a.writer, seq, a.max_chars)],
+        }
         run.call(lambda: store.create_entities([entity]), "E", a.writer, seq)
         item = {"entityName": hot_entity(a.writer), "contents": [observation(a.writer, seq)]}
         run.call(lambda: store.add_observations([item]), "O", a.writer, seq)

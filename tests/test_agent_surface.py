@@ -19,8 +19,12 @@ from coaia_store.server.app import INSTRUCTIONS, PROFILE_TOOLS, build_server, to
 pytestmark = pytest.mark.anyio
 
 BUDGETS = {"full": 20_000, "charts": 11_000, "graph": 11_000, "memory": 12_000}
-CHART = {"desiredOutcome": "A cabin by the lake", "currentReality": "We own the land", "dueDate": "2027-09-30",
-         "actionSteps": ["Draw plans", "Pour foundation"]}
+CHART = {
+    "desiredOutcome": "A cabin by the lake",
+    "currentReality": "We own the land",
+    "dueDate": "2027-09-30",
+    "actionSteps": ["Draw plans", "Pour foundation"],
+}
 
 # One valid call per tool ({chart}, {step} are filled in once a chart exists).
 VALID: dict[str, dict[str, Any]] = {
@@ -141,7 +145,8 @@ async def test_a_snake_case_slip_is_refused_with_the_camel_case_name(client: Cli
 
     assert result.content[0].text == (
         "unknown argument 'due_date' for update_action_step; did you mean 'dueDate'? It takes: actionStep, title, "
-        "dueDate, owner, note, noteToReality, context. Nothing was written.")
+        "dueDate, owner, note, noteToReality, context. Nothing was written."
+    )
 
 
 async def test_a_boolean_given_as_text_is_refused_and_changes_nothing(client: Client, store: Store) -> None:
@@ -155,16 +160,21 @@ async def test_a_boolean_given_as_text_is_refused_and_changes_nothing(client: Cl
     assert store.open_entities([step]).entities == before
 
 
-async def test_create_chart_with_snake_case_steps_is_refused_not_saved_without_steps(client: Client, store: Store) -> None:
-    result = await client.call_tool("create_chart", {**{k: v for k, v in CHART.items() if k != "actionSteps"},
-                                                     "action_steps": ["a"]})
+async def test_create_chart_with_snake_case_steps_is_refused_not_saved_without_steps(
+    client: Client, store: Store
+) -> None:
+    result = await client.call_tool(
+        "create_chart", {**{k: v for k, v in CHART.items() if k != "actionSteps"}, "action_steps": ["a"]}
+    )
 
     assert result.is_error and "did you mean 'actionSteps'" in result.content[0].text
     assert store.read_graph().totalEntities == 0
 
 
 async def test_an_unknown_key_inside_a_step_is_refused_naming_the_field(client: Client, store: Store) -> None:
-    result = await client.call_tool("create_chart", {**CHART, "actionSteps": [{"title": "a", "due_date": "2027-01-01"}]})
+    result = await client.call_tool(
+        "create_chart", {**CHART, "actionSteps": [{"title": "a", "due_date": "2027-01-01"}]}
+    )
 
     assert result.is_error and "due_date" in result.content[0].text and store.read_graph().totalEntities == 0
 
@@ -181,7 +191,7 @@ async def test_validation_errors_are_plain_sentences_without_model_names_or_urls
 
 
 async def test_completing_one_step_of_a_20_step_chart_replies_in_under_1_kb(client: Client) -> None:
-    chart = (await client.call_tool("create_chart", {**CHART, "actionSteps": [f"Step {i}" for i in range(20)]}))
+    chart = await client.call_tool("create_chart", {**CHART, "actionSteps": [f"Step {i}" for i in range(20)]})
     step = chart.structured_content["added"][0]
 
     result = await client.call_tool("complete", {"target": step})
@@ -202,7 +212,7 @@ async def test_every_graph_write_reply_carries_its_operation_id(client: Client, 
     result = await client.call_tool("create_entity", {"entities": [{"name": "ada", "entityType": "person"}]})
 
     op = result.structured_content["operationId"]
-    assert f"\"_op\":\"{op}\"" in (store_dir / "charts.jsonl").read_text()
+    assert f'"_op":"{op}"' in (store_dir / "charts.jsonl").read_text()
 
 
 async def test_memory_profile_text_is_the_official_servers_json_stringify(store: Store) -> None:
@@ -226,7 +236,7 @@ async def test_memory_profile_replies_like_the_recorded_official_server_call_by_
     async with Client(build_server(store, "memory")) as c:
         ours = [await c.call_tool(r["tool"], r["arguments"]) for r in OFFICIAL["replies"]]
 
-    for recorded, mine in zip(OFFICIAL["replies"], ours):
+    for recorded, mine in zip(OFFICIAL["replies"], ours, strict=False):
         assert bool(mine.is_error) == recorded["isError"], recorded
         if not recorded["isError"]:
             assert [b.text for b in mine.content] == recorded["text"], recorded["tool"]
@@ -252,4 +262,6 @@ async def test_a_bad_step_object_is_described_without_the_models_name(client: Cl
     result = await client.call_tool("create_chart", {**CHART, "actionSteps": [{"name": "Draw plans"}]})
 
     text = result.content[0].text
-    assert "field 'actionSteps.0.title' is required." in text and "StepInput" not in text and "should be text" not in text
+    assert (
+        "field 'actionSteps.0.title' is required." in text and "StepInput" not in text and "should be text" not in text
+    )

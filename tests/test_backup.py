@@ -10,20 +10,20 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-
-from coaia_store import Store, StoreConfig
-from coaia_store.safety.backup import BACKUP_DIR, BackupError, BackupInfo
-from coaia_store.graph.config import BackupConfig, CompactionConfig
-from coaia_store.storage.fileio import FileIO
 from faults import SCALE, FaultyIO, data_file, entity, history_copies, recovery_events
 
+from coaia_store import Store, StoreConfig
+from coaia_store.graph.config import BackupConfig, CompactionConfig
+from coaia_store.safety.backup import BACKUP_DIR, BackupError, BackupInfo
+from coaia_store.storage.fileio import FileIO
+
 OpenStore = Callable[..., Store]
-MONDAY = datetime(2026, 11, 16, 9, 0, tzinfo=timezone.utc)
+MONDAY = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -67,7 +67,9 @@ def flip_a_byte(path: Path, offset: int) -> None:
 # ---------------------------------------------------------------- automatic daily and weekly backups
 
 
-def test_first_write_of_a_day_takes_a_daily_backup_and_the_second_does_not(open_store: OpenStore, clock: FakeClock) -> None:
+def test_first_write_of_a_day_takes_a_daily_backup_and_the_second_does_not(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
     store = open_store(clock=clock)
     add(store, "a")
     add(store, "b")
@@ -208,7 +210,9 @@ def test_a_corrupted_backup_is_refused_by_restore_and_nothing_changes(open_store
     assert data_file(store.path).read_bytes() == before
 
 
-def test_a_backup_of_a_file_with_a_damaged_line_is_reported_and_not_kept(open_store: OpenStore, clock: FakeClock) -> None:
+def test_a_backup_of_a_file_with_a_damaged_line_is_reported_and_not_kept(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
     store = open_store(clock=clock)
     add(store, "a")
     add(store, "b")
@@ -221,9 +225,13 @@ def test_a_backup_of_a_file_with_a_damaged_line_is_reported_and_not_kept(open_st
     assert recovery_events(store.path, "backup failed verification; deleted")
 
 
-def test_a_legacy_file_is_backed_up_and_verified_leniently(open_store: OpenStore, clock: FakeClock, store_dir: Path) -> None:
+def test_a_legacy_file_is_backed_up_and_verified_leniently(
+    open_store: OpenStore, clock: FakeClock, store_dir: Path
+) -> None:
     store_dir.mkdir()
-    legacy = b'{"type":"entity","name":"old","entityType":"t","observations":[]}\n# a comment\n{"type":"entity","name":"x"}'
+    legacy = (
+        b'{"type":"entity","name":"old","entityType":"t","observations":[]}\n# a comment\n{"type":"entity","name":"x"}'
+    )
     data_file(store_dir).write_bytes(legacy)
     info = open_store(clock=clock).backups.backup_context()
     assert info is not None and not info.strict and info.records == 3
@@ -237,7 +245,9 @@ def retention_store(open_store: OpenStore, clock: FakeClock) -> Store:
     return open_store(clock=clock, config=StoreConfig(backup=BackupConfig(dailyKeep=3, weeklyKeep=2)))
 
 
-def test_retention_keeps_the_last_n_days_of_dailies_and_weeks_of_weeklies(open_store: OpenStore, clock: FakeClock) -> None:
+def test_retention_keeps_the_last_n_days_of_dailies_and_weeks_of_weeklies(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
     store = retention_store(open_store, clock)
     for day in range(20):  # 2026-11-16 .. 2026-12-05, weeks 47 .. 49
         add(store, f"day{day}")
@@ -250,7 +260,9 @@ def test_retention_keeps_the_last_n_days_of_dailies_and_weeks_of_weeklies(open_s
     ]
 
 
-def test_retention_keeps_the_last_n_dailies_when_they_are_older_than_n_days(open_store: OpenStore, clock: FakeClock) -> None:
+def test_retention_keeps_the_last_n_dailies_when_they_are_older_than_n_days(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
     store = retention_store(open_store, clock)
     for day in range(5):  # one write every fourth day
         add(store, f"day{day}")
@@ -292,7 +304,9 @@ def test_restore_first_backs_up_the_current_state(open_store: OpenStore, clock: 
     (safety,) = result.safetyBackups
     assert safety.kind == "pre-restore" and content(store.path, safety) == current
     assert history_copies(store.path) == [current]
-    assert [e["found"] for e in recovery_events(store.path, "replaced")] == ["restore of backup daily/charts-2026-11-16"]
+    assert [e["found"] for e in recovery_events(store.path, "replaced")] == [
+        "restore of backup daily/charts-2026-11-16"
+    ]
 
 
 def test_other_stores_see_the_restored_state(open_store: OpenStore, clock: FakeClock) -> None:
@@ -345,7 +359,9 @@ def test_compaction_first_backs_up_the_file_it_rewrites(open_store: OpenStore, c
     assert content(store.path, info) == before
 
 
-def test_backups_taken_while_other_stores_append_and_compact_all_verify(open_store: OpenStore, clock: FakeClock) -> None:
+def test_backups_taken_while_other_stores_append_and_compact_all_verify(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
     config = StoreConfig(compaction=CompactionConfig(minBytes=8_000, garbageRatio=0.5))
 
     def writer(index: int) -> None:
@@ -390,7 +406,9 @@ def test_a_backup_killed_at_a_rename_leaves_the_previous_backups_and_manifest_in
     assert fresh.backups.backup_context() is not None  # and the next backup works
 
 
-def test_a_backup_whose_fsync_fails_leaves_no_file_and_the_manifest_intact(open_store: OpenStore, clock: FakeClock) -> None:
+def test_a_backup_whose_fsync_fails_leaves_no_file_and_the_manifest_intact(
+    open_store: OpenStore, clock: FakeClock
+) -> None:
     io = FaultyIO(ops={"fsync"})
     store = open_store(clock=clock, io=io)
     add(store, "a")
@@ -441,7 +459,9 @@ def test_background_backups_do_not_hold_up_the_write_that_triggers_them(store_di
     assert {b.kind for b in Store(store_dir).backups.list_backups()} == {"daily", "weekly"}
 
 
-def test_status_reports_a_context_whose_file_is_gone_and_the_backup_that_holds_it(store_dir: Path, clock: FakeClock) -> None:
+def test_status_reports_a_context_whose_file_is_gone_and_the_backup_that_holds_it(
+    store_dir: Path, clock: FakeClock
+) -> None:
     store = Store(store_dir, clock=clock)
     add(store, "a", context="work")
     taken = store.backups.backup_context("work")

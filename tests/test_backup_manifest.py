@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from faults import SCALE, FaultyIO, entity
 
 from coaia_store import Store
 from coaia_store.safety.integrity import validate_integrity
-
-from faults import SCALE, FaultyIO, entity
 
 MANIFEST = Path(".backup") / "MANIFEST.json"
 
@@ -41,8 +40,13 @@ def damage_manifest(store_dir: Path) -> None:
 
 
 def cli(store_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coaia_store", *args, "--dir", str(store_dir)],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", *args, "--dir", str(store_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def test_status_reports_a_damaged_manifest_as_a_problem_naming_the_fix(store_dir: Path, backed_up: list[str]) -> None:
@@ -97,7 +101,9 @@ def test_a_restore_works_from_a_rebuilt_manifest(store_dir: Path, backed_up: lis
     assert [e.name for e in store.read_graph(context="default").entities] == ["a"]
 
 
-def test_the_next_backup_after_a_damaged_manifest_orphans_no_earlier_backup(store_dir: Path, backed_up: list[str]) -> None:
+def test_the_next_backup_after_a_damaged_manifest_orphans_no_earlier_backup(
+    store_dir: Path, backed_up: list[str]
+) -> None:
     damage_manifest(store_dir)
     store = Store(store_dir)
 
@@ -137,7 +143,9 @@ def test_a_manifest_entry_pointing_outside_the_backup_folder_is_refused_and_neve
     assert not [call for call in io.trace if call[1] == outside.name]
 
 
-def test_a_backup_file_that_is_a_symbolic_link_is_refused_and_not_followed(store_dir: Path, backed_up: list[str]) -> None:
+def test_a_backup_file_that_is_a_symbolic_link_is_refused_and_not_followed(
+    store_dir: Path, backed_up: list[str]
+) -> None:
     store = Store(store_dir)
     info = store.backups.list_backups()[0]
     outside = store_dir.parent / "outside-secret.jsonl.gz"
@@ -200,7 +208,9 @@ def test_a_manifest_that_is_not_a_regular_file_is_reported_and_rebuilt_without_b
     manifest = store_dir / MANIFEST
     outside = store_dir.parent / "outside-manifest.json"
     manifest.rename(outside)
-    {"symlink": lambda: manifest.symlink_to(outside), "directory": manifest.mkdir, "fifo": lambda: os.mkfifo(manifest)}[odd]()
+    {"symlink": lambda: manifest.symlink_to(outside), "directory": manifest.mkdir, "fifo": lambda: os.mkfifo(manifest)}[
+        odd
+    ]()
     store = Store(store_dir)
 
     problem = store.backups.manifest_problem()
@@ -222,13 +232,17 @@ def test_a_backup_killed_at_any_point_over_a_damaged_manifest_orphans_no_backup(
     runner = [sys.executable, str(Path(__file__).with_name("proc_repair.py"))]
     reference = tmp_path / "reference"
     shutil.copytree(store_dir.parent, reference)
-    done = subprocess.run([*runner, str(reference / ".coaia"), "backup", "0"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [*runner, str(reference / ".coaia"), "backup", "0"], capture_output=True, text=True, timeout=60
+    )
     calls = int(done.stdout.strip().splitlines()[-1].split()[1])
     kills, orphaned = 0, []
     for n in range(1, calls + 1, max(1, 3 // SCALE)):
         trial = tmp_path / f"kill-{n}"
         shutil.copytree(store_dir.parent, trial)
-        killed = subprocess.run([*runner, str(trial / ".coaia"), "backup", str(n)], capture_output=True, text=True, timeout=60)
+        killed = subprocess.run(
+            [*runner, str(trial / ".coaia"), "backup", str(n)], capture_output=True, text=True, timeout=60
+        )
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-300:]
         kills += 1
         with Store(trial / ".coaia") as store:
@@ -236,9 +250,14 @@ def test_a_backup_killed_at_any_point_over_a_damaged_manifest_orphans_no_backup(
             listed = {b.file for b in store.backups.list_backups()}
             ids = {b.id for b in store.backups.list_backups()}
             on_disk = {str(p.relative_to(store.path)) for p in (store.path / ".backup").glob("*/*.jsonl.gz")}
-        orphaned += [f"kill before call {n}: {sorted(on_disk - listed)} unlisted, {sorted(set(backed_up) - ids)} lost"
-                     for _ in [0] if on_disk - listed or set(backed_up) - ids]
+        orphaned += [
+            f"kill before call {n}: {sorted(on_disk - listed)} unlisted, {sorted(set(backed_up) - ids)} lost"
+            for _ in [0]
+            if on_disk - listed or set(backed_up) - ids
+        ]
         shutil.rmtree(trial)
-    print(f"\nFIGURE backup kill -9 over a damaged manifest: {kills} kills of {calls} changing calls; "
-          f"{len(orphaned)} left a backup unlisted or lost an earlier one")
+    print(
+        f"\nFIGURE backup kill -9 over a damaged manifest: {kills} kills of {calls} changing calls; "
+        f"{len(orphaned)} left a backup unlisted or lost an earlier one"
+    )
     assert not orphaned, "\n".join(orphaned[:10])

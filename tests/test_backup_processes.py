@@ -19,11 +19,21 @@ import time
 from pathlib import Path
 
 import pytest
+from torture import (
+    Fleet,
+    Tally,
+    Writer,
+    acked,
+    check_entities,
+    scaled,
+    scan_file,
+    seqs,
+    snapshot,
+    trial_seeds,
+    write_config,
+)
 
 from coaia_store import Store
-
-from torture import Fleet, Tally, Writer, acked, check_entities, scaled, scan_file, seqs, snapshot, trial_seeds, \
-    write_config
 
 # Compaction as soon as a tenth of the file is superseded (the churn writers supersede all the time).
 EAGER_COMPACTION = {"compaction": {"minBytes": 0, "garbageRatio": 0.1}}
@@ -33,10 +43,11 @@ STALE_AGE = 2 * 3600  # seconds: older than the engine's threshold for a temp fi
 
 def start_writers(fleet: Fleet, count: int, **options: object) -> list[Writer]:
     """Two ``entities`` and two ``churn`` writers, released together."""
-    writers = [fleet.spawn("entities", writer=w, count=count, max_chars=MAX_CHARS, go_file=fleet.go_file, **options)
-               for w in (0, 1)]
-    writers += [fleet.spawn("churn", writer=w, count=count, max_chars=MAX_CHARS, go_file=fleet.go_file)
-                for w in (2, 3)]
+    writers = [
+        fleet.spawn("entities", writer=w, count=count, max_chars=MAX_CHARS, go_file=fleet.go_file, **options)
+        for w in (0, 1)
+    ]
+    writers += [fleet.spawn("churn", writer=w, count=count, max_chars=MAX_CHARS, go_file=fleet.go_file) for w in (2, 3)]
     fleet.start_together()
     return writers
 
@@ -88,8 +99,13 @@ def test_backups_taken_during_appends_and_compactions_verify_and_restore_byte_fo
     tally.trials = 1
     check_acked_records(store_dir, writers, seed, tally)
     equal = sum(restored_bytes_equal(store_dir, b.id, tmp_path / f"copy{i}" / ".coaia") for i, b in enumerate(listed))
-    tally.notes += [f"{taken} manual backups taken", f"{len(listed)} listed (all kinds)", f"{len(failed)} failed to verify",
-                    f"{equal} restored byte-equal", f"{compactions} compactions"]
+    tally.notes += [
+        f"{taken} manual backups taken",
+        f"{len(listed)} listed (all kinds)",
+        f"{len(failed)} failed to verify",
+        f"{equal} restored byte-equal",
+        f"{compactions} compactions",
+    ]
     if failed:
         tally.problems += [f"backup {r.id} does not verify: {r.problems[:2]}" for r in failed]
     if equal != len(listed):
@@ -131,19 +147,29 @@ def test_a_backup_killed_midway_leaves_earlier_backups_intact_and_the_next_backu
         failed = [r for r in store.backups.verify() if not r.ok]
         fresh = store.backups.backup_context()
     missing = [i for i in acked_ids if i not in listed]
-    on_disk = {str(p.relative_to(store_dir / ".backup"))[: -len(".jsonl.gz")] for p in (store_dir / ".backup").glob("*/*.gz")}
+    on_disk = {
+        str(p.relative_to(store_dir / ".backup"))[: -len(".jsonl.gz")] for p in (store_dir / ".backup").glob("*/*.gz")
+    }
     unlisted = sorted(on_disk - listed - {fresh.id if fresh else ""})
     for path in temp_files(store_dir):
         os.utime(path, (time.time() - STALE_AGE, time.time() - STALE_AGE))
     with Store(store_dir) as store:
         store.create_entities([{"name": "after-the-kills", "entityType": "probe"}])  # the day's first write: a sweep
-        removed = [e for e in store.recovery.entries() if str(e.get("file", "")).endswith(".tmp")
-                   and e.get("action") == "removed"]
+        removed = [
+            e
+            for e in store.recovery.entries()
+            if str(e.get("file", "")).endswith(".tmp") and e.get("action") == "removed"
+        ]
         fresh_ok = fresh is not None and store.backups.verify(fresh.id)[0].ok
     remaining = temp_files(store_dir)
-    tally.notes += [f"{len(acked_ids)} backups acknowledged before the kills", f"{len(listed)} listed",
-                    f"{len(failed)} failed to verify", f"{len(left)} temp files left by kills",
-                    f"{len(removed)} removed by the next sweep", f"{len(unlisted)} complete backup files not in the manifest"]
+    tally.notes += [
+        f"{len(acked_ids)} backups acknowledged before the kills",
+        f"{len(listed)} listed",
+        f"{len(failed)} failed to verify",
+        f"{len(left)} temp files left by kills",
+        f"{len(removed)} removed by the next sweep",
+        f"{len(unlisted)} complete backup files not in the manifest",
+    ]
     tally.problems += [f"acknowledged backup {i} not listed" for i in missing]
     tally.problems += [f"backup {r.id} does not verify: {r.problems[:2]}" for r in failed]
     tally.problems += [] if fresh_ok else ["a new backup after the kills failed or does not verify"]

@@ -14,8 +14,13 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "bench_http.py"
 
 
 def test_bench_http_runs_and_reports_no_loss() -> None:
-    done = subprocess.run([sys.executable, str(BENCH), "--clients", "2", "--calls", "6"], capture_output=True,
-                          text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, str(BENCH), "--clients", "2", "--calls", "6"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     figures = json.loads(done.stdout)
 
     assert figures["calls"] == 12 and (figures["errors"], figures["lost"], figures["misattributed"]) == (0, 0, 0)

@@ -57,8 +57,21 @@ class BenchRun:
 def run_bench(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> BenchRun:
     workdir = tmp_path_factory.mktemp("bench-stdio-work")
     report = tmp_path_factory.mktemp("bench-stdio-out") / "bench.json"
-    args = ["--sizes", str(SIZE), "--ops", "5", "--ours-ops", "5", "--cold-runs", "1",
-            "--json", str(report), "--workdir", str(workdir), *extra]
+    args = [
+        "--sizes",
+        str(SIZE),
+        "--ops",
+        "5",
+        "--ours-ops",
+        "5",
+        "--cold-runs",
+        "1",
+        "--json",
+        str(report),
+        "--workdir",
+        str(workdir),
+        *extra,
+    ]
     proc = subprocess.run([sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=180, check=False)
     data = json.loads(report.read_text()) if report.exists() else None
     return BenchRun(proc.returncode, proc.stdout, proc.stderr, data, workdir)

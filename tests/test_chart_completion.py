@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from test_charts import FakeClock, chain, make_chart, step_names, telescope
 
 from coaia_store import ConflictError, InvalidInputError, Store
-from coaia_store.charts import Charts, ChartResult
+from coaia_store.charts import ChartResult, Charts
 from coaia_store.safety.integrity import validate_integrity
-
-from test_charts import FakeClock, chain, make_chart, step_names, telescope
 
 
 @pytest.fixture
@@ -60,8 +59,11 @@ def test_completing_a_chart_completes_its_open_steps_each_with_a_line(charts: Ch
 
     view = _chart(charts, chart)
     assert all(s.completed for s in view.actionSteps)
-    assert view.currentReality[-3:] == ["Completed: Draw plans (2026-01-01)", "Completed: Pour foundation (2026-01-01)",
-                                        "Completed: A cabin by the lake (2026-01-01)"]
+    assert view.currentReality[-3:] == [
+        "Completed: Draw plans (2026-01-01)",
+        "Completed: Pour foundation (2026-01-01)",
+        "Completed: A cabin by the lake (2026-01-01)",
+    ]
 
 
 def test_reopen_reopens_the_step_and_the_levels_its_completion_closed(charts: Charts) -> None:

@@ -40,13 +40,22 @@ async def session(store_dir: Path) -> AsyncIterator[Session]:
 
 async def test_a_chart_lives_through_four_sessions(store_dir: Path) -> None:
     async with session(store_dir) as call:  # phase 1: plan three levels deep
-        top = await call("create_chart", {"desiredOutcome": "A cabin by the lake", "currentReality": "Land, no plans",
-                                          "dueDate": "2027-09-30", "actionSteps": ["Build the cabin", "Furnish it"]})
+        top = await call(
+            "create_chart",
+            {
+                "desiredOutcome": "A cabin by the lake",
+                "currentReality": "Land, no plans",
+                "dueDate": "2027-09-30",
+                "actionSteps": ["Build the cabin", "Furnish it"],
+            },
+        )
         ids = [top["chartId"]]
         step, steps = top["added"][0], {}
         for level, titles in enumerate([["Frame", "Roof"], ["Walls"], ["Cut studs", "Raise walls"]], start=1):
-            sub = await call("telescope_action_step", {"actionStep": step, "currentReality": f"Level {level}: nothing yet",
-                                                       "actionSteps": titles})
+            sub = await call(
+                "telescope_action_step",
+                {"actionStep": step, "currentReality": f"Level {level}: nothing yet", "actionSteps": titles},
+            )
             ids.append(sub["chartId"])
             steps[level] = sub["added"]
             step = sub["added"][0]

@@ -10,19 +10,19 @@ import json
 import re
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from coaia_store import ConflictError, InvalidInputError, NotFoundError, StorageError, Store
-from coaia_store.charts import Charts, ChartResult
-from coaia_store.graph.contexts import context_file
+from coaia_store.charts import ChartResult, Charts
 from coaia_store.errors import InvalidContextError
+from coaia_store.graph.contexts import context_file
 from coaia_store.storage.fileio import FileIO
 
-START = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -48,7 +48,9 @@ def charts(store: Store, clock: FakeClock) -> Charts:
 
 def make_chart(charts: Charts, steps: list[Any] | None = None, **fields: Any) -> ChartResult:
     values = {"desiredOutcome": "A cabin by the lake", "currentReality": "We own the land", "dueDate": "2026-12-31"}
-    return charts.create_chart(**{**values, **fields}, actionSteps=steps if steps is not None else ["Draw plans", "Pour foundation"])
+    return charts.create_chart(
+        **{**values, **fields}, actionSteps=steps if steps is not None else ["Draw plans", "Pour foundation"]
+    )
 
 
 def step_names(result: ChartResult) -> list[str]:
@@ -56,7 +58,9 @@ def step_names(result: ChartResult) -> list[str]:
 
 
 def telescope(charts: Charts, step: str, steps: list[Any] | None = None, **fields: Any) -> ChartResult:
-    return charts.telescope_action_step(actionStep=step, currentReality="Nothing yet", actionSteps=steps or ["Sub step"], **fields)
+    return charts.telescope_action_step(
+        actionStep=step, currentReality="Nothing yet", actionSteps=steps or ["Sub step"], **fields
+    )
 
 
 def file_lines(store: Store, context: str = "default") -> list[dict[str, Any]]:
@@ -181,7 +185,10 @@ def test_prefix_free_stopwatch_outcome_is_not_flagged(charts: Charts) -> None:
 
 def test_problem_language_in_the_outcome_is_a_warning_and_the_chart_is_saved(charts: Charts) -> None:
     result = make_chart(charts, desiredOutcome="Eliminate bugs")
-    assert "eliminate" in result.warnings[0] and charts.get_chart(chartId=result.chart.chartId).desiredOutcome == "Eliminate bugs"
+    assert (
+        "eliminate" in result.warnings[0]
+        and charts.get_chart(chartId=result.chart.chartId).desiredOutcome == "Eliminate bugs"
+    )
 
 
 def test_readiness_in_current_reality_is_a_warning(charts: Charts) -> None:
@@ -205,7 +212,10 @@ def test_add_action_step_persists_all_its_relations(charts: Charts, store: Store
     chart_id = make_chart(charts, []).chart.chartId
     name = charts.add_action_step(chartId=chart_id, title="Order windows").actionStep.name  # type: ignore[union-attr]
     relations = {(r.from_, r.relationType, r.to) for r in store.open_entities([name]).relations}
-    assert relations == {(f"{chart_id}_chart", "contains", name), (name, "advances_toward", f"{chart_id}_desired_outcome")}
+    assert relations == {
+        (f"{chart_id}_chart", "contains", name),
+        (name, "advances_toward", f"{chart_id}_desired_outcome"),
+    }
 
 
 def test_add_action_step_to_an_unknown_chart_is_not_found(charts: Charts) -> None:
@@ -230,8 +240,14 @@ def test_removed_step_numbers_are_not_reused(charts: Charts) -> None:
 
 def test_update_action_step_changes_title_due_date_and_adds_a_note(charts: Charts) -> None:
     name = step_names(make_chart(charts, ["Draw plans"]))[0]
-    step = charts.update_action_step(actionStep=name, title="Draw final plans", dueDate="2026-03-01", progressNote="Sketches done").actionStep
-    assert step is not None and (step.title, step.dueDate, step.notes) == ("Draw final plans", "2026-03-01", ["Sketches done"])
+    step = charts.update_action_step(
+        actionStep=name, title="Draw final plans", dueDate="2026-03-01", progressNote="Sketches done"
+    ).actionStep
+    assert step is not None and (step.title, step.dueDate, step.notes) == (
+        "Draw final plans",
+        "2026-03-01",
+        ["Sketches done"],
+    )
 
 
 def test_progress_note_can_be_added_to_current_reality(charts: Charts) -> None:
@@ -357,7 +373,12 @@ def test_telescoped_step_stays_one_action_step_that_owns_its_sub_chart(charts: C
     sub = telescope(charts, step).chart
     relations = {(r.from_, r.relationType, r.to) for r in store.open_entities([step]).relations}
     assert (step, "telescopes_into", f"{sub.chartId}_chart") in relations
-    assert (sub.parentChart, sub.parentActionStep, sub.level, sub.desiredOutcome) == (parent.chart.chartId, step, 1, "Buy lumber")
+    assert (sub.parentChart, sub.parentActionStep, sub.level, sub.desiredOutcome) == (
+        parent.chart.chartId,
+        step,
+        1,
+        "Buy lumber",
+    )
 
 
 def test_sub_chart_due_date_defaults_to_its_steps(charts: Charts) -> None:
@@ -422,14 +443,18 @@ def test_get_chart_depth_limits_the_tree(charts: Charts) -> None:
 
 
 def test_next_step_is_the_earliest_due_open_step(charts: Charts) -> None:
-    result = make_chart(charts, [{"title": "late", "dueDate": "2026-05-01"}, {"title": "early", "dueDate": "2026-02-01"}])
+    result = make_chart(
+        charts, [{"title": "late", "dueDate": "2026-05-01"}, {"title": "early", "dueDate": "2026-02-01"}]
+    )
     charts.complete_action_step(actionStep=result.chart.actionSteps[0].name)
     next_step = charts.get_chart(chartId=result.chart.chartId).nextStep
     assert next_step is not None and next_step.title == "late"
 
 
 def test_overdue_flags_follow_the_clock(charts: Charts, clock: FakeClock) -> None:
-    result = make_chart(charts, [{"title": "a", "dueDate": "2026-01-10"}, {"title": "b", "dueDate": "2026-01-10"}], dueDate="2026-01-20")
+    result = make_chart(
+        charts, [{"title": "a", "dueDate": "2026-01-10"}, {"title": "b", "dueDate": "2026-01-10"}], dueDate="2026-01-20"
+    )
     charts.complete_action_step(actionStep=step_names(result)[0])
     clock.advance(10)
     view = charts.get_chart(chartId=result.chart.chartId)
@@ -532,7 +557,9 @@ def test_list_charts_paginates(charts: Charts) -> None:
     created = {make_chart(charts, []).chart.chartId for _ in range(5)}
     first = charts.list_charts(limit=3)
     second = charts.list_charts(limit=3, cursor=first.nextCursor)
-    assert first.total == 5 and second.nextCursor is None and {s.chartId for s in first.charts + second.charts} == created
+    assert (
+        first.total == 5 and second.nextCursor is None and {s.chartId for s in first.charts + second.charts} == created
+    )
 
 
 def test_list_charts_can_leave_out_sub_charts(charts: Charts) -> None:

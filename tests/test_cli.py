@@ -11,8 +11,9 @@ from coaia_store import Store
 
 
 def _run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coaia_store", *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
+    )
 
 
 def test_help_lists_the_commands() -> None:
@@ -90,8 +91,10 @@ def test_the_directory_comes_from_coaia_dir(store_dir: Path, tmp_path: Path) -> 
 
 def test_validate_exits_3_on_a_problem_and_0_after_fix(store_dir: Path) -> None:
     store_dir.mkdir(parents=True)
-    (store_dir / "charts.jsonl").write_text('{"type":"entity","name":"a","entityType":"t","observations":[]}\n'
-                                            '{"type":"relation","from":"a","to":"ghost","relationType":"r"}\n')
+    (store_dir / "charts.jsonl").write_text(
+        '{"type":"entity","name":"a","entityType":"t","observations":[]}\n'
+        '{"type":"relation","from":"a","to":"ghost","relationType":"r"}\n'
+    )
 
     found = _run("validate", "--dir", str(store_dir))
     fixed = _run("validate", "--dir", str(store_dir), "--fix")
@@ -117,8 +120,11 @@ def test_backup_list_and_restore_from_the_command_line(store_dir: Path) -> None:
 def test_history_of_a_chart_and_undo_from_the_command_line(store_dir: Path) -> None:
     from coaia_store.charts import Charts
 
-    chart = Charts(Store(store_dir)).create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01",
-                                                  actionSteps=["Beds"]).chart
+    chart = (
+        Charts(Store(store_dir))
+        .create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01", actionSteps=["Beds"])
+        .chart
+    )
     Charts(Store(store_dir)).complete_action_step(actionStep=chart.actionSteps[0].name)
 
     timeline = _run("history", chart.chartId, "--dir", str(store_dir))
@@ -145,8 +151,23 @@ def test_commands_run_in_process_through_the_cli_runner(store_dir: Path) -> None
     from coaia_store.cli import app
 
     runner = CliRunner()
-    created = runner.invoke(app, ["--dir", str(store_dir), "chart-create", "--outcome", "A garden", "--reality", "Lawn",
-                                  "--due", "2027-05-01", "--step", "Beds", "--json"])
+    created = runner.invoke(
+        app,
+        [
+            "--dir",
+            str(store_dir),
+            "chart-create",
+            "--outcome",
+            "A garden",
+            "--reality",
+            "Lawn",
+            "--due",
+            "2027-05-01",
+            "--step",
+            "Beds",
+            "--json",
+        ],
+    )
     listed = runner.invoke(app, ["--dir", str(store_dir), "charts", "--json"])
     bad = runner.invoke(app, ["--dir", str(store_dir), "chart", "chart_missing"])
 

@@ -21,8 +21,12 @@ pytestmark = pytest.mark.slow
 
 
 def _run(store_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coaia_store", "--dir", str(store_dir), *args], capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", "--dir", str(store_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def _json(store_dir: Path, *args: str) -> Any:
@@ -45,8 +49,18 @@ def example(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def chart_id(store_dir: Path) -> str:
-    created = _json(store_dir, "chart-create", "--outcome", "A guide new hires finish in a week",
-                    "--reality", "The guide is a 2019 wiki page", "--due", "2099-12-31", "--step", "Interview two hires")
+    created = _json(
+        store_dir,
+        "chart-create",
+        "--outcome",
+        "A guide new hires finish in a week",
+        "--reality",
+        "The guide is a 2019 wiki page",
+        "--due",
+        "2099-12-31",
+        "--step",
+        "Interview two hires",
+    )
     return str(created["chart"]["chartId"])
 
 
@@ -54,8 +68,9 @@ def chart_id(store_dir: Path) -> str:
 
 
 def test_init_creates_a_config_that_loads_and_a_gitignore(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "coaia_store", "init", str(tmp_path)], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "coaia_store", "init", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
 
     gitignore = (tmp_path / ".coaia" / ".gitignore").read_text().splitlines()
     assert result.returncode == 0
@@ -102,7 +117,13 @@ def test_charts_json_gives_the_list_charts_summaries(example: Path) -> None:
 
     assert data["total"] == len(data["charts"]) == 6
     assert {c["chartId"] for c in data["charts"]} == {
-        "chart_rust", "chart_garden", "chart_launch", "chart_pilots", "chart_workshops", "chart_typing"}
+        "chart_rust",
+        "chart_garden",
+        "chart_launch",
+        "chart_pilots",
+        "chart_workshops",
+        "chart_typing",
+    }
 
 
 def test_charts_filters_by_context_and_due_date(example: Path) -> None:
@@ -148,8 +169,16 @@ def test_chart_create_json_returns_the_chart_with_its_steps(store_dir: Path, cha
 
 
 def test_chart_create_prints_creative_orientation_warnings(store_dir: Path) -> None:
-    result = _run(store_dir, "chart-create", "--outcome", "Fix the onboarding bugs", "--reality", "Ready to start",
-                  "--due", "2099-01-01")
+    result = _run(
+        store_dir,
+        "chart-create",
+        "--outcome",
+        "Fix the onboarding bugs",
+        "--reality",
+        "Ready to start",
+        "--due",
+        "2099-01-01",
+    )
 
     assert result.returncode == 0 and "created chart" in result.stdout
     assert result.stdout.count("! ") == 2
@@ -200,7 +229,11 @@ def test_export_all_jsonl_writes_one_file_per_context(example: Path, tmp_path: P
     summary = _json(example, "export", "--all", "--output", str(out))
 
     assert sorted(p.name for p in out.iterdir()) == [
-        "charts-learning.jsonl", "charts-personal.jsonl", "charts-work.jsonl", "completed-charts.jsonl"]
+        "charts-learning.jsonl",
+        "charts-personal.jsonl",
+        "charts-work.jsonl",
+        "completed-charts.jsonl",
+    ]
     assert summary["contexts"] == ["completed", "learning", "personal", "work"]
 
 
@@ -210,15 +243,21 @@ def test_export_json_has_entities_and_relations(example: Path) -> None:
     assert data["context"] == "learning" and data["entities"] and data["relations"]
 
 
-def test_export_markdown_writes_one_file_per_top_level_chart_in_a_folder_per_context(example: Path, tmp_path: Path) -> None:
+def test_export_markdown_writes_one_file_per_top_level_chart_in_a_folder_per_context(
+    example: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "md"
 
     result = _run(example, "export", "--all", "--format", "markdown", "--output", str(out))
 
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*.md"))
     assert result.returncode == 0
-    assert files == ["completed/chart_typing.md", "learning/chart_rust.md", "personal/chart_garden.md",
-                     "work/chart_launch.md"]
+    assert files == [
+        "completed/chart_typing.md",
+        "learning/chart_rust.md",
+        "personal/chart_garden.md",
+        "work/chart_launch.md",
+    ]
     assert "Three pilot customers" in (out / "work" / "chart_launch.md").read_text()
 
 
@@ -244,7 +283,9 @@ def test_import_then_export_round_trips_a_fixture(store_dir: Path) -> None:
 
     assert len(report["added"]) == 9 and len(report["relationsAdded"]) == 11
     beat = next(r for r in exported if r["name" if "name" in r else "from"] == "chart_1771269081608_beat_1771270533104")
-    assert beat["entityType"] == "narrative_beat" and beat["four_directions"]["south_emotion"] == "Frustration → curiosity"
+    assert (
+        beat["entityType"] == "narrative_beat" and beat["four_directions"]["south_emotion"] == "Frustration → curiosity"
+    )
 
 
 def test_import_dry_run_lists_what_would_change_and_writes_nothing(store_dir: Path) -> None:
@@ -277,6 +318,12 @@ def test_migrate_moves_a_memory_file_and_says_where_it_lives(store_dir: Path, tm
     result = _json(store_dir, "migrate", "--memory-path", str(memory), "--context", "work")
 
     assert result["file"] == str(store_dir / "charts-work.jsonl")
-    assert result["clientConfig"]["mcpServers"]["memory"]["args"] == ["serve", "--tools", "memory", "--dir", str(store_dir)]
+    assert result["clientConfig"]["mcpServers"]["memory"]["args"] == [
+        "serve",
+        "--tools",
+        "memory",
+        "--dir",
+        str(store_dir),
+    ]
     assert len(result["import"]["added"]) == 11 and memory.read_bytes() == before
     assert _json(store_dir, "charts", "--context", "work")["total"] == 2

@@ -26,8 +26,12 @@ class World:
 
 
 def _run(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coaia_store", "--dir", str(world.store), *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", "--dir", str(world.store), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +40,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     files = root / "files"
     files.mkdir()
     (files / "surrogate.jsonl").write_text('{"type":"entity","name":"a\\ud800","entityType":"t","observations":[]}\n')
-    (files / "wide-int.jsonl").write_text('{"type":"entity","name":"ok","entityType":"t","observations":[]}\n'
-                                          '{"type":"entity","name":"big","entityType":"t","observations":[],'
-                                          '"metadata":{"n":123456789012345678901234567890}}\n')
+    (files / "wide-int.jsonl").write_text(
+        '{"type":"entity","name":"ok","entityType":"t","observations":[]}\n'
+        '{"type":"entity","name":"big","entityType":"t","observations":[],'
+        '"metadata":{"n":123456789012345678901234567890}}\n'
+    )
     (files / "garbage.bin").write_bytes(bytes(range(256)) * 8)
-    (files / "deep.jsonl").write_text('{"type":"entity","name":"d","entityType":"t","metadata":{"a":'
-                                      + "[" * 5000 + "]" * 5000 + "}}\n")
+    (files / "deep.jsonl").write_text(
+        '{"type":"entity","name":"d","entityType":"t","metadata":{"a":' + "[" * 5000 + "]" * 5000 + "}}\n"
+    )
     (files / "nul.jsonl").write_bytes(b"\0" * 64 + b"\n")
     (files / "plain.txt").write_text("hello\n")
     (files / "a-dir").mkdir()
@@ -52,17 +59,29 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 # (id, arguments; "{files}" and "{chart}" are filled in, expected exit code, words the output must hold)
 CASES: list[tuple[str, list[str], int, list[str]]] = [
-    ("due past the calendar", ["chart-create", "-o", "x", "-r", "y", "--due", DUE_PAST_THE_CALENDAR], 1,
-     ["dueDate", "1000-01-01 to 9998-12-31"]),
+    (
+        "due past the calendar",
+        ["chart-create", "-o", "x", "-r", "y", "--due", DUE_PAST_THE_CALENDAR],
+        1,
+        ["dueDate", "1000-01-01 to 9998-12-31"],
+    ),
     ("due before year 1000", ["chart-create", "-o", "x", "-r", "y", "--due", "0999-06-01"], 1, ["1000-01-01"]),
-    ("due before year 1 in UTC", ["chart-create", "-o", "x", "-r", "y", "--due", "0001-01-01T00:00:00+01:00"], 1,
-     ["dueDate"]),
+    (
+        "due before year 1 in UTC",
+        ["chart-create", "-o", "x", "-r", "y", "--due", "0001-01-01T00:00:00+01:00"],
+        1,
+        ["dueDate"],
+    ),
     ("due not a date", ["chart-create", "-o", "x", "-r", "y", "--due", "next tuesday"], 1, ["dueDate"]),
     ("due not in the calendar", ["chart-create", "-o", "x", "-r", "y", "--due", "2026-02-30"], 1, ["calendar date"]),
     ("due without timezone", ["chart-create", "-o", "x", "-r", "y", "--due", "2026-02-01T10:00:00"], 1, ["timezone"]),
     ("blank outcome", ["chart-create", "-o", " ", "-r", "y", "--due", "2030-01-01"], 1, ["desiredOutcome"]),
-    ("context with a slash", ["chart-create", "-o", "x", "-r", "y", "--due", "2030-01-01", "-c", "../etc"], 1,
-     ["context"]),
+    (
+        "context with a slash",
+        ["chart-create", "-o", "x", "-r", "y", "--due", "2030-01-01", "-c", "../etc"],
+        1,
+        ["context"],
+    ),
     ("step due past the calendar", ["step-add", "{chart}", "t", "--due", DUE_PAST_THE_CALENDAR], 1, ["dueDate"]),
     ("step of no chart", ["step-add", "no-such-chart", "t"], 1, ["no chart"]),
     ("complete no step", ["step-complete", "no-such_action_1"], 1, ["no entity"]),
@@ -81,16 +100,23 @@ CASES: list[tuple[str, list[str], int, list[str]]] = [
     ("export into nowhere", ["export", "--output", f"{UNREACHABLE}/out.jsonl"], 1, ["cannot export", UNREACHABLE]),
     ("export under a file", ["export", "--output", "{files}/plain.txt/out.jsonl"], 1, ["cannot export"]),
     ("export onto a directory", ["export", "--output", "{files}/a-dir"], 1, ["cannot export", "directory"]),
-    ("export json into nowhere", ["export", "-f", "json", "--output", f"{UNREACHABLE}/out.json"], 1,
-     ["cannot export"]),
-    ("export markdown onto a file", ["export", "-f", "markdown", "--output", "{files}/plain.txt"], 1,
-     ["cannot export"]),
+    ("export json into nowhere", ["export", "-f", "json", "--output", f"{UNREACHABLE}/out.json"], 1, ["cannot export"]),
+    (
+        "export markdown onto a file",
+        ["export", "-f", "markdown", "--output", "{files}/plain.txt"],
+        1,
+        ["cannot export"],
+    ),
     ("export every context into nowhere", ["export", "--all", "--output", UNREACHABLE], 1, ["cannot export"]),
     ("export as xml", ["export", "-f", "xml"], 2, []),
     ("export no context", ["export", "-c", "no-such-context"], 1, ["no context"]),
     ("import a lone surrogate escape", ["import", "{files}/surrogate.jsonl"], 0, ["line 1 skipped", "surrogate"]),
-    ("import an integer beyond 64 bits", ["import", "{files}/wide-int.jsonl", "--dry-run"], 0,
-     ["line 2 skipped", "beyond 64 bits"]),
+    (
+        "import an integer beyond 64 bits",
+        ["import", "{files}/wide-int.jsonl", "--dry-run"],
+        0,
+        ["line 2 skipped", "beyond 64 bits"],
+    ),
     ("import a missing file", ["import", "{files}/missing.jsonl"], 1, ["cannot read"]),
     ("import a directory", ["import", "{files}/a-dir"], 1, ["cannot read"]),
     ("import binary garbage", ["import", "{files}/garbage.bin"], 0, ["skipped"]),
@@ -156,8 +182,13 @@ def test_the_cli_prints_an_unpaired_surrogate_it_read_as_an_escape(world: World)
     legacy.mkdir(parents=True)
     (legacy / "charts.jsonl").write_text('{"type":"entity","name":"odd \\udc00 name","entityType":"t"}\n')
 
-    done = subprocess.run([sys.executable, "-m", "coaia_store", "--dir", str(legacy), "export", "-f", "json"],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    done = subprocess.run(
+        [sys.executable, "-m", "coaia_store", "--dir", str(legacy), "export", "-f", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+    )
 
     assert "Traceback" not in done.stdout + done.stderr and done.returncode == 0
     assert json.loads(done.stdout)["entities"][0]["name"] == "odd \udc00 name"

@@ -15,8 +15,13 @@ from coaia_store.server.app import build_server
 
 def _cli(*args: str, code: str | None = None) -> subprocess.CompletedProcess[str]:
     run = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "coaia_store", *args]
-    return subprocess.run(run, capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": "/usr/bin",
-                                                                             "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    return subprocess.run(
+        run,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"COLUMNS": "200", "PATH": "/usr/bin", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
 
 
 def test_a_cli_error_names_the_cli_command_not_the_tool(store_dir: Path) -> None:
@@ -44,8 +49,10 @@ def test_the_plot_install_hint_keeps_its_extra_in_help() -> None:
 
 
 def test_the_plot_install_hint_keeps_its_extra_at_run_time(store_dir: Path, tmp_path: Path) -> None:
-    without_matplotlib = ("import sys; sys.modules['matplotlib'] = None; from coaia_store.cli import main; "
-                          "sys.argv = ['coaia-store', *sys.argv[1:]]; main()")
+    without_matplotlib = (
+        "import sys; sys.modules['matplotlib'] = None; from coaia_store.cli import main; "
+        "sys.argv = ['coaia-store', *sys.argv[1:]]; main()"
+    )
     result = _cli("--dir", str(store_dir), "report", "--plot", str(tmp_path / "p.png"), code=without_matplotlib)
 
     assert result.returncode == 1 and "pip install 'coaia-store[plot]'" in result.stderr

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults import SCALE, data_file, entity, history_copies, line_spans, raw_state, relation
 
 from coaia_store import Store
 from coaia_store.graph.config import CompactionConfig, StoreConfig
-
-from faults import SCALE, data_file, entity, history_copies, line_spans, raw_state, relation
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LIVE = 4  # entities created up front by the threshold tests
@@ -133,7 +132,10 @@ def test_deletes_append_tombstones(store: Store, store_dir: Path) -> None:
     *_, entity_tombstone, relation_tombstone = records_of(data_file(store_dir))
     assert {k: entity_tombstone[k] for k in ("type", "name")} == {"type": "delete_entity", "name": "e0"}
     assert {k: relation_tombstone[k] for k in ("type", "from", "relationType", "to")} == {
-        "type": "delete_relation", "from": "e1", "relationType": "relates_to", "to": "e2"
+        "type": "delete_relation",
+        "from": "e1",
+        "relationType": "relates_to",
+        "to": "e2",
     }
     assert store.read_graph().relations == []  # e0's relation went with it, without a tombstone of its own
 
@@ -370,4 +372,7 @@ def test_half_written_history_and_quarantine_copies_of_dead_processes_are_remove
     assert not history_tmp.exists() and not dead_copy.exists()
     assert live_copy.exists()  # a running process may still be writing it
     removed = {e["file"] for e in store.recovery.entries() if e.get("action") == "removed"}
-    assert removed == {"history/charts/20261121T000000000000Z-1.jsonl.gz.tmp", ".recovery/quarantine/.charts.jsonl.999999999.120.tmp"}
+    assert removed == {
+        "history/charts/20261121T000000000000Z-1.jsonl.gz.tmp",
+        ".recovery/quarantine/.charts.jsonl.999999999.120.tmp",
+    }

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults import crc_line, data_file, history_copies, line_spans
 
 from coaia_store import Store
-
-from faults import crc_line, data_file, history_copies, line_spans
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ENTITY_KINDS = frozenset({"entity", "narrative_beat"})
@@ -311,6 +310,7 @@ def test_migrated_file_still_reads_in_the_official_memory_server(store_dir: Path
 
 
 # ------------------------------------------------------------------ unknown keys through every rewrite
+
 
 def _reopen(store: Store, open_store: OpenStore) -> Store:
     store.close()

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from coaia_store import Store, StoreBusyError, StoreConfig
 from faults import crc_line
 from proc_writer import batch_entities
 from torture import (
@@ -39,6 +37,8 @@ from torture import (
     write_config,
 )
 
+from coaia_store import Store, StoreBusyError, StoreConfig
+
 WRITERS = 4
 RECORD_CHARS = 2_000
 
@@ -47,8 +47,16 @@ def spawn_peers(fleet: Fleet, count: int | None = None, **options: object) -> li
     """``WRITERS`` entity writers, each also relating to the newest entity of another."""
     limit = {} if count is None else {"count": count}
     return [
-        fleet.spawn("entities", writer=w, peers=list(range(WRITERS)), progress_dir=fleet.progress_dir,
-                    go_file=fleet.go_file, max_chars=RECORD_CHARS, **limit, **options)
+        fleet.spawn(
+            "entities",
+            writer=w,
+            peers=list(range(WRITERS)),
+            progress_dir=fleet.progress_dir,
+            go_file=fleet.go_file,
+            max_chars=RECORD_CHARS,
+            **limit,
+            **options,
+        )
         for w in range(WRITERS)
     ]
 
@@ -146,8 +154,9 @@ def test_two_processes_adding_observations_to_one_entity_lose_none(tmp_path: Pat
     with Store(store_dir) as store:
         store.create_entities([{"name": "shared", "entityType": "chart"}])
     with Fleet(store_dir, tmp_path / "work", seed) as fleet:
-        writers = [fleet.spawn("observe", writer=w, count=count, entity="shared", go_file=fleet.go_file)
-                   for w in (0, 1)]
+        writers = [
+            fleet.spawn("observe", writer=w, count=count, entity="shared", go_file=fleet.go_file) for w in (0, 1)
+        ]
         fleet.start_together()
         for w in writers:
             w.finish()
@@ -169,8 +178,10 @@ def test_compactions_by_another_process_lose_no_append_from_stores_kept_open(tmp
     with Store(store_dir) as store:
         store.create_entities(batch_entities(seed, 99, 0, 20, RECORD_CHARS))
     with Fleet(store_dir, tmp_path / "work", seed) as fleet:
-        appenders = [fleet.spawn("entities", writer=w, stop_file=fleet.stop_file, go_file=fleet.go_file,
-                                 max_chars=RECORD_CHARS) for w in range(3)]
+        appenders = [
+            fleet.spawn("entities", writer=w, stop_file=fleet.stop_file, go_file=fleet.go_file, max_chars=RECORD_CHARS)
+            for w in range(3)
+        ]
         compactor = fleet.spawn("compactor", writer=9, count=compactions, go_file=fleet.work / "go-compactor")
         fleet.start_together(appenders)
         compactor.wait_ready()
@@ -201,8 +212,12 @@ def reader_stats(reader: Writer) -> dict[str, int]:
 def test_lock_free_reader_never_sees_the_graph_or_the_file_go_back_during_writes(tmp_path: Path) -> None:
     store_dir, seed, scans = tmp_path / ".coaia", BASE_SEED, scaled(100)
     with Fleet(store_dir, tmp_path / "work", seed) as fleet:
-        writers = [fleet.spawn("entities", writer=w, count=scaled(300), stop_file=fleet.stop_file,
-                               go_file=fleet.go_file, max_chars=200) for w in range(3)]
+        writers = [
+            fleet.spawn(
+                "entities", writer=w, count=scaled(300), stop_file=fleet.stop_file, go_file=fleet.go_file, max_chars=200
+            )
+            for w in range(3)
+        ]
         reader = fleet.spawn("reader", writer=8, count=scans, go_file=fleet.work / "go-reader")
         fleet.start_together(writers)
         reader.wait_ready()
@@ -261,8 +276,10 @@ def test_threads_sharing_one_store_lose_no_write(store: Store, open_store: Calla
         thread.join()
     graph = open_store().read_graph()
     observations = next(e.observations for e in graph.entities if e.name == "shared")
-    figures = (f"{threads} threads x {count} calls x 2: {graph.totalEntities - 1}/{threads * count} entities, "
-               f"{len(set(observations))}/{threads * count} observations, errors {errors[:3]}")
+    figures = (
+        f"{threads} threads x {count} calls x 2: {graph.totalEntities - 1}/{threads * count} entities, "
+        f"{len(set(observations))}/{threads * count} observations, errors {errors[:3]}"
+    )
     print(f"\n{figures}")
     assert not errors and graph.totalEntities == threads * count + 1, figures
     assert sorted(observations) == sorted(f"t{t}-{i}" for t in range(threads) for i in range(count)), figures

@@ -16,7 +16,11 @@ def _write_config(store_dir: Path, data: object) -> None:
 
 
 def test_missing_config_means_defaults(store: Store) -> None:
-    assert (store.config.fsync, store.config.maxRecordBytes, store.config.lockTimeoutSeconds) == ("always", 1 << 20, 10.0)
+    assert (store.config.fsync, store.config.maxRecordBytes, store.config.lockTimeoutSeconds) == (
+        "always",
+        1 << 20,
+        10.0,
+    )
 
 
 def test_config_values_are_applied(store_dir: Path) -> None:

@@ -13,13 +13,20 @@ from coaia_store.graph.contexts import context_file, discover_contexts
 
 @pytest.mark.parametrize(
     ("name", "file"),
-    [("default", "charts.jsonl"), ("work", "charts-work.jsonl"), ("completed", "completed-charts.jsonl"), ("v1.2_x-y", "charts-v1.2_x-y.jsonl")],
+    [
+        ("default", "charts.jsonl"),
+        ("work", "charts-work.jsonl"),
+        ("completed", "completed-charts.jsonl"),
+        ("v1.2_x-y", "charts-v1.2_x-y.jsonl"),
+    ],
 )
 def test_context_names_map_to_their_files(tmp_path: Path, name: str, file: str) -> None:
     assert context_file(tmp_path, name) == tmp_path / file
 
 
-@pytest.mark.parametrize("name", ["", "..", ".hidden", "a/b", "a\\b", "../x", "a..b", "x" * 65, "sp ace", "naïve", "a\x00b"])
+@pytest.mark.parametrize(
+    "name", ["", "..", ".hidden", "a/b", "a\\b", "../x", "a..b", "x" * 65, "sp ace", "naïve", "a\x00b"]
+)
 def test_invalid_context_names_are_refused(store: Store, store_dir: Path, name: str) -> None:
     with pytest.raises(InvalidContextError, match="invalid context name"):
         store.create_entities([{"name": "x", "entityType": "t"}], context=name)
@@ -37,8 +44,17 @@ def test_a_context_file_linking_outside_the_directory_is_refused(store: Store, s
 
 
 def test_contexts_are_discovered_from_the_files_present() -> None:
-    names = ["charts-work.jsonl", "charts.jsonl", "completed-charts.jsonl", "config.json", "charts-.jsonl",
-             "charts-default.jsonl", "notes.jsonl", "charts-a b.jsonl", "charts-work.jsonl.tmp"]
+    names = [
+        "charts-work.jsonl",
+        "charts.jsonl",
+        "completed-charts.jsonl",
+        "config.json",
+        "charts-.jsonl",
+        "charts-default.jsonl",
+        "notes.jsonl",
+        "charts-a b.jsonl",
+        "charts-work.jsonl.tmp",
+    ]
 
     assert discover_contexts(names) == ["default", "completed", "work"]
 

@@ -13,8 +13,7 @@ import random
 from pathlib import Path
 
 import pytest
-
-from coaia_store import Store
+from proc_writer import batch_entities, batch_relations, hot_entity
 from torture import (
     BASE_SEED,
     CHECKER_CONFIG,
@@ -37,7 +36,8 @@ from torture import (
     trial_seeds,
     write_config,
 )
-from proc_writer import batch_entities, batch_relations, hot_entity
+
+from coaia_store import Store
 
 pytestmark = pytest.mark.slow
 
@@ -81,8 +81,14 @@ def test_writer_killed_mid_line_leaves_a_torn_tail_that_the_next_write_quarantin
     seed = BASE_SEED
     store_dir, work = trial_dirs(tmp_path, seed)
     with Fleet(store_dir, work, seed) as fleet:
-        writer = fleet.spawn(mode, count=10, die_at=4, die_how="mid-write",
-                             die_fraction=random.Random(seed).uniform(0.05, 0.95), max_chars=BATCH.max_chars)
+        writer = fleet.spawn(
+            mode,
+            count=10,
+            die_at=4,
+            die_how="mid-write",
+            die_fraction=random.Random(seed).uniform(0.05, 0.95),
+            max_chars=BATCH.max_chars,
+        )
         writer.expect_killed()
     assert scan_file(store_dir / DATA_FILE).tail, "precondition: the killed writer left part of a line"
     tally = Tally(f"torn tail left by a {mode} writer killed mid-line")

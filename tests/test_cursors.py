@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from faults import SCALE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mcp import Client
@@ -23,8 +24,6 @@ from coaia_store import InvalidInputError, Store
 from coaia_store.charts import Charts
 from coaia_store.search.index import SearchIndex
 from coaia_store.server.app import build_server
-
-from faults import SCALE
 
 Page = Callable[[str | None], str | None]  # a call with a cursor, giving the next cursor
 
@@ -52,12 +51,18 @@ def calls(filled: Store) -> dict[str, tuple[Page, Page]]:
     """Per paged call: the query, and another query of the same call."""
     charts, index = Charts(filled), SearchIndex(filled)
     return {
-        "read_graph": (lambda c: filled.read_graph(limit=2, cursor=c).nextCursor,
-                       lambda c: filled.read_graph(limit=2, cursor=c, context="work").nextCursor),
-        "list_charts": (lambda c: charts.list_charts(limit=2, cursor=c).nextCursor,
-                        lambda c: charts.list_charts(limit=2, cursor=c, status="all").nextCursor),
-        "search": (lambda c: index.search("alpha", limit=2, cursor=c).nextCursor,
-                   lambda c: index.search("alpha outcome", limit=2, cursor=c).nextCursor),
+        "read_graph": (
+            lambda c: filled.read_graph(limit=2, cursor=c).nextCursor,
+            lambda c: filled.read_graph(limit=2, cursor=c, context="work").nextCursor,
+        ),
+        "list_charts": (
+            lambda c: charts.list_charts(limit=2, cursor=c).nextCursor,
+            lambda c: charts.list_charts(limit=2, cursor=c, status="all").nextCursor,
+        ),
+        "search": (
+            lambda c: index.search("alpha", limit=2, cursor=c).nextCursor,
+            lambda c: index.search("alpha outcome", limit=2, cursor=c).nextCursor,
+        ),
     }
 
 
@@ -88,8 +93,9 @@ def test_a_cursor_of_another_query_of_the_same_call_is_refused(calls: dict[str, 
         page(cursor)
 
 
-@pytest.mark.parametrize(("made_by", "given_to"), [("read_graph", "list_charts"), ("list_charts", "search"),
-                                                   ("search", "read_graph")])
+@pytest.mark.parametrize(
+    ("made_by", "given_to"), [("read_graph", "list_charts"), ("list_charts", "search"), ("search", "read_graph")]
+)
 def test_a_cursor_of_another_call_is_refused(calls: dict[str, tuple[Page, Page]], made_by: str, given_to: str) -> None:
     cursor = calls[made_by][0](None)
 
@@ -135,8 +141,16 @@ async def test_the_read_graph_tool_refuses_a_cursor_of_another_context(filled: S
     assert other.is_error and "same arguments" in other.content[0].text
 
 
-_offsets = st.one_of(st.integers(-3, 20), st.integers(), st.booleans(), st.floats(), st.text(max_size=4), st.none(),
-                     st.lists(st.integers(0, 3), max_size=2), st.dictionaries(st.text(max_size=2), st.integers(), max_size=1))
+_offsets = st.one_of(
+    st.integers(-3, 20),
+    st.integers(),
+    st.booleans(),
+    st.floats(),
+    st.text(max_size=4),
+    st.none(),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=1),
+)
 
 
 @settings(max_examples=100 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -151,4 +165,4 @@ def test_any_edited_offset_is_refused_or_gives_exactly_the_page_it_names(filled:
     except InvalidInputError:
         assert not genuine
         return
-    assert genuine and [e.name for e in page.entities] == everything[offset:offset + 2]
+    assert genuine and [e.name for e in page.entities] == everything[offset : offset + 2]

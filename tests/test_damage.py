@@ -23,14 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from coaia_store import Store
-from coaia_store.graph.config import CompactionConfig, StoreConfig
-from coaia_store.errors import CoaiaError, InvalidInputError, ReadOnlyError, RecordTooLargeError
-from coaia_store.safety.transfer import import_file
-
 from faults import (
     SCALE,
     Snapshot,
@@ -48,6 +40,13 @@ from faults import (
     tmpfs,
     unsynced_io,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from coaia_store import Store
+from coaia_store.errors import CoaiaError, InvalidInputError, ReadOnlyError, RecordTooLargeError
+from coaia_store.graph.config import CompactionConfig, StoreConfig
+from coaia_store.safety.transfer import import_file
 
 FAST = StoreConfig(fsync="never")  # building sample files; durability is not under test here
 hypothesis_settings = settings(
@@ -58,6 +57,7 @@ SKIPPED = "skipped on load"
 
 
 # ------------------------------------------------------------------ building engine-written files
+
 
 def _single(store: Store, i: int) -> None:
     store.create_entities([entity(f"e{i}", f"observation {i}")])
@@ -104,6 +104,7 @@ def place(store_dir: Path, data: bytes) -> Path:
 
 
 # ------------------------------------------------------------------ T6: truncated tail, every cut point
+
 
 def check_cut(store_dir: Path, data: bytes, k: int, states: list[Snapshot]) -> list[str]:
     """Cut ``data`` at ``k`` and check load, report, repair and reload; return what went wrong.
@@ -157,6 +158,7 @@ def test_a_torn_tail_at_every_cut_point_loads_the_complete_prefix_and_the_next_w
 
 # ------------------------------------------------------------------ T7: garbage and NUL tails
 
+
 @pytest.fixture(scope="module")
 def sample_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Snapshot]:
     store_dir = tmp_path_factory.mktemp("sample") / ".coaia"
@@ -197,7 +199,9 @@ def test_garbage_after_the_last_line_is_never_accepted_and_only_what_a_crash_lea
             assert raw_state(store) == state
             info = store.list_contexts()[0]
             tail = info.tornTail
-            assert (tail and (tail.offset, tail.length)) == ((len(data) + kept, len(junk) - kept) if kept < len(junk) else None)
+            assert (tail and (tail.offset, tail.length)) == (
+                (len(data) + kept, len(junk) - kept) if kept < len(junk) else None
+            )
             assert bool(info.damagedLines) == (kept > 0) and info.degraded == (kept > 0)
             assert sum(d.length for d in info.damagedLines) == kept
             store.create_entities([entity("after-repair")])
@@ -244,9 +248,9 @@ def test_a_whole_last_record_without_its_newline_is_read_and_the_next_write_adds
 PRETTY_SHAPES: dict[str, Callable[[list[dict[str, Any]]], bytes]] = {
     "a JSON array": lambda records: json.dumps(records).encode(),
     "a pretty-printed JSON array": lambda records: json.dumps(records, indent=2).encode(),
-    "pretty-printed records one after another (jq .)": lambda records: b"\n".join(
-        json.dumps(r, indent=2).encode() for r in records
-    ) + b"\n",
+    "pretty-printed records one after another (jq .)": lambda records: (
+        b"\n".join(json.dumps(r, indent=2).encode() for r in records) + b"\n"
+    ),
 }
 
 
@@ -267,7 +271,9 @@ def test_a_file_that_is_json_but_not_jsonl_is_reported_and_never_changed(store_d
 
 
 @pytest.mark.parametrize("shape", PRETTY_SHAPES.values(), ids=PRETTY_SHAPES.keys())
-def test_a_file_that_is_json_but_not_jsonl_imports_whole_once_moved_out(store_dir: Path, tmp_path: Path, shape: Any) -> None:
+def test_a_file_that_is_json_but_not_jsonl_imports_whole_once_moved_out(
+    store_dir: Path, tmp_path: Path, shape: Any
+) -> None:
     records = [good_record(i) for i in range(84)]
     moved = tmp_path / "charts.json"
     moved.write_bytes(shape(records))
@@ -436,6 +442,7 @@ def test_no_single_bit_flip_in_the_header_is_accepted_or_unreported(tmp_path: Pa
 
 
 # ------------------------------------------------------------------ a damaged middle line
+
 
 @dataclass(frozen=True)
 class MiddleDamage:
@@ -614,7 +621,9 @@ def test_malformed_lines_in_a_legacy_file_never_stop_the_good_records_from_loadi
 
 
 @pytest.mark.parametrize("stray", [b"not json, maybe a stray first line", b"[1,2,3]"], ids=["text", "an array"])
-def test_a_legacy_file_whose_first_line_is_malformed_still_loads_its_other_records(store_dir: Path, stray: bytes) -> None:
+def test_a_legacy_file_whose_first_line_is_malformed_still_loads_its_other_records(
+    store_dir: Path, stray: bytes
+) -> None:
     data, _ = legacy_file([("compact", []), ("compact", []), ("compact", [])])
     place(store_dir, stray + b"\n" + data)
     with Store(store_dir) as store:
@@ -672,7 +681,10 @@ def load_in_child(store_dir: Path, warm_dir: Path) -> dict[str, Any]:
     """Load ``store_dir`` in a fresh interpreter; report peak-RSS growth over a warmed-up baseline."""
     done = subprocess.run(
         [sys.executable, "-c", _LOAD_AND_MEASURE, str(store_dir), str(warm_dir)],
-        capture_output=True, text=True, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
@@ -783,6 +795,7 @@ def test_a_lone_surrogate_in_api_input_is_refused_before_anything_is_written(
 
 # ------------------------------------------------------------------ a newer format version
 
+
 def test_a_file_with_a_newer_format_version_is_read_but_never_written(store_dir: Path) -> None:
     header = crc_line(b'{"type":"_coaia","format":"coaia-store","version":2,"createdAt":"2030-01-01T00:00:00.000Z"')
     line = crc_line(b'{"type":"entity","name":"from-the-future","entityType":"t","observations":["hi"]')
@@ -848,7 +861,10 @@ def without_privileges(script: str, *args: str) -> dict[str, Any]:
         pytest.skip("needs root and setpriv to drop capabilities (root itself ignores permissions)")
     done = subprocess.run(
         [SETPRIV, "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-c", script, *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)

@@ -3,7 +3,7 @@ and the accepted range (1000-01-01 to 9998-12-31, UTC), and every stored date is
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from coaia_store.models import MAX_DAYS
 from coaia_store.reports.advancement import advancement_report
 from coaia_store.server.app import build_server
 
-NOW = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
 RANGE = "1000-01-01 to 9998-12-31"
 OUT_OF_RANGE = [
     "9999-12-31T23:59:59-01:00",  # year 10000 once in UTC
@@ -77,12 +77,15 @@ def test_moving_a_step_outside_the_calendar_is_refused_and_changes_nothing(
     assert _file_bytes(store_dir) == before
 
 
-@pytest.mark.parametrize(("due", "stored"), [
-    ("1000-01-01", "1000-01-01"),
-    ("1000-01-01T00:00:00Z", "1000-01-01T00:00:00.000Z"),
-    ("9998-12-31T23:59:59.999Z", "9998-12-31T23:59:59.999Z"),
-    ("9998-12-31T22:00:00-01:00", "9998-12-31T23:00:00.000Z"),
-])
+@pytest.mark.parametrize(
+    ("due", "stored"),
+    [
+        ("1000-01-01", "1000-01-01"),
+        ("1000-01-01T00:00:00Z", "1000-01-01T00:00:00.000Z"),
+        ("9998-12-31T23:59:59.999Z", "9998-12-31T23:59:59.999Z"),
+        ("9998-12-31T22:00:00-01:00", "9998-12-31T23:00:00.000Z"),
+    ],
+)
 def test_the_edges_of_the_range_are_stored_as_four_digit_iso_dates(charts: Charts, due: str, stored: str) -> None:
     chart_id = _chart(charts, due)
 
@@ -154,12 +157,14 @@ _moments = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12
 
 
 def _in_range(moment: datetime) -> bool:
-    return datetime(1000, 1, 1, tzinfo=timezone.utc) <= moment <= datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc)
+    return datetime(1000, 1, 1, tzinfo=UTC) <= moment <= datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 
 
 @settings(max_examples=100 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(moment=_moments)
-def test_any_zoned_due_date_is_refused_or_stored_as_a_four_digit_utc_date_time(charts: Charts, moment: datetime) -> None:
+def test_any_zoned_due_date_is_refused_or_stored_as_a_four_digit_utc_date_time(
+    charts: Charts, moment: datetime
+) -> None:
     try:
         chart_id = _chart(charts, moment.isoformat())
     except InvalidInputError as refused:

@@ -46,8 +46,10 @@ class Block:
 
 def blocks(doc: str) -> list[Block]:
     text = (REPO / doc).read_text()
-    return [Block(m["lang"], textwrap.dedent(m["body"]) if m["indent"] else m["body"], m.end(), m.start())
-            for m in _BLOCK.finditer(text)]
+    return [
+        Block(m["lang"], textwrap.dedent(m["body"]) if m["indent"] else m["body"], m.end(), m.start())
+        for m in _BLOCK.finditer(text)
+    ]
 
 
 def commands(body: str) -> list[str]:
@@ -85,8 +87,14 @@ class Sandbox:
         shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m coaia_store "$@"\n')
         shim.chmod(0o755)
         keep = {k: v for k, v in os.environ.items() if not k.startswith(("COAIA_", "CLAUDE_"))}
-        self.env = {**keep, "HOME": str(self.home), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-                    "PYTHONPATH": str(REPO), "COAIA_TOKEN": "docs-token", "NO_COLOR": "1"}
+        self.env = {
+            **keep,
+            "HOME": str(self.home),
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+            "PYTHONPATH": str(REPO),
+            "COAIA_TOKEN": "docs-token",
+            "NO_COLOR": "1",
+        }
         self.chart_id = ""
         self.step_id = ""
 
@@ -100,8 +108,15 @@ class Sandbox:
         if command.startswith("cd "):
             self.cwd = Path(os.path.expanduser(command[3:].strip().replace("~", str(self.home), 1)))
             return subprocess.CompletedProcess(command, 0, "", "")
-        result = subprocess.run(["bash", "-c", command], cwd=self.cwd, env=self.env, capture_output=True,
-                                text=True, timeout=120, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            ["bash", "-c", command],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
         if created := re.search(r"created chart (\S+)", result.stdout):
             self.chart_id = created.group(1)
         if steps := re.findall(r"\b(chart_\S+_action_\d+_[0-9a-f]{8})\b", result.stdout):
@@ -132,8 +147,7 @@ def test_the_docs_have_offline_commands_and_skip_only_the_listed_kinds() -> None
     everything = [c for doc in DOCS for c in _all_commands(doc)]
     skipped = [c for c in everything if skip_reason(c)]
 
-    assert len(everything) - len(skipped) >= 20 and all(shlex.split(c)[0] in (*SKIPPED, "coaia-store")
-                                                          for c in skipped)
+    assert len(everything) - len(skipped) >= 20 and all(shlex.split(c)[0] in (*SKIPPED, "coaia-store") for c in skipped)
 
 
 # ---------------------------------------------------------------- sample output
@@ -144,9 +158,9 @@ def _samples() -> list[tuple[str, str, str]]:
     for doc in DOCS:
         text = (REPO / doc).read_text()
         listed = blocks(doc)
-        for shown, output in zip(listed, listed[1:]):
+        for shown, output in zip(listed, listed[1:], strict=False):
             runnable = commands(shown.body) if shown.lang == "bash" else []
-            if output.lang == "text" and len(runnable) == 1 and not text[shown.end:output.start].strip():
+            if output.lang == "text" and len(runnable) == 1 and not text[shown.end : output.start].strip():
                 found.append((doc, runnable[0], output.body))
     return found
 

@@ -18,11 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from coaia_store import Store
-from coaia_store.graph.config import CompactionConfig, StoreConfig
-from coaia_store.errors import CoaiaError, ReadOnlyError, StorageError
-
 from faults import (
     FaultyIO,
     Snapshot,
@@ -41,12 +36,17 @@ from faults import (
     unsynced_io,
 )
 
+from coaia_store import Store
+from coaia_store.errors import CoaiaError, ReadOnlyError, StorageError
+from coaia_store.graph.config import CompactionConfig, StoreConfig
+
 CHECK = StoreConfig(lockTimeoutSeconds=2)  # a lock left held shows up as StoreBusyError, not a hang
 MAX_FAULT_POINTS = 400
 TORN_TAIL = "truncated (torn tail)"
 
 
 # ------------------------------------------------------------------ operations and their starting files
+
 
 def observe(name: str, *contents: str) -> dict[str, object]:
     return {"entityName": name, "contents": list(contents)}
@@ -138,6 +138,7 @@ FAULTS += [Fault(errno.ENOSPC, True, short_write=True)]  # the disk refuses ever
 
 
 # ------------------------------------------------------------------ one trial and its checks
+
 
 @dataclass(frozen=True)
 class Expected:
@@ -267,6 +268,7 @@ def check_repaired(op: Operation, store_dir: Path, on_disk: Snapshot) -> list[st
 
 # ------------------------------------------------------------------ the loop
 
+
 @pytest.fixture(scope="module")
 def tally() -> Iterator[Tally]:
     total = Tally()
@@ -303,6 +305,7 @@ def test_an_io_fault_at_any_call_never_loses_acknowledged_data_or_leaves_a_parti
 
 
 # ------------------------------------------------------------------ fsync failure and tail-repair ordering
+
 
 def test_a_failed_fsync_makes_the_context_read_only_but_still_readable(store_dir: Path) -> None:
     three_line_store(store_dir)

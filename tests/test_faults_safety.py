@@ -23,13 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from coaia_store import Store
-from coaia_store.graph.config import StoreConfig
-from coaia_store.errors import CoaiaError
-from coaia_store.safety.integrity import validate_integrity
-from coaia_store.storage.lines import decode_line
-
 from faults import (
     FaultyIO,
     Snapshot,
@@ -44,6 +37,12 @@ from faults import (
     three_line_store,
     unsynced_io,
 )
+
+from coaia_store import Store
+from coaia_store.errors import CoaiaError
+from coaia_store.graph.config import StoreConfig
+from coaia_store.safety.integrity import validate_integrity
+from coaia_store.storage.lines import decode_line
 
 CHECK = StoreConfig(lockTimeoutSeconds=2)  # a lock left held shows up as StoreBusyError, not a hang
 MAX_FAULT_POINTS = 200
@@ -119,7 +118,9 @@ OPERATIONS: dict[str, Operation] = {
     "restore of a verified backup": Operation(_backed_up_then_changed, _restore, exact=True),
     "repair of a damaged middle line": Operation(_damaged_middle, _repair, exact=False),
     "repair of a torn tail": Operation(_torn, _repair, exact=True),
-    "repair restoring a damaged line from a backup": Operation(_damaged_after_a_backup, _repair, exact=False, converges=True),
+    "repair restoring a damaged line from a backup": Operation(
+        _damaged_after_a_backup, _repair, exact=False, converges=True
+    ),
     "backup over a damaged manifest": Operation(_manifest_damaged, lambda s: s.backups.backup_context(), exact=True),
 }
 
@@ -156,9 +157,11 @@ def expected_outcomes(op: Operation, root: Path) -> Expected:
 def holds_all(state: Snapshot, required: Snapshot) -> bool:
     """Every entity, relation and pass-through record of ``required`` is in ``state``, unchanged."""
     entities, relations, extras = state
-    return (all(entities.get(k) == v for k, v in required[0].items())
-            and all(relations.get(k) == v for k, v in required[1].items())
-            and all(x in extras for x in required[2]))
+    return (
+        all(entities.get(k) == v for k, v in required[0].items())
+        and all(relations.get(k) == v for k, v in required[1].items())
+        and all(x in extras for x in required[2])
+    )
 
 
 def state_problems(op: Operation, expected: Expected, state: Snapshot, error: Exception | None) -> list[str]:
@@ -174,7 +177,9 @@ def state_problems(op: Operation, expected: Expected, state: Snapshot, error: Ex
 # ------------------------------------------------------------------ one trial and its checks
 
 
-def trial(op: Operation, fault: tuple[int, bool], n: int, expected: Expected, store_dir: Path) -> tuple[bool, list[str]]:
+def trial(
+    op: Operation, fault: tuple[int, bool], n: int, expected: Expected, store_dir: Path
+) -> tuple[bool, list[str]]:
     """Run ``op`` with call ``n`` failing; return whether a fault fired and every rule broken."""
     copy_store(expected.template, store_dir)
     io = FaultyIO(n, fault[0], persistent=fault[1], durable=False)
@@ -189,8 +194,10 @@ def trial(op: Operation, fault: tuple[int, bool], n: int, expected: Expected, st
                 problems.append(f"raised {type(exc).__name__}: {exc}")
         io.disarm()
     problems += check_fresh(op, expected, store_dir, error)
-    where = f"{errno.errorcode[fault[0]]} {'persistent' if fault[1] else 'once'}, call {n} " \
-            f"({io.injected[0] if io.injected else 'no fault'})"
+    where = (
+        f"{errno.errorcode[fault[0]]} {'persistent' if fault[1] else 'once'}, call {n} "
+        f"({io.injected[0] if io.injected else 'no fault'})"
+    )
     return io.fired, [f"{where}: {p}" for p in problems]
 
 
@@ -223,7 +230,8 @@ def check_backups(store: Store) -> list[str]:
     except CoaiaError as exc:
         return [f"the manifest does not load: {exc}"]
     return [f"listed backup {r.id} does not verify: {r.problems[:2]}" for r in store.backups.verify() if not r.ok] + (
-        [] if listed else ["the manifest lists no backup at all"])
+        [] if listed else ["the manifest lists no backup at all"]
+    )
 
 
 def check_unlocked(store: Store) -> list[str]:
@@ -248,7 +256,10 @@ def check_repair(store_dir: Path, state: Snapshot, uninterrupted: Snapshot | Non
     again = [change for c in second.contexts for change in c.repairs]
     problems += [f"a second repair changed something: {again}"] if again else []
     problems += [] if holds_all(repaired, state) else ["the repair lost records"]
-    if uninterrupted is not None and {k: v for k, v in repaired[0].items() if k != "probe-new-store"} != uninterrupted[0]:
+    if (
+        uninterrupted is not None
+        and {k: v for k, v in repaired[0].items() if k != "probe-new-store"} != uninterrupted[0]
+    ):
         problems.append(f"the repair after the fault left {sorted(repaired[0])}, not {sorted(uninterrupted[0])}")
     return problems
 
@@ -258,8 +269,12 @@ def check_none_orphaned(store: Store) -> list[str]:
     failed backup could not remove, of a damaged file or cut short, is no backup)."""
     problem = store.backups.manifest_problem()
     listed = {b.file for b in store.backups.list_backups()}
-    unlisted = [p for p in sorted((store.path / ".backup").glob("*/*.jsonl.gz")) if str(p.relative_to(store.path)) not in listed]
-    return ([problem] if problem else []) + [f"backup file {p.name} is whole but not listed" for p in unlisted if _whole(p)]
+    unlisted = [
+        p for p in sorted((store.path / ".backup").glob("*/*.jsonl.gz")) if str(p.relative_to(store.path)) not in listed
+    ]
+    return ([problem] if problem else []) + [
+        f"backup file {p.name} is whole but not listed" for p in unlisted if _whole(p)
+    ]
 
 
 def _whole(path: Path) -> bool:
@@ -285,9 +300,11 @@ def check_new_backup(store: Store) -> list[str]:
 def tally() -> Iterator[Tally]:
     total = Tally()
     yield total
-    print(f"\nFIGURE T12 safety net: {len(total.operations)} operations x {total.fault_points} fault points "
-          f"(summed over operations) x {len(FAULTS)} faults and modes (EIO/ENOSPC/EACCES x once/persistent) = "
-          f"{total.trials} trials, {total.violations} violations")
+    print(
+        f"\nFIGURE T12 safety net: {len(total.operations)} operations x {total.fault_points} fault points "
+        f"(summed over operations) x {len(FAULTS)} faults and modes (EIO/ENOSPC/EACCES x once/persistent) = "
+        f"{total.trials} trials, {total.violations} violations"
+    )
 
 
 def run_loop(op: Operation, fault: tuple[int, bool], expected: Expected, root: Path) -> tuple[int, list[str]]:

@@ -10,8 +10,10 @@ import pytest
 from gitclones import GIT, clone, make_repo
 from mcp import Client, StdioServerParameters
 
-pytestmark = [pytest.mark.anyio,
-              pytest.mark.skipif(GIT is None, reason="git is not installed: sharing through git cannot be tested")]
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(GIT is None, reason="git is not installed: sharing through git cannot be tested"),
+]
 
 
 async def test_a_running_server_sees_the_steps_a_pull_brings(tmp_path: Path) -> None:
@@ -19,8 +21,9 @@ async def test_a_running_server_sees_the_steps_a_pull_brings(tmp_path: Path) -> 
     here, there = clone(tmp_path, origin, "here"), clone(tmp_path, origin, "there")
     chart = there.charts.list_charts().charts[0].chartId
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data" / "here")}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "coaia_store", "serve", "--dir",
-                                                                 str(here.repo / ".coaia")], env=env)
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "coaia_store", "serve", "--dir", str(here.repo / ".coaia")], env=env
+    )
     async with Client(params) as server:
         before = await server.call_tool("get_chart", {"chartId": chart})
         there.charts.add_action_step(chartId=chart, title="Plant beans")

@@ -67,12 +67,15 @@ def test_two_branches_that_each_add_a_step_keep_both(tmp_path: Path, origin: Pat
 
 
 def test_a_step_telescoped_on_two_clones_shows_one_sub_chart_everywhere_and_reports_the_other(
-        tmp_path: Path, origin: Path) -> None:
+    tmp_path: Path, origin: Path
+) -> None:
     a, b = two(tmp_path, origin)
     chart = chart_of(a)
     step = a.charts.get_chart(chartId=chart).actionSteps[0].name
-    subs = {c.charts.telescope_action_step(actionStep=step, currentReality=f"Plan from {name}").chart.chartId
-            for c, name in ((a, "a"), (b, "b"))}
+    subs = {
+        c.charts.telescope_action_step(actionStep=step, currentReality=f"Plan from {name}").chart.chartId
+        for c, name in ((a, "a"), (b, "b"))
+    }
     a.commit("a")
     b.commit("b")
 
@@ -252,11 +255,17 @@ def test_a_store_set_up_with_init_git_is_healthy_once_its_automatic_backups_exis
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
     cli = [sys.executable, "-m", "coaia_store", "--dir", str(repo / ".coaia")]
     subprocess.run([*cli, "init", "--git"], env=env, check=True, capture_output=True)
-    subprocess.run([*cli, "chart-create", "--outcome", "A shed", "--reality", "None", "--due", "2030-01-01"],
-                   env=env, check=True, capture_output=True)  # the first write of the day takes the daily backup
+    subprocess.run(
+        [*cli, "chart-create", "--outcome", "A shed", "--reality", "None", "--due", "2030-01-01"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )  # the first write of the day takes the daily backup
 
-    answers = [subprocess.run([*cli, command], env=env, capture_output=True, text=True, check=False)
-               for command in ("status", "validate", "doctor")]
+    answers = [
+        subprocess.run([*cli, command], env=env, capture_output=True, text=True, check=False)
+        for command in ("status", "validate", "doctor")
+    ]
     assert [a.returncode for a in answers] == [0, 0, 0], [a.stdout + a.stderr for a in answers]
 
 
@@ -267,8 +276,12 @@ def test_init_git_keeps_backups_where_git_clean_cannot_delete_them(tmp_path: Pat
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", ""), "XDG_DATA_HOME": str(tmp_path / "data")}
     cli = [sys.executable, "-m", "coaia_store", "--dir", str(repo / ".coaia")]
     subprocess.run([*cli, "init"], env=env, check=True, capture_output=True)
-    subprocess.run([*cli, "chart-create", "--outcome", "A shed", "--reality", "None", "--due", "2030-01-01"],
-                   env=env, check=True, capture_output=True)
+    subprocess.run(
+        [*cli, "chart-create", "--outcome", "A shed", "--reality", "None", "--due", "2030-01-01"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     subprocess.run([*cli, "backup"], env=env, check=True, capture_output=True)
 
     done = subprocess.run([*cli, "init", "--git"], env=env, capture_output=True, text=True, check=False)
@@ -340,8 +353,26 @@ def random_op(rng: random.Random, model: Model, c: Clone) -> None:
     steps = chart.actionSteps
     step = rng.choice(steps) if steps else None
     n = model.ops + 1
-    kind = rng.choice(["chart", "step", "step", "complete", "title", "note", "reality", "reality", "outcome", "due",
-                       "telescope", "entity", "observe", "unobserve", "relate", "meta"])
+    kind = rng.choice(
+        [
+            "chart",
+            "step",
+            "step",
+            "complete",
+            "title",
+            "note",
+            "reality",
+            "reality",
+            "outcome",
+            "due",
+            "telescope",
+            "entity",
+            "observe",
+            "unobserve",
+            "relate",
+            "meta",
+        ]
+    )
     if kind == "chart":
         made = charts.create_chart(desiredOutcome=f"Outcome {n}", currentReality=f"Reality {n}", dueDate="2031-06-30")
         model.present.append((model.did(c), "chart", (made.chart.chartId,)))
@@ -373,8 +404,13 @@ def random_op(rng: random.Random, model: Model, c: Clone) -> None:
         due = f"2032-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
         charts.update_desired_outcome(chartId=chart.chartId, dueDate=due)
         model.wrote(c, ("due", chart.chartId), due)
-    elif kind == "telescope" and step is not None and step.subChartId is None and not step.completed and _unshared(
-            model, c, step.name):
+    elif (
+        kind == "telescope"
+        and step is not None
+        and step.subChartId is None
+        and not step.completed
+        and _unshared(model, c, step.name)
+    ):
         charts.telescope_action_step(actionStep=step.name, currentReality=f"Sub {n}")
         model.did(c)
     elif kind in ("entity", "observe", "unobserve", "relate", "meta"):
@@ -392,8 +428,9 @@ def graph_op(rng: random.Random, model: Model, c: Clone, kind: str, n: int) -> N
     have = [e.name for e in store.read_graph(context="work").entities] if "work" in store.contexts() else []
     name = rng.choice(["e0", "e1", "e2", "e3"])
     if kind == "entity" or not have:
-        made = store.create_entities([{"name": name, "entityType": "thing", "observations": [f"obs {n}"]}],
-                                     context="work", if_exists="skip")
+        made = store.create_entities(
+            [{"name": name, "entityType": "thing", "observations": [f"obs {n}"]}], context="work", if_exists="skip"
+        )
         if made.created:
             model.present.append((model.did(c), "obs", (name, f"obs {n}")))
     elif kind == "observe":
@@ -464,7 +501,9 @@ def check_everything_present(model: Model, c: Clone) -> dict[str, int]:
     relations = {(r.from_, r.to) for r in store.read_graph(context="work").relations} if work else set()
     conflicts = store.conflicts(settled=True)
     for op, kind, args in model.present:
-        assert _present(kind, args, views, steps, work, relations), f"operation {op} ({kind} {args}) was acknowledged and is gone"
+        assert _present(kind, args, views, steps, work, relations), (
+            f"operation {op} ({kind} {args}) was acknowledged and is gone"
+        )
     for op, entity, gone in model.absent:
         assert gone not in work[entity].observations, f"operation {op} deleted {gone!r} of {entity}: it is back"
     for field in model.fields:
@@ -472,17 +511,30 @@ def check_everything_present(model: Model, c: Clone) -> dict[str, int]:
         shown = _shown(field, views, steps, work)
         assert shown in values, f"{field}: shows {shown!r}, not one of the latest writes {values}"
         if len(values) > 1:
-            targets = {"title": [field[-1]], "outcome": [f"{field[-1]}_desired_outcome"],
-                       "due": [f"{field[-1]}_chart", f"{field[-1]}_desired_outcome"], "meta": [field[-1]]}[field[0]]
+            targets = {
+                "title": [field[-1]],
+                "outcome": [f"{field[-1]}_desired_outcome"],
+                "due": [f"{field[-1]}_chart", f"{field[-1]}_desired_outcome"],
+                "meta": [field[-1]],
+            }[field[0]]
             reported = {v.value for x in conflicts if x.target in targets for v in x.values}  # open or settled
             assert values <= reported, f"{field}: concurrent writes {values} kept {shown!r}, reported only {reported}"
     overridden = sum(len({v for _, v, _ in model.survivors(f)}) - 1 for f in model.fields)
-    return {"conflicts": len(conflicts), "writes shown only in a conflict": overridden,
-            "acknowledged checked": len(model.present) + len(model.fields)}
+    return {
+        "conflicts": len(conflicts),
+        "writes shown only in a conflict": overridden,
+        "acknowledged checked": len(model.present) + len(model.fields),
+    }
 
 
-def _present(kind: str, args: tuple[str, ...], views: dict[str, Any], steps: dict[str, Any], work: dict[str, Any],
-             relations: set[tuple[str, str]]) -> bool:
+def _present(
+    kind: str,
+    args: tuple[str, ...],
+    views: dict[str, Any],
+    steps: dict[str, Any],
+    work: dict[str, Any],
+    relations: set[tuple[str, str]],
+) -> bool:
     if kind == "chart":
         return args[0] in views
     if kind == "step":
@@ -512,8 +564,10 @@ def run_clones(tmp_path: Path, seed: int, count: int, rounds: int) -> None:
     rng = random.Random(seed)
     origin = make_repo(tmp_path)
     skewed = rng.randrange(count)
-    clones = [clone(tmp_path, origin, f"c{i}", clock=(lambda: utc_now() - timedelta(minutes=90)) if i == skewed else None)
-              for i in range(count)]
+    clones = [
+        clone(tmp_path, origin, f"c{i}", clock=(lambda: utc_now() - timedelta(minutes=90)) if i == skewed else None)
+        for i in range(count)
+    ]
     model = Model(clones)
     merges = 0
     try:
@@ -547,17 +601,21 @@ def add_figures(figures: dict[str, int]) -> None:
         path.write_text(json.dumps({k: total.get(k, 0) + v for k, v in figures.items()}))
 
 
-@settings(max_examples=12 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                           HealthCheck.too_slow])
+@settings(
+    max_examples=12 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_two_clones_converge_and_lose_nothing(tmp_path_factory: pytest.TempPathFactory, seed: int) -> None:
     run_clones(tmp_path_factory.mktemp("two"), seed, 2, rounds=4)
 
 
-@settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                           HealthCheck.too_slow])
+@settings(
+    max_examples=8 * SCALE,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_three_clones_converge_and_lose_nothing(tmp_path_factory: pytest.TempPathFactory, seed: int) -> None:
     run_clones(tmp_path_factory.mktemp("three"), seed, 3, rounds=5)
-
-

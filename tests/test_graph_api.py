@@ -20,7 +20,11 @@ def test_created_entity_is_read_back_with_its_context(store: Store) -> None:
     [ada] = store.open_entities(["ada"]).entities
 
     assert (ada.name, ada.entityType, ada.observations, ada.metadata, ada.context) == (
-        "ada", "person", ["ada exists"], {"role": "engineer"}, "default"
+        "ada",
+        "person",
+        ["ada exists"],
+        {"role": "engineer"},
+        "default",
     )
 
 
@@ -89,7 +93,9 @@ def test_adding_observations_to_a_missing_entity_fails_whole_call(store: Store) 
 def test_deleting_observations_removes_only_those(store: Store) -> None:
     store.create_entities([_entity("ada", observations=["a", "b", "c"])])
 
-    result = store.delete_observations([{"entityName": "ada", "observations": ["b", "zz"]}, {"entityName": "x", "observations": []}])
+    result = store.delete_observations(
+        [{"entityName": "ada", "observations": ["b", "zz"]}, {"entityName": "x", "observations": []}]
+    )
 
     assert (result.deleted, result.notFound) == (1, ["x"])
     assert store.open_entities(["ada"]).entities[0].observations == ["a", "c"]
@@ -117,11 +123,13 @@ def test_existing_relation_is_reported_unchanged(store: Store) -> None:
 
 def test_open_entities_returns_relations_at_either_end(store: Store) -> None:
     store.create_entities([_entity("ada"), _entity("bob"), _entity("cy")])
-    store.create_relations([
-        {"from": "ada", "to": "bob", "relationType": "knows"},
-        {"from": "cy", "to": "ada", "relationType": "mentors"},
-        {"from": "bob", "to": "cy", "relationType": "knows"},
-    ])
+    store.create_relations(
+        [
+            {"from": "ada", "to": "bob", "relationType": "knows"},
+            {"from": "cy", "to": "ada", "relationType": "mentors"},
+            {"from": "bob", "to": "cy", "relationType": "knows"},
+        ]
+    )
 
     result = store.open_entities(["ada"])
 
@@ -156,7 +164,9 @@ def test_deleting_a_relation_keeps_the_entities(store: Store) -> None:
 
 def test_rename_moves_relations_to_the_new_name(store: Store) -> None:
     store.create_entities([_entity("ada"), _entity("bob")])
-    store.create_relations([{"from": "ada", "to": "bob", "relationType": "knows"}, {"from": "bob", "to": "ada", "relationType": "knows"}])
+    store.create_relations(
+        [{"from": "ada", "to": "bob", "relationType": "knows"}, {"from": "bob", "to": "ada", "relationType": "knows"}]
+    )
 
     result = store.update_entity({"name": "ada", "newName": "ada-l"})
 
@@ -258,7 +268,9 @@ def test_a_bad_cursor_is_a_clear_error(store: Store) -> None:
         ({"name": "x" * 1001, "entityType": "t"}, "1000"),
     ],
 )
-def test_malformed_entities_are_refused_with_the_field_named(store: Store, store_dir: Path, entity: dict, message: str) -> None:
+def test_malformed_entities_are_refused_with_the_field_named(
+    store: Store, store_dir: Path, entity: dict, message: str
+) -> None:
     with pytest.raises(InvalidInputError, match=message):
         store.create_entities([entity])
 

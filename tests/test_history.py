@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ from coaia_store.storage.clock import iso_timestamp
 
 SCALE = int(os.environ.get("COAIA_TORTURE_SCALE", "1"))
 FAST = StoreConfig(fsync="never")  # durability is not under test here
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 Snapshot = tuple[tuple[tuple[str, tuple[str, ...]], ...], tuple[tuple[str, str, str], ...]]
 
@@ -91,7 +91,9 @@ def test_entity_history_lists_every_version_with_its_time_and_operation(timed: S
     assert [v.opId for v in reversed(versions)] == [op.id for op in ops]
 
 
-def test_operations_written_before_a_compaction_are_listed_once_with_the_same_ids(timed: Store, clock: ManualClock) -> None:
+def test_operations_written_before_a_compaction_are_listed_once_with_the_same_ids(
+    timed: Store, clock: ManualClock
+) -> None:
     at(clock, lambda: timed.create_entities([entity("a"), entity("b")]))
     at(clock, lambda: timed.create_relations([relation("a", "b")]))
     before = History(timed).operations().operations
@@ -175,8 +177,9 @@ def test_get_chart_as_of_shows_the_chart_as_it_was(timed: Store, clock: ManualCl
 
     def create() -> None:
         nonlocal chart_id
-        chart_id = charts.create_chart(desiredOutcome="A garden", currentReality="Bare soil", dueDate="2026-06-30",
-                                       actionSteps=["Dig"]).chart.chartId
+        chart_id = charts.create_chart(
+            desiredOutcome="A garden", currentReality="Bare soil", dueDate="2026-06-30", actionSteps=["Dig"]
+        ).chart.chartId
 
     created = at(clock, create)
     step = charts.get_chart(chartId=chart_id).actionSteps[0].name
@@ -193,8 +196,12 @@ def test_get_chart_as_of_shows_the_chart_as_it_was(timed: Store, clock: ManualCl
 
 def test_chart_history_tells_the_charts_evolution(timed: Store, clock: ManualClock) -> None:
     charts = Charts(timed)
-    created = charts.create_chart(desiredOutcome="A garden", currentReality="Bare soil", dueDate="2026-06-30",
-                                  actionSteps=[{"title": "Dig", "dueDate": "2026-04-01"}])
+    created = charts.create_chart(
+        desiredOutcome="A garden",
+        currentReality="Bare soil",
+        dueDate="2026-06-30",
+        actionSteps=[{"title": "Dig", "dueDate": "2026-04-01"}],
+    )
     chart_id, step = created.chart.chartId, created.chart.actionSteps[0].name
     clock.tick()
     charts.update_current_reality(chartId=chart_id, observations=["Soil tested"])

@@ -11,23 +11,22 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from faults import SCALE, data_file, entity, history_copies, tmpfs
 
 from coaia_store import Store
-from coaia_store.graph.config import CompactionConfig, StoreConfig
 from coaia_store.errors import CoaiaError
-
-from faults import SCALE, data_file, entity, history_copies, tmpfs
+from coaia_store.graph.config import CompactionConfig, StoreConfig
 
 EAGER = StoreConfig(compaction=CompactionConfig(garbageRatio=0.2, minBytes=0))  # compaction due at almost every write
 
 
 class Clock:
     def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -76,7 +75,9 @@ def test_a_failed_automatic_compaction_is_reported_in_status_with_what_to_do(blo
     assert info.degraded and status.degraded and any("automatic compaction failed" in p for p in status.problems)
 
 
-def test_a_failed_compaction_is_retried_after_its_backoff_and_a_success_clears_the_report(blocked_history: Path) -> None:
+def test_a_failed_compaction_is_retried_after_its_backoff_and_a_success_clears_the_report(
+    blocked_history: Path,
+) -> None:
     clock = Clock()
     with Store(blocked_history, config=EAGER, clock=clock) as store:
         superseding_writes(store, 2)
@@ -133,10 +134,12 @@ def test_on_a_full_1_mib_disk_no_saved_write_is_answered_nothing_was_saved(tiny_
         problems = fresh.status().problems
     lost = [n for n in tally.acknowledged if n not in present]
     false_answers = [n for n in tally.said_nothing_saved if n in present]
-    print(f"\nFIGURE full disk (1 MiB tmpfs): {tally.calls} calls, {len(tally.acknowledged)} acknowledged, "
-          f"{tally.compaction_failed} of them with a failed compaction reported, "
-          f"{len(lost)} lost, {len(tally.said_nothing_saved)} answered 'nothing was saved', "
-          f"{len(false_answers)} of them false, {len(tally.other_errors)} other errors")
+    print(
+        f"\nFIGURE full disk (1 MiB tmpfs): {tally.calls} calls, {len(tally.acknowledged)} acknowledged, "
+        f"{tally.compaction_failed} of them with a failed compaction reported, "
+        f"{len(lost)} lost, {len(tally.said_nothing_saved)} answered 'nothing was saved', "
+        f"{len(false_answers)} of them false, {len(tally.other_errors)} other errors"
+    )
     assert tally.said_nothing_saved, "precondition: the disk filled up"
     assert not lost and not false_answers
     assert data_file(tiny_disk).exists() and problems is not None

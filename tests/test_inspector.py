@@ -19,9 +19,26 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(NPX is None, reason="npx (Nod
 
 
 def _inspector(store_dir: Path, *method: str) -> dict:
-    command = [NPX, "-y", INSPECTOR, "--cli", sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), *method]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NPM_CONFIG_LOGLEVEL": "error", "NO_UPDATE_NOTIFIER": "1"})
+    command = [
+        NPX,
+        "-y",
+        INSPECTOR,
+        "--cli",
+        sys.executable,
+        "-m",
+        "coaia_store",
+        "serve",
+        "--dir",
+        str(store_dir),
+        *method,
+    ]
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NPM_CONFIG_LOGLEVEL": "error", "NO_UPDATE_NOTIFIER": "1"},
+    )
     if done.returncode != 0 and any(sign in done.stderr for sign in OFFLINE_SIGNS):
         pytest.skip(f"the npm registry is unreachable, so the Inspector cannot be fetched: {done.stderr[-200:]}")
     assert done.returncode == 0, done.stdout + done.stderr
@@ -36,8 +53,15 @@ def test_inspector_lists_the_tools_with_schemas(store_dir: Path) -> None:
 
 
 def test_inspector_call_writes_to_the_store(store_dir: Path) -> None:
-    result = _inspector(store_dir, "--method", "tools/call", "--tool-name", "create_entity",
-                        "--tool-arg", 'entities=[{"name":"from-inspector","entityType":"test"}]')
+    result = _inspector(
+        store_dir,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "create_entity",
+        "--tool-arg",
+        'entities=[{"name":"from-inspector","entityType":"test"}]',
+    )
 
     assert result["structuredContent"]["created"] == ["from-inspector"]
     assert b"from-inspector" in (store_dir / "charts.jsonl").read_bytes()

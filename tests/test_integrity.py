@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,9 @@ def _legacy(store_dir: Path, *lines: str) -> None:
 
 
 def test_a_healthy_store_is_ok(store: Store) -> None:
-    Charts(store).create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01", actionSteps=["Beds"])
+    Charts(store).create_chart(
+        desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01", actionSteps=["Beds"]
+    )
 
     report = validate_integrity(store)
 
@@ -27,8 +29,11 @@ def test_a_healthy_store_is_ok(store: Store) -> None:
 
 
 def test_relations_to_missing_entities_are_reported(store_dir: Path) -> None:
-    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":[]}',
-            '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}')
+    _legacy(
+        store_dir,
+        '{"type":"entity","name":"a","entityType":"t","observations":[]}',
+        '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}',
+    )
 
     report = validate_integrity(Store(store_dir))
 
@@ -36,8 +41,11 @@ def test_relations_to_missing_entities_are_reported(store_dir: Path) -> None:
 
 
 def test_repair_removes_dangling_relations_and_logs_it(store_dir: Path) -> None:
-    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":[]}',
-            '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}')
+    _legacy(
+        store_dir,
+        '{"type":"entity","name":"a","entityType":"t","observations":[]}',
+        '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}',
+    )
     store = Store(store_dir)
 
     repaired = validate_integrity(store, repair=True)
@@ -47,8 +55,11 @@ def test_repair_removes_dangling_relations_and_logs_it(store_dir: Path) -> None:
 
 
 def test_a_second_repair_changes_nothing(store_dir: Path) -> None:
-    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":[]}',
-            '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}')
+    _legacy(
+        store_dir,
+        '{"type":"entity","name":"a","entityType":"t","observations":[]}',
+        '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}',
+    )
     store = Store(store_dir)
     validate_integrity(store, repair=True)
     size = (store_dir / "charts.jsonl").stat().st_size
@@ -79,8 +90,9 @@ def test_damaged_lines_are_reported_with_their_numbers_and_checksum_failures(dam
 
 def test_a_sub_chart_whose_parent_chart_is_gone_is_an_orphan(store: Store) -> None:
     charts = Charts(store)
-    chart = charts.create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01",
-                                actionSteps=["Beds"]).chart
+    chart = charts.create_chart(
+        desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01", actionSteps=["Beds"]
+    ).chart
     sub = charts.telescope_action_step(actionStep=chart.actionSteps[0].name, currentReality="Lumber").chart
     store.delete_entities([f"{chart.chartId}_chart", chart.actionSteps[0].name])
 
@@ -88,8 +100,11 @@ def test_a_sub_chart_whose_parent_chart_is_gone_is_an_orphan(store: Store) -> No
 
 
 def test_a_step_due_after_its_chart_breaks_the_timeline(store: Store) -> None:
-    chart = Charts(store).create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01",
-                                       actionSteps=["Beds"]).chart
+    chart = (
+        Charts(store)
+        .create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01", actionSteps=["Beds"])
+        .chart
+    )
     step = chart.actionSteps[0].name
     store.update_entity({"name": step, "metadata": {"dueDate": "2027-06-01"}})
 
@@ -117,7 +132,9 @@ def _damage_entity_lines(store_dir: Path, name: str) -> None:
     """Break the checksum of every line of charts.jsonl that writes entity ``name``."""
     path = store_dir / "charts.jsonl"
     marker = f'"name":"{name}"'.encode()
-    path.write_bytes(b"".join(line.replace(marker, marker.upper()) for line in path.read_bytes().splitlines(keepends=True)))
+    path.write_bytes(
+        b"".join(line.replace(marker, marker.upper()) for line in path.read_bytes().splitlines(keepends=True))
+    )
 
 
 def _flip_a_byte(path: Path) -> None:
@@ -134,7 +151,9 @@ def _names(store: Store) -> set[str]:
     return {e.name for e in store.read_graph().entities}
 
 
-def test_repair_restores_an_entity_lost_with_a_damaged_line_from_the_newest_backup(store: Store, store_dir: Path) -> None:
+def test_repair_restores_an_entity_lost_with_a_damaged_line_from_the_newest_backup(
+    store: Store, store_dir: Path
+) -> None:
     store.create_entities([{"name": "a", "entityType": "t"}])
     store.create_entities([{"name": "b", "entityType": "t"}])
     backup = store.backups.backup_context(None, "manual")
@@ -146,7 +165,8 @@ def test_repair_restores_an_entity_lost_with_a_damaged_line_from_the_newest_back
 
     assert repaired.ok and _names(fresh) == {"a", "b"}
     assert [(e["action"], e["source"]) for e in _restorations(fresh)] == [
-        (f"restored entity a from backup {backup.id}", f"backup {backup.id}")]
+        (f"restored entity a from backup {backup.id}", f"backup {backup.id}")
+    ]
 
 
 def test_repair_restores_a_lost_entity_from_history_when_there_is_no_backup(store: Store, store_dir: Path) -> None:
@@ -208,7 +228,7 @@ def test_repair_twice_changes_nothing_the_second_time(store: Store, store_dir: P
 
 
 def test_the_report_shows_the_last_daily_and_weekly_backups_and_that_they_verify(open_store: Any) -> None:
-    store = open_store(clock=lambda: datetime(2026, 11, 16, 9, 0, tzinfo=timezone.utc))
+    store = open_store(clock=lambda: datetime(2026, 11, 16, 9, 0, tzinfo=UTC))
     store.create_entities([{"name": "a", "entityType": "t"}])
 
     ctx = validate_integrity(store).contexts[0]
@@ -251,9 +271,12 @@ def test_repair_takes_a_pre_repair_backup_before_cutting_a_torn_tail(store: Stor
 
 
 def test_an_entity_written_twice_in_a_file_of_another_tool_is_reported(store_dir: Path) -> None:
-    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":["old"]}',
-            '{"type":"entity","name":"b","entityType":"t","observations":[]}',
-            '{"type":"entity","name":"a","entityType":"t","observations":["new"]}')
+    _legacy(
+        store_dir,
+        '{"type":"entity","name":"a","entityType":"t","observations":["old"]}',
+        '{"type":"entity","name":"b","entityType":"t","observations":[]}',
+        '{"type":"entity","name":"a","entityType":"t","observations":["new"]}',
+    )
 
     ctx = validate_integrity(Store(store_dir)).contexts[0]
 
@@ -298,10 +321,13 @@ def test_a_waiting_relation_counts_again_once_its_end_is_created_anew(store: Sto
 
 
 def test_repair_removes_only_the_relations_that_were_dangling_before_the_damage(store_dir: Path) -> None:
-    _legacy(store_dir, '{"type":"entity","name":"a","entityType":"t","observations":[]}',
-            '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}',
-            '{"type":"entity","name":"b","entityType":"t","obser',
-            '{"type":"relation","from":"a","to":"b","relationType":"knows"}')
+    _legacy(
+        store_dir,
+        '{"type":"entity","name":"a","entityType":"t","observations":[]}',
+        '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}',
+        '{"type":"entity","name":"b","entityType":"t","obser',
+        '{"type":"relation","from":"a","to":"b","relationType":"knows"}',
+    )
     store = Store(store_dir)
 
     repaired = validate_integrity(store, repair=True).contexts[0]

@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults import SCALE, crc_line, data_file, entity, raw_state
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coaia_store import Store
 from coaia_store.errors import InvalidInputError
 from coaia_store.storage.lines import SUFFIX_LEN, decode_line, encode_line
-
-from faults import SCALE, crc_line, data_file, entity, raw_state
 
 EXAMPLES = 100 * SCALE
 hypothesis_settings = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -79,7 +78,7 @@ def test_encoded_line_is_json_ending_in_a_lowercase_crc32_of_the_bytes_before_th
     record: dict[str, Any],
 ) -> None:
     line = encode_line(record)
-    head, suffix = line[:-SUFFIX_LEN - 1], line[-SUFFIX_LEN - 1 :]
+    head, suffix = line[: -SUFFIX_LEN - 1], line[-SUFFIX_LEN - 1 :]
     assert re.fullmatch(rb',"_crc":"[0-9a-f]{8}"\}\n', suffix)
     assert suffix[9:17] == b"%08x" % zlib.crc32(head)
     assert json.loads(line)["_crc"] == suffix[9:17].decode()
@@ -98,7 +97,7 @@ def test_a_checksummed_line_with_any_byte_changed_is_never_accepted_in_a_strict_
 
 def test_uppercase_checksum_digits_are_a_checksum_mismatch() -> None:
     lines = (encode_line({"type": "entity", "name": f"n{i}"})[:-1] for i in range(1000))
-    line = next(l for l in lines if re.search(rb"[a-f]", l[-10:-2]))
+    line = next(x for x in lines if re.search(rb"[a-f]", x[-10:-2]))
     upper = line[:-10] + line[-10:-2].upper() + line[-2:]
     assert decode_line(upper, strict=True) == (None, "checksum mismatch")
     assert decode_line(upper, strict=False) == (None, "checksum mismatch")

@@ -16,8 +16,15 @@ ROOT_STORE = Path("/.coaia")
 
 def _run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in ("COAIA_DIR", "CLAUDE_PROJECT_DIR")}
-    return subprocess.run([sys.executable, "-m", "coaia_store", *args], cwd=cwd, env={**clean, **(env or {})},
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", *args],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -26,15 +33,20 @@ def no_root_store() -> None:
         pytest.skip("/.coaia exists on this machine already")
 
 
-@pytest.mark.parametrize(("args", "env"), [
-    (["init"], {}),
-    (["--dir", ".coaia", "init"], {}),
-    (["serve", "--dir", ".coaia"], {}),
-    (["serve"], {"COAIA_DIR": ".coaia"}),
-    (["serve", "--http", "--dir", ".coaia"], {}),
-], ids=["init", "init --dir", "serve --dir", "serve COAIA_DIR", "serve --http"])
-def test_a_relative_dir_from_the_root_is_refused_at_start(no_root_store: None, args: list[str],
-                                                          env: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["init"], {}),
+        (["--dir", ".coaia", "init"], {}),
+        (["serve", "--dir", ".coaia"], {}),
+        (["serve"], {"COAIA_DIR": ".coaia"}),
+        (["serve", "--http", "--dir", ".coaia"], {}),
+    ],
+    ids=["init", "init --dir", "serve --dir", "serve COAIA_DIR", "serve --http"],
+)
+def test_a_relative_dir_from_the_root_is_refused_at_start(
+    no_root_store: None, args: list[str], env: dict[str, str]
+) -> None:
     result = _run(*args, cwd=Path("/"), env=env)
 
     assert result.returncode == 1 and "absolute path" in result.stderr and "Traceback" not in result.stderr
@@ -67,8 +79,9 @@ def test_migrate_prints_the_client_configuration_docs_clients_md_advises(tmp_pat
     memory = tmp_path / "memory.jsonl"
     memory.write_text('{"type":"entity","name":"ada","entityType":"person","observations":[]}\n')
     store = tmp_path / "project" / ".coaia"
-    printed = json.loads(_run("--dir", str(store), "migrate", "--memory-path", str(memory), "--json",
-                              cwd=tmp_path).stdout)["clientConfig"]
+    printed = json.loads(
+        _run("--dir", str(store), "migrate", "--memory-path", str(memory), "--json", cwd=tmp_path).stdout
+    )["clientConfig"]
 
     docs = (Path(__file__).parent.parent / "docs" / "clients.md").read_text()
     advised = re.search(r"    with\n\n    ```json\n(.*?)```", docs, re.S)

@@ -44,7 +44,9 @@ def test_the_lock_directory_is_created_on_first_use(tmp_path: Path) -> None:
     assert (tmp_path / ".locks" / "x.lock").is_file()
 
 
-def test_a_store_whose_lock_file_was_deleted_locks_the_new_one(open_store: Callable[..., Store], store_dir: Path) -> None:
+def test_a_store_whose_lock_file_was_deleted_locks_the_new_one(
+    open_store: Callable[..., Store], store_dir: Path
+) -> None:
     early, late = open_store(config=StoreConfig(lockTimeoutSeconds=0.1)), open_store()
     early.create_entities([{"name": "a", "entityType": "t"}])
     (store_dir / ".locks" / "charts.jsonl.lock").unlink()

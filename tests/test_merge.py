@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from coaia_store import Store
 from coaia_store.charts.api import Charts
-from coaia_store.graph.state import GraphState
 from coaia_store.graph.merge import merge_heads
+from coaia_store.graph.state import GraphState
 from coaia_store.storage.hlc import HybridClock
 from coaia_store.storage.lines import decode_line
 
@@ -45,8 +45,12 @@ def replay_state(lines: list[bytes]) -> GraphState:
 
 def replay(lines: list[bytes]) -> dict[str, object]:
     state = replay_state(lines)
-    return json.loads(json.dumps({"entities": dict(sorted(state.entities.items())),
-                                  "relations": sorted(map(str, state.relations))}, sort_keys=True))
+    return json.loads(
+        json.dumps(
+            {"entities": dict(sorted(state.entities.items())), "relations": sorted(map(str, state.relations))},
+            sort_keys=True,
+        )
+    )
 
 
 def diverged(tmp_path: Path) -> tuple[list[bytes], list[bytes], list[bytes]]:
@@ -54,8 +58,9 @@ def diverged(tmp_path: Path) -> tuple[list[bytes], list[bytes], list[bytes]]:
     a, b = tmp_path / "a", tmp_path / "b"
     with Store(a) as store:
         charts = Charts(store)
-        chart = charts.create_chart(desiredOutcome="A garden", currentReality="Bare", dueDate="2030-06-30",
-                                    actionSteps=["Dig", "Sow"]).chart
+        chart = charts.create_chart(
+            desiredOutcome="A garden", currentReality="Bare", dueDate="2030-06-30", actionSteps=["Dig", "Sow"]
+        ).chart
         store.create_entities([{"name": "ada", "entityType": "person", "observations": ["gardener"]}])
     shutil.copytree(a, b)
     shared = lines_of(a / "charts.jsonl")
@@ -72,7 +77,7 @@ def diverged(tmp_path: Path) -> tuple[list[bytes], list[bytes], list[bytes]]:
             if words == "left":
                 charts.complete_action_step(actionStep=steps[1])
                 store.delete_observations([{"entityName": "ada", "observations": ["gardener"]}])
-    return shared, lines_of(a / "charts.jsonl")[len(shared):], lines_of(b / "charts.jsonl")[len(shared):]
+    return shared, lines_of(a / "charts.jsonl")[len(shared) :], lines_of(b / "charts.jsonl")[len(shared) :]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -183,22 +188,32 @@ def test_compaction_keeps_in_memory_exactly_what_a_fresh_process_reads(tmp_path:
 def test_a_record_naming_itself_as_replaced_is_still_shown() -> None:
     state = GraphState()
 
-    state.apply_all([{"type": "entity", "name": "x", "entityType": "t", "observations": [], "_op": "a", "_prev": ["a"]}])
+    state.apply_all(
+        [{"type": "entity", "name": "x", "entityType": "t", "observations": [], "_op": "a", "_prev": ["a"]}]
+    )
 
     assert list(state.entities) == ["x"]
 
 
 def version(op: str, ts: str, prev: list[str], **metadata: object) -> dict[str, object]:
-    return {"type": "entity", "name": "x", "entityType": "thing", "observations": [], "metadata": metadata,
-            "_op": op, "_ts": f"2026-03-01T09:00:0{ts}.000Z", "_prev": prev}
+    return {
+        "type": "entity",
+        "name": "x",
+        "entityType": "thing",
+        "observations": [],
+        "metadata": metadata,
+        "_op": op,
+        "_ts": f"2026-03-01T09:00:0{ts}.000Z",
+        "_prev": prev,
+    }
 
 
 def test_after_criss_cross_merges_a_value_carried_by_a_merge_does_not_count_as_a_change() -> None:
     state = GraphState()
     lines = [
         version("b", "0", [], due="2030", note="n"),
-        version("a1", "1", ["b"], due="2031", note="n"),          # clone 1 moves the date
-        version("c1", "2", ["b"], due="2030", note="n2"),         # clone 2 changes something else
+        version("a1", "1", ["b"], due="2031", note="n"),  # clone 1 moves the date
+        version("c1", "2", ["b"], due="2030", note="n2"),  # clone 2 changes something else
         version("m2", "3", ["a1", "c1"], due="2032", note="n2"),  # clone 1 merges both, then moves the date again
         version("m1", "4", ["a1", "c1"], due="2031", note="n3"),  # clone 2 merges both (date 2031), changes the note
     ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from coaia_store.server.app import build_server
 from coaia_store.storage.fileio import FileIO
 
 MIB = 1 << 20
-START = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 class Ticks:
@@ -93,7 +93,8 @@ def test_growth_counts_the_bytes_written_in_the_last_7_and_30_days(store_dir: Pa
 
     header, old, recent = _line_sizes(store_dir)
     assert [(g.context, g.bytes, g.last7Days, g.last30Days) for g in growth] == [
-        ("default", header + old + recent, recent, old + recent)]
+        ("default", header + old + recent, recent, old + recent)
+    ]
 
 
 def test_days_left_follow_the_faster_growth_rate(store_dir: Path) -> None:

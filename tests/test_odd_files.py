@@ -17,13 +17,12 @@ from pathlib import Path
 
 import anyio
 import pytest
+from faults import SCALE, data_file, entity
 from mcp import Client
 
 from coaia_store import Store, UnreadableFileError
 from coaia_store.safety.integrity import validate_integrity
 from coaia_store.server.app import build_server
-
-from faults import SCALE, data_file, entity
 
 ODD = "x"  # the context whose file is odd
 Plant = Callable[[Path, Path], None]  # (store_dir, a folder outside it)
@@ -102,8 +101,17 @@ def test_an_odd_context_file_is_reported_unreadable_with_why_and_what_to_do(stor
 def test_history_and_undo_of_an_odd_context_answer_at_once_with_what_to_do(store_dir: Path, odd: str) -> None:
     args = [sys.executable, "-m", "coaia_store", "--dir", str(store_dir)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    answers = [subprocess.run([*args, *command, "--context", ODD], capture_output=True, text=True, timeout=60, env=env,
-                              stdin=subprocess.DEVNULL) for command in (["history"], ["undo"])]
+    answers = [
+        subprocess.run(
+            [*args, *command, "--context", ODD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        for command in (["history"], ["undo"])
+    ]
     assert [a.returncode for a in answers] == [1, 1]
     assert all(ODD_FILES[odd][1] in a.stderr and "What to do" in a.stderr for a in answers), answers
 
@@ -120,7 +128,9 @@ def test_every_scan_skips_an_odd_context_file_and_the_other_contexts_keep_workin
         assert sorted(e.name for e in store.read_graph(context="default").entities) == ["a", "b", "c"]
 
 
-def test_a_write_to_an_odd_context_file_is_refused_and_changes_nothing(store_dir: Path, tmp_path: Path, odd: str) -> None:
+def test_a_write_to_an_odd_context_file_is_refused_and_changes_nothing(
+    store_dir: Path, tmp_path: Path, odd: str
+) -> None:
     outside = tmp_path / "outside"
     candidates = [*outside.rglob("*"), data_file(store_dir), data_file(store_dir, ODD)]
     before = {p: p.read_bytes() for p in candidates if p.is_file() and not p.is_symlink()}
@@ -131,7 +141,6 @@ def test_a_write_to_an_odd_context_file_is_refused_and_changes_nothing(store_dir
     after = {p: p.read_bytes() for p in before}
     assert after == before and not (outside / "missing.jsonl").exists()
     assert os.path.lexists(data_file(store_dir, ODD))
-
 
 
 @pytest.mark.anyio
@@ -177,11 +186,16 @@ def test_two_writers_through_a_link_aliasing_another_context_lose_no_acknowledge
     and a compaction through the link replaced it with a file of its own, so later writes left charts.jsonl."""
     planted(store_dir, tmp_path / "outside", "link aliasing another context")
     # Every second record superseded and compaction due at once: compactions rename the file under the writers.
-    (store_dir / "config.json").write_text(json.dumps({"fsync": "never", "compaction": {"garbageRatio": 0.3, "minBytes": 0}}))
+    (store_dir / "config.json").write_text(
+        json.dumps({"fsync": "never", "compaction": {"garbageRatio": 0.3, "minBytes": 0}})
+    )
     count = 200 * SCALE
     writers = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(store_dir), context, name, str(count)],
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(store_dir), context, name, str(count)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for context, name in (("default", "direct"), (ODD, "aliased"))
     ]
     outputs = [w.communicate(timeout=300)[0].splitlines() for w in writers]
@@ -189,6 +203,8 @@ def test_two_writers_through_a_link_aliasing_another_context_lose_no_acknowledge
     with Store(store_dir) as store:
         present = {e.name for e in store.read_graph(context="default").entities}  # the one file both names lead to
     lost = sorted(set(acked) - present)
-    print(f"\nFIGURE odd files: aliasing link, 2 writers x {count} calls, {len(acked)} acknowledged, {len(lost)} lost, "
-          f"{sum(line.startswith('REFUSED') for out in outputs for line in out)} refused")
+    print(
+        f"\nFIGURE odd files: aliasing link, 2 writers x {count} calls, {len(acked)} acknowledged, {len(lost)} lost, "
+        f"{sum(line.startswith('REFUSED') for out in outputs for line in out)} refused"
+    )
     assert not lost and len(acked) >= count

@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ class StoppedClock:
     """Every call returns the same moment (all writes in one millisecond) until the test moves it on."""
 
     def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
     def __call__(self) -> datetime:
         return self.now
@@ -54,8 +54,13 @@ def charts(store: Store) -> Charts:
 
 
 def new_chart(charts: Charts, context: str | None = None, steps: int = 2) -> str:
-    return charts.create_chart(desiredOutcome="A garden", currentReality="A lawn", dueDate="2027-05-01",
-                               actionSteps=[f"Step {i}" for i in range(1, steps + 1)], context=context).chart.chartId
+    return charts.create_chart(
+        desiredOutcome="A garden",
+        currentReality="A lawn",
+        dueDate="2027-05-01",
+        actionSteps=[f"Step {i}" for i in range(1, steps + 1)],
+        context=context,
+    ).chart.chartId
 
 
 def moved_chart(charts: Charts, store: Store, clock: StoppedClock) -> tuple[str, str]:
@@ -78,8 +83,10 @@ def test_operations_list_every_context_newest_first(charts: Charts, store: Store
     clock.tick()
     second = new_chart(charts, "home")
     ops = History(store).operations().operations
-    assert [(op.context, op.action, op.charts) for op in ops] == [("home", "create chart", [second]),
-                                                                   ("work", "create chart", [first])]
+    assert [(op.context, op.action, op.charts) for op in ops] == [
+        ("home", "create chart", [second]),
+        ("work", "create chart", [first]),
+    ]
 
 
 def test_an_operation_says_what_kind_of_call_it_was(charts: Charts, store: Store) -> None:
@@ -89,8 +96,13 @@ def test_an_operation_says_what_kind_of_call_it_was(charts: Charts, store: Store
     store.create_entities([{"name": "ada", "entityType": "person", "observations": []}])
     store.add_observations([{"entityName": "ada", "contents": ["writes code"]}])
     ops = History(store).operations().operations
-    assert [op.action for op in ops] == ["add observations", "create entities", "telescope step", "complete step",
-                                         "create chart"]
+    assert [op.action for op in ops] == [
+        "add observations",
+        "create entities",
+        "telescope step",
+        "complete step",
+        "create chart",
+    ]
     assert "'Step 1'" in ops[3].summary and ops[3].charts == [chart_id] and ops[0].entities == ["ada"]
 
 
@@ -132,8 +144,9 @@ def test_a_large_operation_lists_a_bounded_number_of_names(store: Store) -> None
 # ------------------------------------------------------------------ undo: which operation
 
 
-def test_undo_without_an_id_reverts_the_newest_operation_of_the_whole_store(charts: Charts, store: Store,
-                                                                            clock: StoppedClock) -> None:
+def test_undo_without_an_id_reverts_the_newest_operation_of_the_whole_store(
+    charts: Charts, store: Store, clock: StoppedClock
+) -> None:
     kept = new_chart(charts)  # in 'default'
     clock.tick()
     newest = new_chart(charts, "work")
@@ -164,8 +177,9 @@ def test_undo_by_id_finds_the_operation_in_another_context(charts: Charts, store
     assert charts.get_chart(chartId=chart_id).actionSteps[0].completed is False
 
 
-def test_undo_by_id_of_a_move_reverts_both_contexts_whatever_context_is_passed(charts: Charts, store: Store,
-                                                                              clock: StoppedClock) -> None:
+def test_undo_by_id_of_a_move_reverts_both_contexts_whatever_context_is_passed(
+    charts: Charts, store: Store, clock: StoppedClock
+) -> None:
     chart_id, move = moved_chart(charts, store, clock)
     History(store).undo(move, context="default")
     assert holders(store, chart_id) == ["default"]
@@ -173,8 +187,9 @@ def test_undo_by_id_of_a_move_reverts_both_contexts_whatever_context_is_passed(c
 
 def test_undo_of_a_removed_step_brings_back_the_step_and_its_sub_chart(charts: Charts, store: Store) -> None:
     chart_id = new_chart(charts)
-    sub = charts.telescope_action_step(actionStep=step(charts, chart_id, 1), currentReality="Seeds",
-                                       actionSteps=["Dig"]).chart.chartId
+    sub = charts.telescope_action_step(
+        actionStep=step(charts, chart_id, 1), currentReality="Seeds", actionSteps=["Dig"]
+    ).chart.chartId
     charts.remove_action_step(actionStep=step(charts, chart_id, 1))
     result = History(store).undo()
     view = charts.get_chart(chartId=chart_id)
@@ -196,8 +211,9 @@ def test_undo_of_an_unknown_id_is_not_found_and_names_history(store: Store) -> N
         History(store).undo("0123456789abcdef")
 
 
-def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, store: Store,
-                                                               clock: StoppedClock) -> None:
+def test_a_refused_undo_names_the_later_operation_to_undo_first(
+    charts: Charts, store: Store, clock: StoppedClock
+) -> None:
     chart_id = new_chart(charts)
     clock.tick()
     charts.complete_action_step(actionStep=step(charts, chart_id, 1))
@@ -206,14 +222,17 @@ def test_a_refused_undo_names_the_later_operation_to_undo_first(charts: Charts, 
     renamed, completed = History(store).operations().operations[:2]
     with pytest.raises(ConflictError) as refused:
         History(store).undo(completed.id)
-    assert f"cannot undo operation {completed.id}: entity '{step(charts, chart_id, 1)}' was changed afterwards by operation " \
-           f"{renamed.id} (update step 'Dig the beds'" in str(refused.value)
+    assert (
+        f"cannot undo operation {completed.id}: entity '{step(charts, chart_id, 1)}' was changed afterwards by operation "
+        f"{renamed.id} (update step 'Dig the beds'" in str(refused.value)
+    )
     assert f"undo operation {renamed.id} first, then operation {completed.id}" in str(refused.value)
     assert History(store).operations().total == 3  # nothing written
 
 
-def test_undoing_an_undone_operation_again_is_refused_with_the_way_to_redo_it(store: Store,
-                                                                              clock: StoppedClock) -> None:
+def test_undoing_an_undone_operation_again_is_refused_with_the_way_to_redo_it(
+    store: Store, clock: StoppedClock
+) -> None:
     store.create_entities([{"name": "a", "entityType": "thing", "observations": []}])
     created = History(store).operations().operations[0].id
     clock.tick()
@@ -238,8 +257,9 @@ def move_and_archive(charts: Charts, clock: StoppedClock) -> str:
     return chart_id
 
 
-def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(charts: Charts, store: Store,
-                                                                        clock: StoppedClock) -> None:
+def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(
+    charts: Charts, store: Store, clock: StoppedClock
+) -> None:
     chart_id = move_and_archive(charts, clock)
     events = History(store).chart_history(chart_id).events
     moves = [(e.kind, e.fromContext, e.toContext) for e in events if e.context != "default"]
@@ -252,15 +272,22 @@ def test_a_move_and_an_archive_are_one_event_each_in_the_charts_history(charts: 
 
 def test_a_move_written_as_two_operations_is_one_event_too(charts: Charts, store: Store, clock: StoppedClock) -> None:
     chart_id = new_chart(charts)
-    names = [f"{chart_id}_chart", f"{chart_id}_desired_outcome", f"{chart_id}_current_reality",
-             step(charts, chart_id, 1), step(charts, chart_id, 2)]
+    names = [
+        f"{chart_id}_chart",
+        f"{chart_id}_desired_outcome",
+        f"{chart_id}_current_reality",
+        step(charts, chart_id, 1),
+        step(charts, chart_id, 2),
+    ]
     found = store.open_entities(names)
     clock.tick()  # as 0.1 moved a chart: a copy into the target, then a removal from the source
     store.create_entities([e.model_dump(exclude={"context"}) for e in found.entities], context="work")
     store.delete_entities(names)
     events = History(store).chart_history(chart_id).events
     assert [(e.kind, e.fromContext, e.toContext) for e in events if e.kind.startswith("chart_")] == [
-        ("chart_created", None, None), ("chart_moved", "default", "work")]
+        ("chart_created", None, None),
+        ("chart_moved", "default", "work"),
+    ]
 
 
 def test_a_copy_whose_removal_never_happened_stays_a_copy(charts: Charts, store: Store, clock: StoppedClock) -> None:
@@ -291,8 +318,9 @@ def test_undo_of_a_move_puts_the_chart_back_where_it_was(charts: Charts, store: 
     assert sorted(History(store).operations().operations[0].contexts) == ["default", "work"]  # one undo, both
 
 
-def test_an_undo_of_a_move_stopped_halfway_finishes_when_run_again(charts: Charts, store: Store,
-                                                                   clock: StoppedClock) -> None:
+def test_an_undo_of_a_move_stopped_halfway_finishes_when_run_again(
+    charts: Charts, store: Store, clock: StoppedClock
+) -> None:
     chart_id, move = moved_chart(charts, store, clock)
     clock.tick()
     _undo_in(store, "default", [move], new_op_id())  # the first of its two writes: what a crash right after leaves
@@ -317,8 +345,9 @@ def test_chart_history_comes_a_page_at_a_time(charts: Charts, store: Store, cloc
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run([sys.executable, "-m", "coaia_store", *args], capture_output=True, text=True, env=env,
-                          timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", *args], capture_output=True, text=True, env=env, timeout=60
+    )
 
 
 def test_the_command_line_lists_operations_and_undoes_one_by_id(store_dir: Path) -> None:
@@ -370,14 +399,20 @@ History(Store(directory, io=DieOnLine(n, how))).undo(op)
 
 @pytest.mark.parametrize(("line", "how"), [(1, "before"), (1, "mid"), (2, "before"), (2, "mid")])
 def test_an_undo_of_a_move_killed_during_its_writes_never_loses_the_chart_and_finishes_when_run_again(
-        store_dir: Path, line: int, how: str) -> None:
+    store_dir: Path, line: int, how: str
+) -> None:
     charts = Charts(Store(store_dir))
     chart_id = new_chart(charts)
     charts.move_chart(chartId=chart_id, toContext="work")
     move = History(Store(store_dir)).operations().operations[0].id
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    killed = subprocess.run([sys.executable, "-c", KILLED_UNDO, str(store_dir), move, str(line), how], env=env,
-                            capture_output=True, text=True, timeout=60)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_UNDO, str(store_dir), move, str(line), how],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     between = holders(Store(store_dir), chart_id)
     again = run("undo", "--op", move, "--dir", str(store_dir))
     assert killed.returncode == -9 and between == (["work"] if line == 1 else ["default", "work"])  # never neither
@@ -400,8 +435,16 @@ def test_two_processes_undoing_the_same_move_at_once_leave_the_chart_in_its_sour
         charts.move_chart(chartId=chart_id, toContext="work")
         move = History(Store(directory)).operations().operations[0].id
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        procs = [subprocess.Popen([sys.executable, "-m", "coaia_store", "--dir", str(directory), "undo", "--op", move],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "coaia_store", "--dir", str(directory), "undo", "--op", move],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(2)
+        ]
         errors = [p.communicate(timeout=60)[1] for p in procs]
         outcomes.append((holders(Store(directory), chart_id), sorted(p.returncode for p in procs), errors))
     for where, codes, errors in outcomes:

@@ -25,12 +25,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crashfs import CrashFS, materialise
+from faults import SCALE, entity, raw_state
 
 from coaia_store import Store
 from coaia_store.graph.config import CompactionConfig, StoreConfig
-
-from crashfs import CrashFS, materialise
-from faults import SCALE, entity, raw_state
 
 Key = tuple[str, str]  # (context, entity name)
 State = tuple[str, ...] | None  # observations, or None when absent
@@ -62,17 +61,25 @@ def workload(store: Store, exp: Expectation) -> None:
     """Creates, batches, updates, deletes in two contexts ("work" is created mid-run), compactions."""
     for r in range(2):
         a, b, c, w1, w2 = (f"{n}{r}" for n in ("a", "b", "c", "w1-", "w2-"))
-        exp.call({("default", a): ("a",), ("default", b): ("b",), ("default", c): ("c",)},
-                 lambda: store.create_entities([entity(a, "a"), entity(b, "b"), entity(c, "c")]))
-        exp.call({("default", a): (*exp.obs(("default", a)), "a2")},
-                 lambda: store.add_observations([{"entityName": a, "contents": ["a2"]}]))
-        exp.call({("work", w1): ("x",), ("work", w2): ("y",)},
-                 lambda: store.create_entities([entity(w1, "x"), entity(w2, "y")], context="work"))
+        exp.call(
+            {("default", a): ("a",), ("default", b): ("b",), ("default", c): ("c",)},
+            lambda: store.create_entities([entity(a, "a"), entity(b, "b"), entity(c, "c")]),
+        )
+        exp.call(
+            {("default", a): (*exp.obs(("default", a)), "a2")},
+            lambda: store.add_observations([{"entityName": a, "contents": ["a2"]}]),
+        )
+        exp.call(
+            {("work", w1): ("x",), ("work", w2): ("y",)},
+            lambda: store.create_entities([entity(w1, "x"), entity(w2, "y")], context="work"),
+        )
         exp.call({("default", b): ("b-new",)}, lambda: store.update_entity({"name": b, "observations": ["b-new"]}))
         exp.call({("default", c): None}, lambda: store.delete_entities([c]))
         exp.call({}, lambda: store.compact())
-        exp.call({("work", w1): (*exp.obs(("work", w1)), "x2")},
-                 lambda: store.add_observations([{"entityName": w1, "contents": ["x2"]}], context="work"))
+        exp.call(
+            {("work", w1): (*exp.obs(("work", w1)), "x2")},
+            lambda: store.add_observations([{"entityName": w1, "contents": ["x2"]}], context="work"),
+        )
         exp.call({("work", w2): None}, lambda: store.delete_entities([w2], context="work"))
         exp.call({}, lambda: store.compact("work"))
         exp.call({("default", a): ("a3",)}, lambda: store.update_entity({"name": a, "observations": ["a3"]}))
@@ -98,7 +105,11 @@ def violations_of(store_dir: Path, exp: Expectation) -> tuple[list[str], int]:
             problems += state_problems(found, exp)
             store.create_entities([entity("probe", "p")], if_exists="skip")  # repairs a torn tail
         with Store(store_dir, config=CONFIG) as store:
-            problems += [f"{i.name}: torn tail after a write" for i in store.list_contexts() if i.tornTail and i.name == "default"]
+            problems += [
+                f"{i.name}: torn tail after a write"
+                for i in store.list_contexts()
+                if i.tornTail and i.name == "default"
+            ]
             if ("default", "probe") not in loaded(store):
                 problems.append("the write after the crash was lost")
     except Exception as exc:  # noqa: BLE001 - any exception is a violation: the store must open and serve
@@ -181,6 +192,7 @@ def _count_calls(io_class: type[CrashFS], fresh: bool) -> tuple[int, list[int]]:
 
 # ---------------------------------------------------------------------- mutants of the seam
 
+
 class NoDirSyncFS(CrashFS):
     """Mutant: ``fsync_dir`` does nothing (new directory entries never become durable)."""
 
@@ -202,13 +214,16 @@ class NoFsyncBeforeRenameFS(CrashFS):
 
 
 def _print(label: str, report: Report) -> None:
-    print(f"\n{label}: {report.states} crash states, {report.records_checked} acked records checked, "
-          f"{len(report.violations)} violations ({report.torn_tails} torn tails met and repaired)")
+    print(
+        f"\n{label}: {report.states} crash states, {report.records_checked} acked records checked, "
+        f"{len(report.violations)} violations ({report.torn_tails} torn tails met and repaired)"
+    )
     for v in report.violations[:3]:
         print("   ", v)
 
 
 # ---------------------------------------------------------------------- tests
+
 
 def test_every_acked_record_survives_every_simulated_power_cut() -> None:
     report = run_crash_simulation(CrashFS, CRASH_STATES, seed=22)

@@ -21,11 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from faults import SCALE, Snapshot, damage_line, entity, load_state, relation
 
 from coaia_store import Store
 from coaia_store.safety.integrity import validate_integrity
-
-from faults import SCALE, Snapshot, damage_line, entity, load_state, relation
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +47,12 @@ def build(store_dir: Path) -> None:
 
 
 def run(store_dir: Path, command: str, kill_at: int) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(RUNNER), str(store_dir), command, str(kill_at)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(RUNNER), str(store_dir), command, str(kill_at)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def records(state: Snapshot) -> int:
@@ -84,7 +87,9 @@ def test_a_repair_killed_at_any_point_then_rerun_reaches_the_uninterrupted_resul
     for n in range(1, calls + 1, stride):
         store_dir = copy(template, tmp_path / f"kill-{n}")
         killed = run(store_dir, command, n)
-        assert killed.returncode == -signal.SIGKILL, f"kill at call {n} of {calls}: {killed.returncode} {killed.stderr[-500:]}"
+        assert killed.returncode == -signal.SIGKILL, (
+            f"kill at call {n} of {calls}: {killed.returncode} {killed.stderr[-500:]}"
+        )
         kills += 1
         rerun = run(store_dir, command, 0)
         assert rerun.returncode in (0, 3), rerun.stderr
@@ -94,6 +99,8 @@ def test_a_repair_killed_at_any_point_then_rerun_reaches_the_uninterrupted_resul
         if state != expected or not ok:
             differ.append(f"kill before call {n}: {records(state)} records (expected {records(expected)}), ok={ok}")
         shutil.rmtree(store_dir.parent)
-    print(f"\nFIGURE repair kill -9 ({command}): {kills} kills of {calls} changing calls; uninterrupted repair "
-          f"recovered {records(expected) - records(damaged)} records; reruns reaching a different result: {len(differ)}")
+    print(
+        f"\nFIGURE repair kill -9 ({command}): {kills} kills of {calls} changing calls; uninterrupted repair "
+        f"recovered {records(expected) - records(damaged)} records; reruns reaching a different result: {len(differ)}"
+    )
     assert not differ, "\n".join(differ[:10])

@@ -31,11 +31,26 @@ def big_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     """40,000 entities (with a relation each) in one context."""
     with Store(tmp_path_factory.mktemp("big") / ".coaia", config=StoreConfig(fsync="never")) as store:
         for start in range(0, ENTITIES, 4_000):
-            store.create_entities([{"name": f"entity_{i:05d}", "entityType": "note",
-                                    "observations": [f"Observation about topic {i % 97} number {i}"]}
-                                   for i in range(start, start + 4_000)])
-            store.create_relations([{"from": f"entity_{i:05d}", "to": f"entity_{max(start, (i + 1) % (start + 4_000)):05d}",
-                                     "relationType": "follows"} for i in range(start, start + 4_000)])
+            store.create_entities(
+                [
+                    {
+                        "name": f"entity_{i:05d}",
+                        "entityType": "note",
+                        "observations": [f"Observation about topic {i % 97} number {i}"],
+                    }
+                    for i in range(start, start + 4_000)
+                ]
+            )
+            store.create_relations(
+                [
+                    {
+                        "from": f"entity_{i:05d}",
+                        "to": f"entity_{max(start, (i + 1) % (start + 4_000)):05d}",
+                        "relationType": "follows",
+                    }
+                    for i in range(start, start + 4_000)
+                ]
+            )
         yield store
 
 
@@ -45,9 +60,11 @@ def many_contexts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     directory = tmp_path_factory.mktemp("wide") / ".coaia"
     directory.mkdir()
     for i in range(CONTEXTS):
-        lines = [{"type": "entity", "name": f"note_{i}", "entityType": "note", "observations": ["x"]},
-                 {"type": "entity", "name": f"person_{i}", "entityType": "person", "observations": ["y"]},
-                 {"type": "relation", "from": f"person_{i}", "to": f"note_{i}", "relationType": "wrote"}]
+        lines = [
+            {"type": "entity", "name": f"note_{i}", "entityType": "note", "observations": ["x"]},
+            {"type": "entity", "name": f"person_{i}", "entityType": "person", "observations": ["y"]},
+            {"type": "relation", "from": f"person_{i}", "to": f"note_{i}", "relationType": "wrote"},
+        ]
         (directory / f"charts-project-{i:03d}.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     with Store(directory) as store:
         yield store
@@ -66,7 +83,9 @@ async def test_read_graph_at_40k_entities_is_a_bounded_page(big_store: Store, mo
     async with Client(build_server(big_store, "full")) as c:
         result = await c.call_tool("read_graph", {"mode": mode, "limit": 500})
 
-    assert _size(result) < LIMIT and result.structured_content["remaining"] > 0 and result.structured_content["nextCursor"]
+    assert (
+        _size(result) < LIMIT and result.structured_content["remaining"] > 0 and result.structured_content["nextCursor"]
+    )
 
 
 async def test_the_graph_resource_at_40k_entities_is_cut_with_a_note(big_store: Store) -> None:
@@ -93,10 +112,19 @@ async def test_storage_status_with_400_contexts_pages_them(many_contexts: Store)
     assert second.structured_content["contexts"][0]["name"] == "project-100"
 
 
-@pytest.mark.parametrize(("tool", "args"), [("validate_integrity", {}), ("advancement_report", {}),
-                                             ("backups", {}), ("history", {"context": "project-007"}),
-                                             ("list_charts", {"limit": 100})])
-async def test_store_wide_tools_with_400_contexts_stay_bounded(many_contexts: Store, tool: str, args: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("tool", "args"),
+    [
+        ("validate_integrity", {}),
+        ("advancement_report", {}),
+        ("backups", {}),
+        ("history", {"context": "project-007"}),
+        ("list_charts", {"limit": 100}),
+    ],
+)
+async def test_store_wide_tools_with_400_contexts_stay_bounded(
+    many_contexts: Store, tool: str, args: dict[str, Any]
+) -> None:
     async with Client(build_server(many_contexts, "full")) as c:
         result = await c.call_tool(tool, args)
 
@@ -112,7 +140,9 @@ async def test_the_contexts_resource_with_400_contexts_stays_bounded(many_contex
 
 
 async def test_opening_entities_with_very_long_observations_stays_bounded(store: Store) -> None:
-    store.create_entities([{"name": f"long{i}", "entityType": "note", "observations": ["z" * 30_000]} for i in range(6)])
+    store.create_entities(
+        [{"name": f"long{i}", "entityType": "note", "observations": ["z" * 30_000]} for i in range(6)]
+    )
     async with Client(build_server(store, "full")) as c:
         result = await c.call_tool("open_entities", {"names": [f"long{i}" for i in range(6)]})
 
@@ -121,9 +151,15 @@ async def test_opening_entities_with_very_long_observations_stays_bounded(store:
 
 async def test_a_chart_with_1000_steps_and_long_reality_stays_bounded(store: Store) -> None:
     async with Client(build_server(store, "full")) as c:
-        made = (await c.call_tool("create_chart", {
-            "desiredOutcome": "A big plan", "currentReality": "r" * 20_000, "dueDate": "2030-01-01",
-            "actionSteps": [f"A fairly long action step title number {i} of the plan" for i in range(1_000)]}))
+        made = await c.call_tool(
+            "create_chart",
+            {
+                "desiredOutcome": "A big plan",
+                "currentReality": "r" * 20_000,
+                "dueDate": "2030-01-01",
+                "actionSteps": [f"A fairly long action step title number {i} of the plan" for i in range(1_000)],
+            },
+        )
         chart = await c.call_tool("get_chart", {"chartId": made.structured_content["chartId"]})
 
     assert not made.is_error and _size(made) < LIMIT and made.structured_content["leftOut"] > 0

@@ -9,7 +9,7 @@ import importlib.util
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,12 @@ from coaia_store.errors import CoaiaError, NotFoundError
 from coaia_store.reports.advancement import AdvancementReport, ContextAdvancement, advancement_report
 from coaia_store.server.app import build_server
 
-MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+MONDAY = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
-needs_matplotlib = pytest.mark.skipif(not HAS_MATPLOTLIB, reason="matplotlib is not installed (pip install "
-                                                                 "'coaia-store[plot]')")
+needs_matplotlib = pytest.mark.skipif(
+    not HAS_MATPLOTLIB, reason="matplotlib is not installed (pip install 'coaia-store[plot]')"
+)
 
 
 class FakeClock:
@@ -60,8 +61,13 @@ def charts(clocked: Store, clock: FakeClock) -> Charts:
 
 
 def new_chart(charts: Charts, *steps: str | dict[str, str], context: str | None = None) -> ChartView:
-    return charts.create_chart(desiredOutcome="A garden that feeds us", currentReality="Lawn", dueDate="2027-06-30",
-                               actionSteps=list(steps) or ["Build beds"], context=context).chart
+    return charts.create_chart(
+        desiredOutcome="A garden that feeds us",
+        currentReality="Lawn",
+        dueDate="2027-06-30",
+        actionSteps=list(steps) or ["Build beds"],
+        context=context,
+    ).chart
 
 
 def step_names(chart: ChartView) -> list[str]:
@@ -95,8 +101,9 @@ def test_steps_are_counted_in_the_week_they_were_completed(charts: Charts, clock
     assert weekly(row) == {"2026-10-19": 0, "2026-10-26": 0, "2026-11-02": 1, "2026-11-09": 0, "2026-11-16": 2}
 
 
-def test_every_week_of_the_window_is_listed_monday_first_zero_weeks_included(charts: Charts, clocked: Store,
-                                                                             clock: FakeClock) -> None:
+def test_every_week_of_the_window_is_listed_monday_first_zero_weeks_included(
+    charts: Charts, clocked: Store, clock: FakeClock
+) -> None:
     new_chart(charts)
     clock.at(3)
 
@@ -104,7 +111,7 @@ def test_every_week_of_the_window_is_listed_monday_first_zero_weeks_included(cha
 
     days = [datetime.fromisoformat(w) for w in weeks]
     assert all(d.weekday() == 0 for d in days)
-    assert all(b - a == timedelta(weeks=1) for a, b in zip(days, days[1:]))
+    assert all(b - a == timedelta(weeks=1) for a, b in zip(days, days[1:], strict=False))
     assert weeks[0] == "2026-08-03" and weeks[-1] == "2026-11-02"  # the window's first day is 2026-08-07
 
 
@@ -119,9 +126,13 @@ def test_charts_completed_in_the_window_are_counted(charts: Charts, clocked: Sto
 
 
 def test_overdue_steps_are_listed_with_title_and_due_date(charts: Charts, clocked: Store, clock: FakeClock) -> None:
-    chart = new_chart(charts, {"title": "Test soil", "dueDate": "2026-11-05"}, {"title": "Build beds", "dueDate":
-                      "2026-11-04"}, {"title": "Done early", "dueDate": "2026-11-03"}, {"title": "Later",
-                      "dueDate": "2026-12-20"})
+    chart = new_chart(
+        charts,
+        {"title": "Test soil", "dueDate": "2026-11-05"},
+        {"title": "Build beds", "dueDate": "2026-11-04"},
+        {"title": "Done early", "dueDate": "2026-11-03"},
+        {"title": "Later", "dueDate": "2026-12-20"},
+    )
     by_title = {s.title: s.name for s in chart.actionSteps}
     charts.complete_action_step(actionStep=by_title["Done early"])
     clock.at(10)
@@ -129,7 +140,9 @@ def test_overdue_steps_are_listed_with_title_and_due_date(charts: Charts, clocke
     overdue = only(advancement_report(clocked, window_days=7)).overdueSteps
 
     assert [(s.title, s.dueDate, s.name) for s in overdue] == [
-        ("Build beds", "2026-11-04", by_title["Build beds"]), ("Test soil", "2026-11-05", by_title["Test soil"])]
+        ("Build beds", "2026-11-04", by_title["Build beds"]),
+        ("Test soil", "2026-11-05", by_title["Test soil"]),
+    ]
     assert all(s.chartId == chart.chartId and s.context == "default" for s in overdue)
 
 
@@ -149,8 +162,9 @@ def test_average_days_is_none_when_no_step_was_completed(charts: Charts, clocked
     assert only(advancement_report(clocked, window_days=7)).averageDaysToComplete is None
 
 
-def test_the_window_leaves_out_older_completions_and_additions(charts: Charts, clocked: Store,
-                                                               clock: FakeClock) -> None:
+def test_the_window_leaves_out_older_completions_and_additions(
+    charts: Charts, clocked: Store, clock: FakeClock
+) -> None:
     (old,) = step_names(new_chart(charts, "Beds"))
     clock.at(1)
     charts.complete_action_step(actionStep=old)
@@ -180,8 +194,9 @@ def test_each_context_is_reported_separately_and_totalled(charts: Charts, clocke
     assert advancement_report(clocked, window_days=7, context="work").contexts == [rows["work"]]
 
 
-def test_a_completion_without_completed_at_takes_its_time_from_the_history(charts: Charts, clocked: Store,
-                                                                          clock: FakeClock) -> None:
+def test_a_completion_without_completed_at_takes_its_time_from_the_history(
+    charts: Charts, clocked: Store, clock: FakeClock
+) -> None:
     (name,) = step_names(new_chart(charts, "Beds"))
     clock.at(8)  # the next week
     clocked.update_entity({"name": name, "metadata": {"completionStatus": True}})  # another tool: no completedAt
@@ -214,7 +229,6 @@ def test_an_unknown_context_is_refused(charts: Charts, clocked: Store) -> None:
 # ----------------------------------------------------------------- the MCP tool
 
 
-
 @pytest.mark.anyio
 async def test_the_mcp_tool_returns_the_structured_report(charts: Charts, clocked: Store, clock: FakeClock) -> None:
     (name,) = step_names(new_chart(charts, "Beds"))
@@ -228,8 +242,10 @@ async def test_the_mcp_tool_returns_the_structured_report(charts: Charts, clocke
     report = result.structured_content
     assert not result.is_error and report is not None
     assert report["windowDays"] == 7 and report["contexts"][0]["stepsCompleted"] == 1
-    assert report["totals"]["stepsCompletedPerWeek"] == [{"weekStart": "2026-10-26", "count": 0},
-                                                         {"weekStart": "2026-11-02", "count": 1}]
+    assert report["totals"]["stepsCompletedPerWeek"] == [
+        {"weekStart": "2026-10-26", "count": 0},
+        {"weekStart": "2026-11-02", "count": 1},
+    ]
     assert refused.is_error
 
 
@@ -243,12 +259,16 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def recent(store_dir: Path) -> Path:
     """Two days ago (real time, since the command uses the real clock): a chart, one step completed, one overdue."""
-    then = datetime.now(timezone.utc) - timedelta(days=2)
+    then = datetime.now(UTC) - timedelta(days=2)
     overdue = (then - timedelta(days=3)).date().isoformat()
     with Store(store_dir, clock=lambda: then) as store:
         api = Charts(store)
-        chart = api.create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2099-01-01",
-                                 actionSteps=["Beds", {"title": "Order soil", "dueDate": overdue}]).chart
+        chart = api.create_chart(
+            desiredOutcome="A garden",
+            currentReality="Lawn",
+            dueDate="2099-01-01",
+            actionSteps=["Beds", {"title": "Order soil", "dueDate": overdue}],
+        ).chart
         api.complete_action_step(actionStep=chart.actionSteps[-1].name)  # "Beds" (due later) sorts last
     return store_dir
 
@@ -285,8 +305,9 @@ def test_report_plot_writes_a_png(recent: Path, tmp_path: Path) -> None:
     assert target.read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_plotting_without_matplotlib_says_how_to_install_it(charts: Charts, clocked: Store, tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plotting_without_matplotlib_says_how_to_install_it(
+    charts: Charts, clocked: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from coaia_store.reports.plot import plot_report
 
     new_chart(charts)

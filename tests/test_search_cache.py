@@ -61,8 +61,9 @@ def test_a_smaller_index_is_not_saved(store: Store, store_dir: Path, index_on: C
     assert not (store_dir / CACHE).exists()
 
 
-def test_a_new_index_reuses_every_unchanged_row(saved: Store, open_store: Callable[..., Store],
-                                                index_on: Callable[..., SearchIndex]) -> None:
+def test_a_new_index_reuses_every_unchanged_row(
+    saved: Store, open_store: Callable[..., Store], index_on: Callable[..., SearchIndex]
+) -> None:
     index = index_on(open_store(), cache_after_rows=NEVER)
 
     page = index.search("grow")
@@ -71,15 +72,17 @@ def test_a_new_index_reuses_every_unchanged_row(saved: Store, open_store: Callab
     assert sorted(hit.entity.name for hit in page.hits) == ["Budget", "Garden"]
 
 
-def test_a_restored_index_ranks_as_a_fresh_build(saved: Store, open_store: Callable[..., Store],
-                                                  index_on: Callable[..., SearchIndex]) -> None:
+def test_a_restored_index_ranks_as_a_fresh_build(
+    saved: Store, open_store: Callable[..., Store], index_on: Callable[..., SearchIndex]
+) -> None:
     restored, fresh = index_on(open_store(), NEVER), index_on(open_store(), NEVER)
     fresh.rebuild()
     assert hits(restored.search("grow daily")) == hits(fresh.search("grow daily"))
 
 
-def test_entities_changed_since_the_save_are_indexed_again(saved: Store, open_store: Callable[..., Store],
-                                                           index_on: Callable[..., SearchIndex]) -> None:
+def test_entities_changed_since_the_save_are_indexed_again(
+    saved: Store, open_store: Callable[..., Store], index_on: Callable[..., SearchIndex]
+) -> None:
     saved.add_observations([{"entityName": "Garden", "contents": ["zebra visited"]}])
     saved.delete_entities(["Novel"])
     saved.update_entity({"name": "Piano", "newName": "Violin"}, context="work")
@@ -92,15 +95,16 @@ def test_entities_changed_since_the_save_are_indexed_again(saved: Store, open_st
     assert index.reused_rows == 1  # Budget
 
 
-def test_a_context_removed_since_the_save_leaves_the_results(saved: Store, store_dir: Path,
-                                                             open_store: Callable[..., Store],
-                                                             index_on: Callable[..., SearchIndex]) -> None:
+def test_a_context_removed_since_the_save_leaves_the_results(
+    saved: Store, store_dir: Path, open_store: Callable[..., Store], index_on: Callable[..., SearchIndex]
+) -> None:
     (store_dir / "charts-work.jsonl").unlink()
     assert index_on(open_store(), NEVER).search("grow").total == 1
 
 
-def test_a_search_of_one_context_checks_only_that_context(saved: Store, open_store: Callable[..., Store],
-                                                          index_on: Callable[..., SearchIndex]) -> None:
+def test_a_search_of_one_context_checks_only_that_context(
+    saved: Store, open_store: Callable[..., Store], index_on: Callable[..., SearchIndex]
+) -> None:
     saved.add_observations([{"entityName": "Budget", "contents": ["tomatoes too"]}], context="work")
     index = index_on(open_store(), NEVER)
 
@@ -113,8 +117,13 @@ def test_a_search_of_one_context_checks_only_that_context(saved: Store, open_sto
     [lambda d: d[: len(d) // 2], lambda d: d[:-5] + bytes([d[-5] ^ 0x10]) + d[-4:], lambda _: b"junk"],
     ids=["truncated", "payload-bit", "junk"],
 )
-def test_a_damaged_saved_index_is_ignored(saved: Store, store_dir: Path, open_store: Callable[..., Store],
-                                          index_on: Callable[..., SearchIndex], damage: Callable[[bytes], bytes]) -> None:
+def test_a_damaged_saved_index_is_ignored(
+    saved: Store,
+    store_dir: Path,
+    open_store: Callable[..., Store],
+    index_on: Callable[..., SearchIndex],
+    damage: Callable[[bytes], bytes],
+) -> None:
     cache = store_dir / CACHE
     cache.write_bytes(damage(cache.read_bytes()))
     index = index_on(open_store(), NEVER)
@@ -123,8 +132,9 @@ def test_a_damaged_saved_index_is_ignored(saved: Store, store_dir: Path, open_st
     assert index.reused_rows == 0
 
 
-def test_rebuild_does_not_take_the_saved_index(saved: Store, open_store: Callable[..., Store],
-                                               index_on: Callable[..., SearchIndex]) -> None:
+def test_rebuild_does_not_take_the_saved_index(
+    saved: Store, open_store: Callable[..., Store], index_on: Callable[..., SearchIndex]
+) -> None:
     index = index_on(open_store(), NEVER)
     index.rebuild()
     assert index.search("grow").total == 2

@@ -16,9 +16,17 @@ from coaia_store.server.app import MAX_REPLY_CHARS, build_server
 
 pytestmark = pytest.mark.anyio
 
-OFFICIAL_TOOLS = {"create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations",
-                  "delete_relations", "read_graph", "search_nodes", "open_nodes"}
-
+OFFICIAL_TOOLS = {
+    "create_entities",
+    "create_relations",
+    "add_observations",
+    "delete_entities",
+    "delete_observations",
+    "delete_relations",
+    "read_graph",
+    "search_nodes",
+    "open_nodes",
+}
 
 
 @pytest.fixture
@@ -57,16 +65,25 @@ async def test_memory_profile_publishes_the_official_tool_names(memory_client: C
 
 async def test_memory_profile_round_trip_has_the_official_result_shapes(memory_client: Client) -> None:
     created = await memory_client.call_tool(
-        "create_entities", {"entities": [{"name": "ada", "entityType": "person", "observations": ["codes"]},
-                                         {"name": "bob", "entityType": "person", "observations": []}]}
+        "create_entities",
+        {
+            "entities": [
+                {"name": "ada", "entityType": "person", "observations": ["codes"]},
+                {"name": "bob", "entityType": "person", "observations": []},
+            ]
+        },
     )
-    await memory_client.call_tool("create_relations", {"relations": [{"from": "ada", "to": "bob", "relationType": "knows"}]})
+    await memory_client.call_tool(
+        "create_relations", {"relations": [{"from": "ada", "to": "bob", "relationType": "knows"}]}
+    )
     opened = await memory_client.call_tool("open_nodes", {"names": ["ada"]})
 
-    assert created.structured_content == {"entities": [
-        {"name": "ada", "entityType": "person", "observations": ["codes"]},
-        {"name": "bob", "entityType": "person", "observations": []},
-    ]}
+    assert created.structured_content == {
+        "entities": [
+            {"name": "ada", "entityType": "person", "observations": ["codes"]},
+            {"name": "bob", "entityType": "person", "observations": []},
+        ]
+    }
     assert opened.structured_content == {
         "entities": [{"name": "ada", "entityType": "person", "observations": ["codes"]}],
         "relations": [{"from": "ada", "to": "bob", "relationType": "knows"}],
@@ -77,7 +94,9 @@ async def test_memory_profile_create_skips_existing_names_like_the_official_serv
     args = {"entities": [{"name": "ada", "entityType": "person", "observations": ["codes"]}]}
     await memory_client.call_tool("create_entities", args)
 
-    again = await memory_client.call_tool("create_entities", {"entities": [{"name": "ada", "entityType": "x", "observations": []}]})
+    again = await memory_client.call_tool(
+        "create_entities", {"entities": [{"name": "ada", "entityType": "x", "observations": []}]}
+    )
 
     assert again.structured_content == {"entities": []}
 
@@ -114,7 +133,9 @@ async def test_an_invalid_context_is_a_tool_error_naming_the_rule(graph_client: 
 
 
 async def test_update_entity_renames_and_moves_relations(graph_client: Client) -> None:
-    await graph_client.call_tool("create_entity", {"entities": [{"name": "a", "entityType": "t"}, {"name": "b", "entityType": "t"}]})
+    await graph_client.call_tool(
+        "create_entity", {"entities": [{"name": "a", "entityType": "t"}, {"name": "b", "entityType": "t"}]}
+    )
     await graph_client.call_tool("add_relation", {"relations": [{"from": "a", "to": "b", "relationType": "r"}]})
 
     result = await graph_client.call_tool("update_entity", {"name": "a", "newName": "a2"})
@@ -124,7 +145,9 @@ async def test_update_entity_renames_and_moves_relations(graph_client: Client) -
 
 async def test_read_graph_defaults_to_a_bounded_summary(graph_client: Client, store: Store) -> None:
     long_text = "x" * 5_000
-    store.create_entities([{"name": f"e{i:03d}", "entityType": "note", "observations": [long_text]} for i in range(150)])
+    store.create_entities(
+        [{"name": f"e{i:03d}", "entityType": "note", "observations": [long_text]} for i in range(150)]
+    )
 
     result = await graph_client.call_tool("read_graph", {})
 
@@ -134,7 +157,9 @@ async def test_read_graph_defaults_to_a_bounded_summary(graph_client: Client, st
 
 
 async def test_read_graph_full_mode_stops_before_the_reply_grows_too_long(graph_client: Client, store: Store) -> None:
-    store.create_entities([{"name": f"e{i:03d}", "entityType": "note", "observations": ["y" * 4_000]} for i in range(100)])
+    store.create_entities(
+        [{"name": f"e{i:03d}", "entityType": "note", "observations": ["y" * 4_000]} for i in range(100)]
+    )
     seen: list[str] = []
     cursor = None
 
@@ -176,7 +201,9 @@ async def test_validate_integrity_tool_reports_per_context_with_ok(graph_client:
 
 async def test_backup_tools_take_list_and_restore(graph_client: Client, store: Store) -> None:
     store.create_entities([{"name": "keep", "entityType": "t"}])
-    taken = (await graph_client.call_tool("backups", {"action": "create", "context": "default"})).structured_content["created"]
+    taken = (await graph_client.call_tool("backups", {"action": "create", "context": "default"})).structured_content[
+        "created"
+    ]
     store.delete_entities(["keep"])
 
     listed = (await graph_client.call_tool("backups", {})).structured_content["backups"]
@@ -196,9 +223,15 @@ async def test_storage_status_names_the_latest_backup(graph_client: Client, stor
 
 
 async def test_memory_search_nodes_finds_words_in_different_fields(memory_client: Client) -> None:
-    await memory_client.call_tool("create_entities", {"entities": [
-        {"name": "garden_plan", "entityType": "project", "observations": ["raised beds for tomatoes"]},
-        {"name": "office", "entityType": "place", "observations": ["desk by the window"]}]})
+    await memory_client.call_tool(
+        "create_entities",
+        {
+            "entities": [
+                {"name": "garden_plan", "entityType": "project", "observations": ["raised beds for tomatoes"]},
+                {"name": "office", "entityType": "place", "observations": ["desk by the window"]},
+            ]
+        },
+    )
 
     found = await memory_client.call_tool("search_nodes", {"query": "garden tomato"})
 
@@ -206,8 +239,12 @@ async def test_memory_search_nodes_finds_words_in_different_fields(memory_client
 
 
 async def test_search_ranks_a_name_match_first_with_a_snippet(graph_client: Client, store: Store) -> None:
-    store.create_entities([{"name": "notes", "entityType": "t", "observations": ["the telescope arrived"]},
-                           {"name": "telescope", "entityType": "t", "observations": ["8 inch reflector"]}])
+    store.create_entities(
+        [
+            {"name": "notes", "entityType": "t", "observations": ["the telescope arrived"]},
+            {"name": "telescope", "entityType": "t", "observations": ["8 inch reflector"]},
+        ]
+    )
 
     page = (await graph_client.call_tool("search", {"query": "telesc"})).structured_content
 
@@ -225,11 +262,14 @@ async def test_a_warmed_up_server_answers_searches_for_data_written_before_and_a
 
 
 async def test_read_graph_full_mode_counts_relations_in_the_reply_budget(graph_client: Client, store: Store) -> None:
-    store.create_entities([{"name": f"hub{i}", "entityType": "t"} for i in range(3)] +
-                          [{"name": f"leaf{j:04d}", "entityType": "t"} for j in range(600)])
+    store.create_entities(
+        [{"name": f"hub{i}", "entityType": "t"} for i in range(3)]
+        + [{"name": f"leaf{j:04d}", "entityType": "t"} for j in range(600)]
+    )
     for i in range(3):
-        store.create_relations([{"from": f"hub{i}", "to": f"leaf{j:04d}", "relationType": "links_to_a_leaf_entity"}
-                                for j in range(600)])
+        store.create_relations(
+            [{"from": f"hub{i}", "to": f"leaf{j:04d}", "relationType": "links_to_a_leaf_entity"} for j in range(600)]
+        )
 
     data = (await graph_client.call_tool("read_graph", {"mode": "full", "limit": 3})).structured_content
 

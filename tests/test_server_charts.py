@@ -12,9 +12,12 @@ from coaia_store import Store
 from coaia_store.server.app import build_server
 
 pytestmark = pytest.mark.anyio
-CHART = {"desiredOutcome": "A vegetable garden that feeds us all summer", "currentReality": "The yard is lawn",
-         "dueDate": "2027-05-01", "actionSteps": ["Build raised beds", {"title": "Test the soil", "dueDate": "2027-03-01"}]}
-
+CHART = {
+    "desiredOutcome": "A vegetable garden that feeds us all summer",
+    "currentReality": "The yard is lawn",
+    "dueDate": "2027-05-01",
+    "actionSteps": ["Build raised beds", {"title": "Test the soil", "dueDate": "2027-03-01"}],
+}
 
 
 @pytest.fixture
@@ -62,8 +65,11 @@ async def test_completing_a_step_completes_only_that_step_and_notes_it_in_realit
 async def test_sub_chart_progress_counts_in_its_parent_and_its_completion_completes_the_step(client: Client) -> None:
     chart = await _call(client, "create_chart", CHART)
     step = chart["added"][0]
-    sub = await _call(client, "telescope_action_step",
-                      {"actionStep": step, "currentReality": "Have lumber", "actionSteps": ["Cut boards", "Screw"]})
+    sub = await _call(
+        client,
+        "telescope_action_step",
+        {"actionStep": step, "currentReality": "Have lumber", "actionSteps": ["Cut boards", "Screw"]},
+    )
 
     await _call(client, "complete", {"target": sub["added"][0]})
     halfway = await _call(client, "get_chart", {"chartId": chart["chartId"]})
@@ -87,7 +93,9 @@ async def test_an_unknown_chart_is_a_readable_tool_error(client: Client) -> None
 
 
 async def test_a_step_due_after_its_chart_is_refused_and_nothing_is_written(client: Client, store: Store) -> None:
-    result = await client.call_tool("create_chart", {**CHART, "actionSteps": [{"title": "Late", "dueDate": "2028-01-01"}]})
+    result = await client.call_tool(
+        "create_chart", {**CHART, "actionSteps": [{"title": "Late", "dueDate": "2028-01-01"}]}
+    )
 
     assert result.is_error and store.read_graph().totalEntities == 0
 

@@ -11,9 +11,12 @@ from coaia_store import Store
 from coaia_store.server.app import build_server
 
 pytestmark = pytest.mark.anyio
-CHART = {"desiredOutcome": "A garden that feeds us", "currentReality": "Lawn", "dueDate": "2027-05-01",
-         "actionSteps": ["Build beds", "Test soil"]}
-
+CHART = {
+    "desiredOutcome": "A garden that feeds us",
+    "currentReality": "Lawn",
+    "dueDate": "2027-05-01",
+    "actionSteps": ["Build beds", "Test soil"],
+}
 
 
 async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> None:
@@ -27,24 +30,34 @@ async def test_every_full_profile_tool_answers_a_valid_call(store: Store) -> Non
             called.append(tool)
             return result.structured_content
 
-        await call("create_entity", {"entities": [{"name": "a", "entityType": "t", "observations": ["one"]},
-                                                  {"name": "b", "entityType": "t"}]})
+        await call(
+            "create_entity",
+            {"entities": [{"name": "a", "entityType": "t", "observations": ["one"]}, {"name": "b", "entityType": "t"}]},
+        )
         await call("add_relation", {"relations": [{"from": "a", "to": "b", "relationType": "r"}]})
         await call("add_observations", {"observations": [{"entityName": "a", "contents": ["two"]}]})
         await call("update_entity", {"name": "a", "metadata": {"k": 1}})
         await call("open_entities", {"names": ["a"]})
         await call("search", {"query": "two"})
         await call("read_graph", {"mode": "full"})
-        await call("delete_from_graph", {"observations": [{"entityName": "a", "observations": ["one"]}],
-                                         "relations": [{"from": "a", "to": "b", "relationType": "r"}], "entities": ["b"]})
+        await call(
+            "delete_from_graph",
+            {
+                "observations": [{"entityName": "a", "observations": ["one"]}],
+                "relations": [{"from": "a", "to": "b", "relationType": "r"}],
+                "entities": ["b"],
+            },
+        )
         chart = await call("create_chart", CHART)
         cid, (first, second) = chart["chartId"], chart["added"]
         step = (await call("add_action_steps", {"chartId": cid, "actionSteps": ["Plant seeds"]}))["added"][0]
         await call("update_action_step", {"actionStep": first, "note": "bought lumber", "owner": "Ana"})
         await call("telescope_action_step", {"actionStep": first, "currentReality": "Have lumber"})
         await call("complete", {"target": second})
-        await call("update_chart", {"chartId": cid, "addToReality": ["Seeds arrived"],
-                                    "desiredOutcome": "A garden that feeds four people"})
+        await call(
+            "update_chart",
+            {"chartId": cid, "addToReality": ["Seeds arrived"], "desiredOutcome": "A garden that feeds four people"},
+        )
         await call("get_chart", {"chartId": cid, "depth": 1})
         await call("list_charts", {"status": "all"})
         await call("remove_action_step", {"actionStep": step})

@@ -19,21 +19,34 @@ from mcp.client.streamable_http import streamable_http_client
 pytestmark = pytest.mark.anyio
 
 
-
 def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
 
-def _start(store_dir: Path, *extra: str, host: str = "127.0.0.1",
-           env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+def _start(
+    store_dir: Path, *extra: str, host: str = "127.0.0.1", env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port(host)
     bind = ["--host", host] if host != "127.0.0.1" else []
     proc = subprocess.Popen(
-        [sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), "--http", "--port", str(port), *bind,
-         *extra],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        [
+            sys.executable,
+            "-m",
+            "coaia_store",
+            "serve",
+            "--dir",
+            str(store_dir),
+            "--http",
+            "--port",
+            str(port),
+            *bind,
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -42,7 +55,7 @@ def _start(store_dir: Path, *extra: str, host: str = "127.0.0.1",
             return proc, f"http://{host}:{port}/mcp"
         except OSError:
             if proc.poll() is not None:
-                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited")
+                raise AssertionError(proc.stderr.read().decode() if proc.stderr else "server exited") from None
             time.sleep(0.05)
     proc.kill()
     raise AssertionError("server did not start listening")
@@ -89,8 +102,9 @@ async def test_a_request_with_the_token_is_served(token_server: str) -> None:
 
 async def test_a_foreign_host_header_is_refused(server: str) -> None:
     async with httpx2.AsyncClient() as http:
-        response = await http.post(server, json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
-                                   headers={"Host": "evil.example.com"})
+        response = await http.post(
+            server, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Host": "evil.example.com"}
+        )
 
     assert response.status_code == 421
 
@@ -98,7 +112,9 @@ async def test_a_foreign_host_header_is_refused(server: str) -> None:
 def test_listening_beyond_loopback_without_a_token_is_refused(store_dir: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), "--http", "--host", "0.0.0.0"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 2 and "without a token" in result.stderr
@@ -155,10 +171,14 @@ async def _status_when_named(url: str, name: str) -> int:
         return (await http.post(url, json=PING)).status_code
 
 
-@pytest.mark.parametrize(("option", "env"), [
-    (["--allowed-host", "coaia.team.example", "--allowed-host", "other.example"], {}),
-    ([], {"COAIA_ALLOWED_HOSTS": "coaia.team.example,other.example"}),
-], ids=["option", "environment"])
+@pytest.mark.parametrize(
+    ("option", "env"),
+    [
+        (["--allowed-host", "coaia.team.example", "--allowed-host", "other.example"], {}),
+        ([], {"COAIA_ALLOWED_HOSTS": "coaia.team.example,other.example"}),
+    ],
+    ids=["option", "environment"],
+)
 async def test_allowed_hosts_refuse_other_host_names(store_dir: Path, option: list[str], env: dict[str, str]) -> None:
     proc, url = _start(store_dir, "--token", "s3cret", *option, host=TEAM_HOST, env=env)
     try:
@@ -176,7 +196,9 @@ async def test_on_loopback_without_a_token_allowed_host_adds_names_to_the_loopba
     try:
         async with httpx2.AsyncClient() as http:
             other = (await http.post(url, json=PING, headers={"Host": f"evil.example:{port}"})).status_code
-        async with httpx2.AsyncClient(headers={"Host": f"coaia.local:{port}", "Origin": f"http://coaia.local:{port}"}) as http:
+        async with httpx2.AsyncClient(
+            headers={"Host": f"coaia.local:{port}", "Origin": f"http://coaia.local:{port}"}
+        ) as http:
             async with Client(streamable_http_client(url, http_client=http)) as client:
                 tools = (await client.list_tools()).tools
     finally:
@@ -196,8 +218,14 @@ async def test_on_loopback_without_a_token_a_foreign_origin_is_refused(server: s
 # ---------------------------------------------------------------- what OAuth-capable clients see
 
 
-@pytest.mark.parametrize("path", ["/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server",
-                                  "/.well-known/oauth-protected-resource/mcp"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/oauth-protected-resource/mcp",
+    ],
+)
 async def test_oauth_discovery_paths_answer_404(token_server: str, path: str) -> None:
     async with httpx2.AsyncClient() as http:
         response = await http.get(token_server.removesuffix("/mcp") + path)
@@ -211,7 +239,9 @@ async def test_a_refused_token_gets_a_bearer_challenge_with_the_error(token_serv
 
     challenge = response.headers["www-authenticate"]
     assert response.status_code == 401
-    assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge and "error_description=" in challenge
+    assert (
+        challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge and "error_description=" in challenge
+    )
 
 
 async def test_the_auth_scheme_is_matched_in_any_case(token_server: str) -> None:
@@ -226,8 +256,13 @@ async def test_the_auth_scheme_is_matched_in_any_case(token_server: str) -> None
 
 
 def _serve(store_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), *args],
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def _one_line_usage_error(result: subprocess.CompletedProcess[str], words: str) -> bool:
@@ -260,14 +295,19 @@ UNREADABLE_BODIES = {
     "not json": b"hello, is this the server?",
     "truncated json": b'{"jsonrpc":"2.0","id":5,"method":"tools/call"',
     "lone surrogate escape": b'{"jsonrpc":"2.0","id":6,"method":"ping","params":{"a":"a\\ud800"}}',
-    "nesting of 250 levels": b'{"jsonrpc":"2.0","id":7,"method":"ping","params":{"a":' + b"[" * 250 + b"]" * 250 + b"}}",
+    "nesting of 250 levels": b'{"jsonrpc":"2.0","id":7,"method":"ping","params":{"a":'
+    + b"[" * 250
+    + b"]" * 250
+    + b"}}",
     "invalid utf-8": b'{"jsonrpc":"2.0","id":8,"method":"ping","params":{"a":"caf\xff"}}',
     "json that is not a message": b"[1, 2, 3]",
 }
 
 
 @pytest.mark.parametrize("body", UNREADABLE_BODIES.values(), ids=UNREADABLE_BODIES.keys())
-async def test_an_unreadable_request_body_gets_a_json_rpc_error_and_the_server_carries_on(server: str, body: bytes) -> None:
+async def test_an_unreadable_request_body_gets_a_json_rpc_error_and_the_server_carries_on(
+    server: str, body: bytes
+) -> None:
     headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
     async with httpx2.AsyncClient() as http:
         response = await http.post(server, content=body, headers=headers)

@@ -16,11 +16,15 @@ from coaia_store.server.app import build_server
 pytestmark = pytest.mark.anyio
 
 
-
 @pytest.fixture
 def chart_id(store: Store) -> str:
-    result = Charts(store).create_chart(desiredOutcome="A garden that feeds us", currentReality="Lawn",
-                                        dueDate="2027-05-01", actionSteps=["Build beds"], context="personal")
+    result = Charts(store).create_chart(
+        desiredOutcome="A garden that feeds us",
+        currentReality="Lawn",
+        dueDate="2027-05-01",
+        actionSteps=["Build beds"],
+        context="personal",
+    )
     return result.chart.chartId
 
 
@@ -62,15 +66,19 @@ async def test_the_raw_graph_of_a_context_is_json(client: Client, chart_id: str)
 
 
 async def test_chart_ids_complete_from_a_prefix(client: Client, chart_id: str) -> None:
-    result = await client.complete(ResourceTemplateReference(type="ref/resource", uri="coaia://chart/{chartId}"),
-                                   {"name": "chartId", "value": chart_id[:10]})
+    result = await client.complete(
+        ResourceTemplateReference(type="ref/resource", uri="coaia://chart/{chartId}"),
+        {"name": "chartId", "value": chart_id[:10]},
+    )
 
     assert result.completion.values == [chart_id]
 
 
 async def test_context_names_complete(client: Client, chart_id: str) -> None:
-    result = await client.complete(ResourceTemplateReference(type="ref/resource", uri="coaia://charts/{context}"),
-                                   {"name": "context", "value": "per"})
+    result = await client.complete(
+        ResourceTemplateReference(type="ref/resource", uri="coaia://charts/{context}"),
+        {"name": "context", "value": "per"},
+    )
 
     assert result.completion.values == ["personal"]
 
@@ -91,7 +99,9 @@ async def test_review_prompt_carries_the_chart_and_the_four_steps(client: Client
 
 
 async def test_prompt_arguments_complete_chart_ids(client: Client, chart_id: str) -> None:
-    result = await client.complete(PromptReference(type="ref/prompt", name="review_chart"), {"name": "chartId", "value": ""})
+    result = await client.complete(
+        PromptReference(type="ref/prompt", name="review_chart"), {"name": "chartId", "value": ""}
+    )
 
     assert chart_id in result.completion.values
 

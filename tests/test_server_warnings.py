@@ -9,13 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from faults import damage_line, data_file, entity
 from mcp import Client
 
 from coaia_store import Store
 from coaia_store.server.app import build_server
 from coaia_store.storage.lines import encode_line, header_record
-
-from faults import damage_line, data_file, entity
 
 pytestmark = pytest.mark.anyio
 
@@ -95,7 +94,9 @@ async def test_a_damaged_backup_manifest_is_warned_about_in_the_backups_list(sto
     assert any("MANIFEST.json is unreadable" in t and "doctor --fix" in t for t in texts(result))
 
 
-async def test_a_context_file_cut_short_since_its_backup_is_warned_about_with_the_restore_command(store_dir: Path) -> None:
+async def test_a_context_file_cut_short_since_its_backup_is_warned_about_with_the_restore_command(
+    store_dir: Path,
+) -> None:
     with Store(store_dir) as store:
         for name in "abc":
             store.create_entities([entity(name)])

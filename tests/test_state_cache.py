@@ -70,7 +70,9 @@ def test_a_smaller_replay_than_state_cache_min_bytes_saves_nothing(store_dir: Pa
     assert not (store_dir / CACHE).exists()
 
 
-def test_lines_written_after_the_cache_are_replayed_on_top_of_it(filled_dir: Path, open_store: Callable[..., Store]) -> None:
+def test_lines_written_after_the_cache_are_replayed_on_top_of_it(
+    filled_dir: Path, open_store: Callable[..., Store]
+) -> None:
     with Store(filled_dir, config=NEVER) as writer:
         cached_size = (filled_dir / "charts.jsonl").stat().st_size
         writer.add_observations([{"entityName": "a", "contents": ["later"]}])
@@ -84,8 +86,9 @@ def test_lines_written_after_the_cache_are_replayed_on_top_of_it(filled_dir: Pat
     assert "later" in reader.open_entities(["a"]).entities[0].observations
 
 
-def test_a_cache_is_ignored_when_the_bytes_it_covers_changed(filled_dir: Path, tmp_path: Path,
-                                                             open_store: Callable[..., Store]) -> None:
+def test_a_cache_is_ignored_when_the_bytes_it_covers_changed(
+    filled_dir: Path, tmp_path: Path, open_store: Callable[..., Store]
+) -> None:
     """Same header, other lines (another tool's in-place rewrite): the file wins, not the cache."""
     other_dir = tmp_path / "other" / ".coaia"
     with Store(other_dir) as other:
@@ -100,7 +103,9 @@ def test_a_cache_is_ignored_when_the_bytes_it_covers_changed(filled_dir: Path, t
     assert [e["name"] for e in graph_of(store)["entities"]] == list("vwxyz")
 
 
-def test_a_cache_of_a_file_replaced_by_compaction_is_ignored(filled_dir: Path, open_store: Callable[..., Store]) -> None:
+def test_a_cache_of_a_file_replaced_by_compaction_is_ignored(
+    filled_dir: Path, open_store: Callable[..., Store]
+) -> None:
     with Store(filled_dir, config=NEVER) as other_process:
         other_process.delete_entities(["c"])
         other_process.compact()
@@ -142,8 +147,15 @@ def _key_middle_bit_flipped(data: bytes) -> bytes:
 
 @pytest.mark.parametrize(
     "damage",
-    [_truncated, _payload_byte_flipped, _key_byte_flipped, _key_middle_bit_flipped, lambda _: b"",
-     lambda _: b"\x00" * 4096, lambda d: b"coaia-st" + b"\xff" * 64],
+    [
+        _truncated,
+        _payload_byte_flipped,
+        _key_byte_flipped,
+        _key_middle_bit_flipped,
+        lambda _: b"",
+        lambda _: b"\x00" * 4096,
+        lambda d: b"coaia-st" + b"\xff" * 64,
+    ],
     ids=["truncated", "payload-bit", "key-bit", "key-middle-bit", "empty", "zeros", "garbage-after-magic"],
 )
 def test_a_damaged_cache_is_ignored_and_the_file_replayed(
@@ -176,7 +188,9 @@ def test_a_file_with_damaged_lines_is_never_cached(damaged_store_dir: Path, capl
     assert not (damaged_store_dir / CACHE).exists()
 
 
-def test_a_cache_that_cannot_be_saved_costs_nothing_but_speed(store_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_cache_that_cannot_be_saved_costs_nothing_but_speed(
+    store_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     with Store(store_dir, config=NEVER) as store:
         fill(store, "abc")
     (store_dir / ".cache").write_text("a file where the cache directory goes")

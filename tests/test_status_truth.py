@@ -5,20 +5,24 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from faults import damage_line, data_file, entity, line_spans
 
 from coaia_store import Store
 from coaia_store.charts import Charts
 
-from faults import damage_line, data_file, entity, line_spans
-
 
 def cli(store_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "coaia_store", *args, "--dir", str(store_dir)],
-                          capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [sys.executable, "-m", "coaia_store", *args, "--dir", str(store_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def exit_codes(store_dir: Path) -> dict[str, int]:
@@ -31,8 +35,9 @@ def chart_lost_with_a_damaged_line(store_dir: Path) -> Path:
     with Store(store_dir) as store:
         store.create_entities([entity("first")])  # the day's backups hold only this
         charts = Charts(store)
-        chart = charts.create_chart(desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01",
-                                    actionSteps=["Beds"]).chart
+        chart = charts.create_chart(
+            desiredOutcome="A garden", currentReality="Lawn", dueDate="2027-05-01", actionSteps=["Beds"]
+        ).chart
         charts.telescope_action_step(actionStep=chart.actionSteps[0].name, currentReality="Lumber")
     damage_line(store_dir, 2)
     return store_dir
@@ -57,8 +62,10 @@ def test_a_clean_store_is_healthy_for_all_three(store_dir: Path) -> None:
 
 def test_status_reports_a_dangling_relation_that_validate_reports(store_dir: Path) -> None:
     store_dir.mkdir(parents=True)
-    (store_dir / "charts.jsonl").write_text('{"type":"entity","name":"a","entityType":"t","observations":[]}\n'
-                                            '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}\n')
+    (store_dir / "charts.jsonl").write_text(
+        '{"type":"entity","name":"a","entityType":"t","observations":[]}\n'
+        '{"type":"relation","from":"a","to":"ghost","relationType":"knows"}\n'
+    )
 
     status = Store(store_dir).status()
 
@@ -114,7 +121,7 @@ def test_a_file_emptied_then_written_again_is_flagged_as_created_afresh(store_di
 
 def test_the_day_s_automatic_backup_does_not_accept_the_loss(store_dir: Path, backed_up: str) -> None:
     data_file(store_dir).write_bytes(b"")
-    tomorrow = datetime.now(timezone.utc) + timedelta(days=1)
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
     with Store(store_dir, clock=lambda: tomorrow) as store:
         store.create_entities([entity("new")])  # the first write of a new day: the day's backups are due
 

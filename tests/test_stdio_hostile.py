@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faults import SCALE
 
 from coaia_store import Store
-
-from faults import SCALE
 
 REPLY_WAIT_S = 60  # only so a missing reply fails the test instead of hanging it
 
@@ -32,11 +31,20 @@ class StdioServer:
     def __init__(self, store_dir: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         self._pending = b""
-        self.request("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                    "clientInfo": {"name": "hostile-test", "version": "1"}}, 0)
+        self.request(
+            "initialize",
+            {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "hostile-test", "version": "1"},
+            },
+            0,
+        )
         self.send(b'{"jsonrpc":"2.0","method":"notifications/initialized"}')
 
     def send(self, line: bytes) -> None:
@@ -83,8 +91,12 @@ def server(store_dir: Path) -> Iterator[StdioServer]:
 
 
 def _create(name: str, request_id: int) -> bytes:
-    call = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call",
-            "params": {"name": "create_entity", "arguments": {"entities": [{"name": name, "entityType": "t"}]}}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "tools/call",
+        "params": {"name": "create_entity", "arguments": {"entities": [{"name": name, "entityType": "t"}]}},
+    }
     return json.dumps(call).encode()
 
 
@@ -132,8 +144,11 @@ def test_a_lone_surrogate_escape_gets_a_parse_error_naming_it_for_that_request(
 
 def test_nesting_beyond_the_parser_limit_gets_a_parse_error_naming_the_depth(server: StdioServer) -> None:
     deep = "[" * 250 + "]" * 250
-    server.send(b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"create_entity","arguments":{"entities":'
-                + deep.encode() + b"}}}")
+    server.send(
+        b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"create_entity","arguments":{"entities":'
+        + deep.encode()
+        + b"}}}"
+    )
 
     _assert_error(server.reply(), -32700, 7, "nested deeper than 200")
     _still_serves(server)
@@ -172,7 +187,14 @@ def test_a_request_whose_id_is_not_a_number_or_text_gets_invalid_request(server:
 
 
 def test_a_burst_of_hostile_lines_gets_one_reply_each(server: StdioServer) -> None:
-    hostile = [b"{", b"nope", b"[]", b'"just a string"', b"\xc3\x28", b'{"jsonrpc":"2.0","id":1,"method":"x","params":"a\\udc00"}']
+    hostile = [
+        b"{",
+        b"nope",
+        b"[]",
+        b'"just a string"',
+        b"\xc3\x28",
+        b'{"jsonrpc":"2.0","id":1,"method":"x","params":"a\\udc00"}',
+    ]
     for line in hostile:
         server.send(line)
 
@@ -189,10 +211,23 @@ def _hostile_lines(rng: random.Random, count: int) -> list[bytes]:
         lambda: valid[: rng.randrange(1, len(valid))],
         lambda: valid.replace(b"fuzzed", b"\\u" + rng.choice([b"d800", b"dbff", b"dc00", b"dfff"])),
         lambda: valid.replace(b"fuzzed", b"caf" + bytes([rng.randrange(0x80, 0x100)])),
-        lambda: b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":' + b"[" * (n := rng.randrange(200, 3000))
-        + b"]" * n + b"}}",
-        lambda: rng.choice([b"[]", b"42", b"null", b'"text"', b'{"jsonrpc":"1.0","id":1,"method":"ping"}',
-                            b'{"jsonrpc":"2.0","id":true,"method":"ping"}', b'{"id":1}']),
+        lambda: (
+            b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":'
+            + b"[" * (n := rng.randrange(200, 3000))
+            + b"]" * n
+            + b"}}"
+        ),
+        lambda: rng.choice(
+            [
+                b"[]",
+                b"42",
+                b"null",
+                b'"text"',
+                b'{"jsonrpc":"1.0","id":1,"method":"ping"}',
+                b'{"jsonrpc":"2.0","id":true,"method":"ping"}',
+                b'{"id":1}',
+            ]
+        ),
     ]
     lines = [rng.choice(kinds)() for _ in range(count)]
     return [line for line in lines if line.strip()]

@@ -13,14 +13,14 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from test_server_http import _start
 
 from coaia_store import Store
 from coaia_store.charts import Charts
 from coaia_store.errors import PermissionDeniedError, UsageError
 from coaia_store.history import History
-from coaia_store.storage.caller import Caller, acting_as
 from coaia_store.server.tokens import load_tokens
-from test_server_http import _start
+from coaia_store.storage.caller import Caller, acting_as
 
 ANA, BOB, CY = "ana-token-0123456789", "bob-token-0123456789", "cy-token-0123456789"
 TOML = f"""
@@ -63,8 +63,9 @@ def test_an_operation_records_who_made_it(store: Store) -> None:
 def test_the_chart_timeline_shows_who_made_each_event(store: Store) -> None:
     charts = Charts(store)
     with acting_as(Caller("ana")):
-        created = charts.create_chart(desiredOutcome="Guide published", currentReality="Outline only",
-                                      dueDate="2030-12-31", actionSteps=["Draft"])
+        created = charts.create_chart(
+            desiredOutcome="Guide published", currentReality="Outline only", dueDate="2030-12-31", actionSteps=["Draft"]
+        )
     with acting_as(Caller("cy")):
         charts.update_current_reality(chartId=created.chart.chartId, observations=["Draft half done"])
 
@@ -96,8 +97,9 @@ def test_a_caller_limited_to_contexts_cannot_write_elsewhere(store: Store) -> No
 
 def test_a_move_between_contexts_is_refused_whole_when_one_end_is_not_allowed(store: Store) -> None:
     charts = Charts(store)
-    chart = charts.create_chart(desiredOutcome="Guide published", currentReality="Outline only",
-                                dueDate="2030-12-31", context="work").chart.chartId
+    chart = charts.create_chart(
+        desiredOutcome="Guide published", currentReality="Outline only", dueDate="2030-12-31", context="work"
+    ).chart.chartId
     with acting_as(Caller("cy", "write", frozenset({"work"}))), pytest.raises(PermissionDeniedError):
         charts.move_chart(chartId=chart, toContext="personal")
 
@@ -113,8 +115,10 @@ def test_a_read_only_caller_cannot_restore_or_compact(store: Store) -> None:
 def test_a_caller_that_may_not_write_a_context_may_not_back_it_up(store: Store) -> None:
     store.create_entities([ENTITY])
     before = store.backups.list_backups()
-    for caller, call in ((Caller("bob", "read"), lambda: store.backups.backup_all()),
-                         (Caller("cy", "write", frozenset({"work"})), lambda: store.backups.backup_context("default"))):
+    for caller, call in (
+        (Caller("bob", "read"), lambda: store.backups.backup_all()),
+        (Caller("cy", "write", frozenset({"work"})), lambda: store.backups.backup_context("default")),
+    ):
         with acting_as(caller), pytest.raises(PermissionDeniedError):
             call()
 
@@ -144,12 +148,15 @@ def test_a_json_tokens_file_works_as_toml_does(tmp_path: Path) -> None:
     assert known and caller == Caller("ana", "write", None)
 
 
-@pytest.mark.parametrize("entry", [
-    {"name": "ana", "token": ANA, "role": "admin"},
-    {"name": "ana", "token": ANA, "contexts": ["../etc"]},
-    {"name": "", "token": ANA},
-    {"name": "ana", "tokn": ANA},
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "ana", "token": ANA, "role": "admin"},
+        {"name": "ana", "token": ANA, "contexts": ["../etc"]},
+        {"name": "", "token": ANA},
+        {"name": "ana", "tokn": ANA},
+    ],
+)
 def test_a_bad_entry_is_refused_without_showing_the_token(tmp_path: Path, entry: dict[str, object]) -> None:
     with pytest.raises(UsageError) as raised:
         load_tokens(_tokens_file(tmp_path, json.dumps({"tokens": [entry]}), "tokens.json"))
@@ -225,9 +232,13 @@ async def test_tokens_never_reach_the_log(team: tuple[str, subprocess.Popen[byte
 
 def test_serve_refuses_a_tokens_file_others_can_read(store_dir: Path, tmp_path: Path) -> None:
     tokens = _tokens_file(tmp_path, mode=0o644)
-    result = subprocess.run([sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), "--http",
-                             "--tokens-file", str(tokens)], capture_output=True, text=True, timeout=60,
-                            env={**os.environ})
+    result = subprocess.run(
+        [sys.executable, "-m", "coaia_store", "serve", "--dir", str(store_dir), "--http", "--tokens-file", str(tokens)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
 
     assert result.returncode == 2 and "chmod 600" in result.stderr and "Traceback" not in result.stderr
 
@@ -235,15 +246,20 @@ def test_serve_refuses_a_tokens_file_others_can_read(store_dir: Path, tmp_path: 
 def test_cli_history_shows_who_made_each_change(store_dir: Path) -> None:
     with Store(store_dir) as store, acting_as(Caller("ana")):
         store.create_entities([ENTITY])
-    shown = subprocess.run([sys.executable, "-m", "coaia_store", "--dir", str(store_dir), "history", "h"],
-                           capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "coaia_store", "--dir", str(store_dir), "history", "h"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
     assert "by ana" in shown.stdout
 
 
 @pytest.mark.anyio
 async def test_concurrent_clients_with_different_tokens_are_each_attributed_correctly(
-        store_dir: Path, tmp_path: Path) -> None:
+    store_dir: Path, tmp_path: Path
+) -> None:
     import anyio
 
     names = [f"w{i}" for i in range(4)]

@@ -124,13 +124,21 @@ def test_merge_appends_new_observations_and_adds_only_missing_metadata_keys(stor
 
     ann = store.open_entities(["ann"]).entities[0].model_dump(by_alias=True)
     assert report.merged == ["ann"]
-    assert (ann["entityType"], ann["observations"], ann["metadata"]) == ("person", ["a", "b", "c"], {"k": 1, "new": True})
+    assert (ann["entityType"], ann["observations"], ann["metadata"]) == (
+        "person",
+        ["a", "b", "c"],
+        {"k": 1, "new": True},
+    )
     assert ann["ceremonyLog"] == {"x": 1}
 
 
 def test_replace_makes_the_entity_the_imported_record_and_keeps_its_relations(store: Store, tmp_path: Path) -> None:
-    store.create_entities([{"name": "ann", "entityType": "person", "observations": ["a"], "metadata": {"k": 1}},
-                           {"name": "bob", "entityType": "person"}])
+    store.create_entities(
+        [
+            {"name": "ann", "entityType": "person", "observations": ["a"], "metadata": {"k": 1}},
+            {"name": "bob", "entityType": "person"},
+        ]
+    )
     store.create_relations([{"from": "ann", "to": "bob", "relationType": "knows"}])
     incoming = {"type": "entity", "name": "ann", "entityType": "robot", "observations": ["z"], "metadata": {"j": 2}}
 
@@ -139,7 +147,10 @@ def test_replace_makes_the_entity_the_imported_record_and_keeps_its_relations(st
     opened = store.open_entities(["ann"])
     assert report.replaced == ["ann"]
     assert (opened.entities[0].entityType, opened.entities[0].observations, opened.entities[0].metadata) == (
-        "robot", ["z"], {"j": 2})
+        "robot",
+        ["z"],
+        {"j": 2},
+    )
     assert len(opened.relations) == 1
 
 
@@ -155,8 +166,10 @@ def test_an_identical_entity_is_unchanged_under_every_rule(store: Store, tmp_pat
 def test_relation_metadata_follows_the_same_rules(store: Store, tmp_path: Path) -> None:
     store.create_entities([{"name": "a", "entityType": "t"}, {"name": "b", "entityType": "t"}])
     store.create_relations([{"from": "a", "to": "b", "relationType": "r", "metadata": {"mine": 1}}])
-    path = _write_jsonl(tmp_path / "in.jsonl", [{"type": "relation", "from": "a", "to": "b", "relationType": "r",
-                                                 "metadata": {"mine": 2, "theirs": 3}}])
+    path = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"type": "relation", "from": "a", "to": "b", "relationType": "r", "metadata": {"mine": 2, "theirs": 3}}],
+    )
 
     skipped = import_file(store, path, on_conflict="skip")
     merged = import_file(store, path, on_conflict="merge")
@@ -166,8 +179,10 @@ def test_relation_metadata_follows_the_same_rules(store: Store, tmp_path: Path) 
 
 
 def test_relations_whose_ends_are_missing_are_reported_and_skipped(store: Store, tmp_path: Path) -> None:
-    path = _write_jsonl(tmp_path / "in.jsonl", [_entity("a"), {"type": "relation", "from": "a", "to": "ghost",
-                                                               "relationType": "haunts"}])
+    path = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [_entity("a"), {"type": "relation", "from": "a", "to": "ghost", "relationType": "haunts"}],
+    )
 
     report = import_file(store, path)
 
@@ -178,8 +193,13 @@ def test_relations_whose_ends_are_missing_are_reported_and_skipped(store: Store,
 def test_a_relation_to_an_entity_already_in_the_context_is_imported(store: Store, tmp_path: Path) -> None:
     store.create_entities([{"name": "old", "entityType": "t"}])
 
-    report = import_file(store, _write_jsonl(tmp_path / "in.jsonl", [
-        _entity("new"), {"type": "relation", "from": "new", "to": "old", "relationType": "r"}]))
+    report = import_file(
+        store,
+        _write_jsonl(
+            tmp_path / "in.jsonl",
+            [_entity("new"), {"type": "relation", "from": "new", "to": "old", "relationType": "r"}],
+        ),
+    )
 
     assert report.relationsAdded == ["new -[r]-> old"] and not report.dangling
 

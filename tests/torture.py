@@ -117,8 +117,9 @@ class Writer:
         """Wait for a writer told to SIGKILL itself (``--die-at``); fail if it ended otherwise."""
         self._reap()
         if self.popen.returncode != -signal.SIGKILL:
-            raise AssertionError(f"{self.label} was to kill itself but exited with {self.popen.returncode}: "
-                                 f"{self.stderr_tail()}")
+            raise AssertionError(
+                f"{self.label} was to kill itself but exited with {self.popen.returncode}: {self.stderr_tail()}"
+            )
 
     def finish(self) -> None:
         """Wait for it to exit by itself; fail with its stderr if it did not succeed."""
@@ -320,8 +321,11 @@ def reopen_and_write(store_dir: Path, seed: int, tally: Tally, probe: str = "che
     store.create_entities([{"name": probe, "entityType": "probe"}])
     after = scan_file(path)
     if after.tail or after.lines != max(before.lines, 1) + 1:
-        tally.problem(seed, f"after one write: {after.lines} lines (expected {max(before.lines, 1) + 1}), "
-                            f"{len(after.tail)} bytes after the last newline")
+        tally.problem(
+            seed,
+            f"after one write: {after.lines} lines (expected {max(before.lines, 1) + 1}), "
+            f"{len(after.tail)} bytes after the last newline",
+        )
     events = store.recovery.entries()[logged:]
     if before.tail:
         _check_tail_kept(store_dir, before, events, seed, tally)
@@ -408,8 +412,11 @@ def _check_prefix(what: str, have: set[int], acked_seqs: list[int], seed: int, t
     unacked = len(have - set(acked_seqs))
     tally.unacked_kept += unacked
     if have != set(range(len(have))) or unacked > 1:
-        tally.problem(seed, f"{what}: present {sorted(have)[:5]}..{sorted(have)[-5:]} is not the gap-free prefix "
-                            f"of its sequence with at most one unacknowledged call ({len(acked_seqs)} acked)")
+        tally.problem(
+            seed,
+            f"{what}: present {sorted(have)[:5]}..{sorted(have)[-5:]} is not the gap-free prefix "
+            f"of its sequence with at most one unacknowledged call ({len(acked_seqs)} acked)",
+        )
 
 
 def _check_file_order(scan: FileScan, seed: int, tally: Tally) -> None:
@@ -467,12 +474,20 @@ def check_batch_writer(snap: Snapshot, writer: Writer, seed: int, shape: BatchSh
 
 
 def check_batches(
-    snap: Snapshot, writer: int, entity_acks: list[int], relation_acks: list[int], seed: int, opts: BatchShape,
+    snap: Snapshot,
+    writer: int,
+    entity_acks: list[int],
+    relation_acks: list[int],
+    seed: int,
+    opts: BatchShape,
     tally: Tally,
 ) -> None:
     """Each batch of entities and each batch of relations is either whole or absent; acked ones whole."""
     whole_entities = _whole_batches(
-        f"writer {writer} entity batch", seed, tally, opts.size,
+        f"writer {writer} entity batch",
+        seed,
+        tally,
+        opts.size,
         _batch_range(snap.entities, writer),
         lambda b: [e["name"] in snap.entities for e in pw.batch_entities(seed, writer, b, opts.size, opts.max_chars)],
     )
@@ -482,10 +497,14 @@ def check_batches(
             if snap.entities[e["name"]] != e["observations"]:
                 tally.problem(seed, f"{e['name']} holds other text than was written")
     whole_relations = _whole_batches(
-        f"writer {writer} relation batch", seed, tally, opts.size - 1,
+        f"writer {writer} relation batch",
+        seed,
+        tally,
+        opts.size - 1,
         iter(whole_entities),
-        lambda b: [(r["from"], r["relationType"], r["to"]) in snap.relations
-                   for r in pw.batch_relations(writer, b, opts.size)],
+        lambda b: [
+            (r["from"], r["relationType"], r["to"]) in snap.relations for r in pw.batch_relations(writer, b, opts.size)
+        ],
     )
     _check_prefix(f"writer {writer} relation batches", whole_relations, relation_acks, seed, tally)
 

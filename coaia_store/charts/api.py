@@ -14,28 +14,27 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph.config import describe_validation_error
 from ..graph.contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
-from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..graph.paging import Pager
 from ..graph.state import RECORD_META_KEYS, GraphState, relation_key
 from ..safety.history import History, parse_as_of
 from ..storage.caller import check_write
 from ..storage.clock import Clock
 from ..storage.journal import new_op_id
 from ..storage.lines import Record
-from ..graph.paging import Pager
 from ..store import Store
 from .models import (
     ActionStepRef,
     AddActionStep,
     AddActionSteps,
-    Complete,
-    UpdateChart,
     ChartPage,
     ChartRef,
     ChartResult,
     ChartSummary,
     ChartView,
+    Complete,
     CreateChart,
     GetChart,
     ListCharts,
@@ -44,6 +43,7 @@ from .models import (
     RemoveResult,
     TelescopeActionStep,
     UpdateActionStep,
+    UpdateChart,
     UpdateCurrentReality,
     UpdateDesiredOutcome,
 )
@@ -123,8 +123,15 @@ class Charts:
             while tx.get(chart_name(chart_id)) is not None:
                 chart_id = new_chart_id(tx.now)
             change = Change(chart_id)
-            change.added = new_chart(tx, chart_id, outcome=req.desiredOutcome, reality=req.currentReality,
-                                     due=req.dueDate, steps=req.actionSteps, parent_step=None)
+            change.added = new_chart(
+                tx,
+                chart_id,
+                outcome=req.desiredOutcome,
+                reality=req.currentReality,
+                due=req.dueDate,
+                steps=req.actionSteps,
+                parent_step=None,
+            )
             return change
 
         warnings = outcome_warnings(req.desiredOutcome) + reality_warnings(req.currentReality)
@@ -135,8 +142,9 @@ class Charts:
         req = _parse(AddActionStep, request, fields)
         step = {"title": req.title, "dueDate": req.dueDate, "owner": req.owner}
         result = self.add_action_steps(chartId=req.chartId, actionSteps=[step], context=req.context)
-        return result.model_copy(update={"actionStep": next((s for s in result.chart.actionSteps
-                                                             if s.name in result.added), None)})
+        return result.model_copy(
+            update={"actionStep": next((s for s in result.chart.actionSteps if s.name in result.added), None)}
+        )
 
     def add_action_steps(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """One or more action steps (due dates omitted: halfway to the chart's). A completed chart reopens."""
@@ -148,8 +156,10 @@ class Charts:
             change = Change(req.chartId)
             if is_completed(tx.get(chart_name(req.chartId))):
                 reopen_chart(tx, req.chartId, change)
-                change.warnings.append(f"chart {req.chartId} was completed; adding a step reopened it "
-                                       f"(and {len(change.reopened) - 1} level(s) above it)")
+                change.warnings.append(
+                    f"chart {req.chartId} was completed; adding a step reopened it "
+                    f"(and {len(change.reopened) - 1} level(s) above it)"
+                )
             for step in req.actionSteps:
                 due = step.dueDate or _halfway(tx, req.chartId)
                 change.added.append(add_step(tx, req.chartId, step.title, due, step.owner))
@@ -179,8 +189,15 @@ class Charts:
             check_not_later(due, step_due, "the sub-chart", f"its action step {req.actionStep}")
             chart_id = new_chart_id(tx.now)
             change = Change(chart_id, req.actionStep)
-            change.added = new_chart(tx, chart_id, outcome=req.desiredOutcome or first_observation(step),
-                                     reality=req.currentReality, due=due, steps=req.actionSteps, parent_step=step)
+            change.added = new_chart(
+                tx,
+                chart_id,
+                outcome=req.desiredOutcome or first_observation(step),
+                reality=req.currentReality,
+                due=due,
+                steps=req.actionSteps,
+                parent_step=step,
+            )
             return change
 
         warnings = outcome_warnings(req.desiredOutcome or "") + reality_warnings(req.currentReality)
@@ -226,8 +243,9 @@ class Charts:
 
         change = self._write(context, plan)
         chart = self._view(context, change.chart_id, 0)
-        return RemoveResult(chart=chart, removed=change.removed, removedCharts=change.removed_charts,
-                            operationId=change.operation_id)
+        return RemoveResult(
+            chart=chart, removed=change.removed, removedCharts=change.removed_charts, operationId=change.operation_id
+        )
 
     def complete_action_step(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Mark one step done (never the whole chart), with completedAt and a dated line in current reality.
@@ -259,14 +277,17 @@ class Charts:
     def update_desired_outcome(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Rename what the chart creates and/or move its due date (within its parent step, after its steps)."""
         req = _parse(UpdateDesiredOutcome, request, fields)
-        return self.update_chart(chartId=req.chartId, desiredOutcome=req.desiredOutcome, dueDate=req.dueDate,
-                                 context=req.context)
+        return self.update_chart(
+            chartId=req.chartId, desiredOutcome=req.desiredOutcome, dueDate=req.dueDate, context=req.context
+        )
 
     def complete_chart(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Mark a chart's desired outcome achieved; a sub-chart also completes the step it came from."""
         req = _parse(ChartRef, request, fields)
         context = self._chart_context(req.chartId, req.context)
-        return self._result(context, self._write(context, lambda tx: self._complete_chart_plan(tx, req.chartId, context)))
+        return self._result(
+            context, self._write(context, lambda tx: self._complete_chart_plan(tx, req.chartId, context))
+        )
 
     @staticmethod
     def _complete_chart_plan(tx: Tx, chart_id: str, context: str) -> Change:
@@ -321,7 +342,9 @@ class Charts:
                 tx.update(outcome_name(req.chartId), observations=observations, dueDate=req.dueDate)
             return Change(req.chartId)
 
-        warnings = outcome_warnings(req.desiredOutcome or "") + [w for x in req.addToReality for w in reality_warnings(x)]
+        warnings = outcome_warnings(req.desiredOutcome or "") + [
+            w for x in req.addToReality for w in reality_warnings(x)
+        ]
         return self._result(context, self._write(context, plan), warnings)
 
     def archive_chart(self, request: Request = None, /, **fields: Any) -> MoveResult:
@@ -431,7 +454,9 @@ class Charts:
             if self.store.graph(candidate).read(lambda state: name in state.entities):
                 return candidate
         where = f"context {context!r}" if context is not None else "any context"
-        raise NotFoundError(f"no entity named {name!r} in {where}; list_charts shows the charts and get_chart their steps")
+        raise NotFoundError(
+            f"no entity named {name!r} in {where}; list_charts shows the charts and get_chart their steps"
+        )
 
     def _entity_context_any(self, target: str, context: str | None) -> str:
         """The context holding an action step or chart named ``target``."""
@@ -442,8 +467,10 @@ class Charts:
                 return self._chart_context(target, context)
             except NotFoundError:
                 where = f"context {context!r}" if context is not None else "any context"
-                raise NotFoundError(f"no action step or chart {target!r} in {where}; list_charts shows the charts "
-                                    "and get_chart their steps") from None
+                raise NotFoundError(
+                    f"no action step or chart {target!r} in {where}; list_charts shows the charts "
+                    "and get_chart their steps"
+                ) from None
 
     def _chart_context(self, chart_id: str, context: str | None) -> str:
         try:
@@ -458,8 +485,14 @@ class Charts:
             entities, relations = self.store.graph(target).read(
                 lambda state: _tree_records(ChartIndex(state.entities), state, chart_id)
             )
-            return MoveResult(chartId=chart_id, fromContext=None, toContext=target,
-                              entities=len(entities), relations=len(relations), moved=False)
+            return MoveResult(
+                chartId=chart_id,
+                fromContext=None,
+                toContext=target,
+                entities=len(entities),
+                relations=len(relations),
+                moved=False,
+            )
         op_id = new_op_id()  # both writes are one operation: history shows one move, undo reverts both
         check_write(source)  # both ends before either is written: a token allowed only one changes nothing
         check_write(target)
@@ -467,8 +500,15 @@ class Charts:
             entities, relations = self._copy_plan(source, chart_id, require_completed)
             self._write(target, lambda tx: _put_all(tx, entities + relations), op_id)
             if self._write(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities), op_id):
-                return MoveResult(chartId=chart_id, fromContext=source, toContext=target,
-                                  entities=len(entities), relations=len(relations), moved=True, operationId=op_id)
+                return MoveResult(
+                    chartId=chart_id,
+                    fromContext=source,
+                    toContext=target,
+                    entities=len(entities),
+                    relations=len(relations),
+                    moved=True,
+                    operationId=op_id,
+                )
         raise ConflictError(f"chart {chart_id!r} kept changing in context {source!r} while being moved; try again")
 
     def _move_source(self, chart_id: str, target: str, context: str | None) -> str | None:
@@ -496,8 +536,10 @@ class Charts:
                     f"chart {chart_id!r} is a sub-chart of {meta(chart)['parentChart']!r}; move its top-level chart"
                 )
             if require_completed and meta(chart).get("completionStatus") is not True:
-                raise ConflictError(f"chart {chart_id!r} is not completed; complete it first "
-                                    f'(complete {{"target": "{chart_id}"}}), then move it to {ARCHIVE_CONTEXT!r}')
+                raise ConflictError(
+                    f"chart {chart_id!r} is not completed; complete it first "
+                    f'(complete {{"target": "{chart_id}"}}), then move it to {ARCHIVE_CONTEXT!r}'
+                )
             return _tree_records(index, state, chart_id)
 
         return graph.read(collect)
@@ -534,9 +576,14 @@ def _check_step_due(tx: Tx, step_name: str, due: str) -> None:
 def _check_chart_due(tx: Tx, chart_id: str, chart: Record, due: str) -> None:
     parent_step = meta(chart).get("parentActionStep")
     if isinstance(parent_step, str):
-        check_not_later(due, meta(tx.get(parent_step)).get("dueDate"), f"chart {chart_id}", f"its action step {parent_step}")
-    latest = max((s for s in tx.index.steps(chart_id) if deadline(meta(s).get("dueDate")) is not None),
-                 key=lambda s: deadline(meta(s).get("dueDate")), default=None)  # type: ignore[arg-type,return-value]
+        check_not_later(
+            due, meta(tx.get(parent_step)).get("dueDate"), f"chart {chart_id}", f"its action step {parent_step}"
+        )
+    latest = max(
+        (s for s in tx.index.steps(chart_id) if deadline(meta(s).get("dueDate")) is not None),
+        key=lambda s: deadline(meta(s).get("dueDate")),  # type: ignore[arg-type,return-value]
+        default=None,
+    )
     latest_due = meta(latest).get("dueDate") if latest is not None else None
     if latest_due is not None and deadline(latest_due) > deadline(due):  # type: ignore[operator]
         raise InvalidInputError(

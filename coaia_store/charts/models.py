@@ -43,7 +43,9 @@ class StepInput(_In):
 
 
 class CreateChart(_In):
-    desiredOutcome: Title = Field(description="What you want to create, stated as the result (not a problem to remove).")
+    desiredOutcome: Title = Field(
+        description="What you want to create, stated as the result (not a problem to remove)."
+    )
     currentReality: Title = Field(description="Honest facts about where things stand now, relative to the outcome.")
     dueDate: DueDate = Field(description="When the outcome is due: ISO date ('2026-12-31') or date-time with timezone.")
     actionSteps: list[StepInput] = Field([], description="Steps: titles, or {title, dueDate} objects.")
@@ -70,7 +72,9 @@ class UpdateActionStep(_In):
     dueDate: DueDate | None = None
     owner: Owner | None = None
     progressNote: Title | None = None
-    addToCurrentReality: bool = Field(False, description="Also add the dated progress note to the chart's current reality.")
+    addToCurrentReality: bool = Field(
+        False, description="Also add the dated progress note to the chart's current reality."
+    )
     context: Context
 
 
@@ -130,7 +134,9 @@ class GetChart(_In):
     chartId: Name
     depth: int | None = Field(None, ge=0, description="Levels of sub-charts to expand; omitted: all.")
     context: Context
-    asOf: str | None = Field(None, description="Show the chart as it was at this ISO date-time (with timezone) or date.")
+    asOf: str | None = Field(
+        None, description="Show the chart as it was at this ISO date-time (with timezone) or date."
+    )
 
 
 class ListCharts(_In):
@@ -141,7 +147,9 @@ class ListCharts(_In):
     )
     overdue: bool = Field(False, description="Only charts past their due date and not completed.")
     includeSubCharts: bool = True
-    owner: str | None = Field(None, description="Only charts with an open action step of this owner (case-insensitive).")
+    owner: str | None = Field(
+        None, description="Only charts with an open action step of this owner (case-insensitive)."
+    )
     limit: int = Field(50, ge=1, le=500)
     cursor: str | None = None
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..errors import InvalidInputError
 from ..models import check_date_range
 from ..storage.clock import iso_timestamp
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_END_OF_DAY = time(23, 59, 59, 999999, tzinfo=timezone.utc)
+_END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 
 
 def normalize_due(text: str) -> str:
@@ -67,7 +67,7 @@ def spread_dates(now: datetime, due: str, count: int) -> list[str]:
     interval = (end - now) / (count + 1)
     moments = [now + interval * (i + 1) for i in range(count)]
     if _DATE_ONLY.fullmatch(due):
-        return [m.astimezone(timezone.utc).date().isoformat() for m in moments]
+        return [m.astimezone(UTC).date().isoformat() for m in moments]
     return [iso_timestamp(m) for m in moments]
 
 
@@ -83,7 +83,7 @@ def within_days(due: object, days: int, now: datetime) -> bool:
 
 def new_chart_id(now: datetime) -> str:
     """``chart_<UTC yyyymmddHHMMSS>_<12 random hex>``: sortable by creation, 48 random bits per second."""
-    return f"chart_{now.astimezone(timezone.utc):%Y%m%d%H%M%S}_{secrets.token_hex(6)}"
+    return f"chart_{now.astimezone(UTC):%Y%m%d%H%M%S}_{secrets.token_hex(6)}"
 
 
 def new_step_name(chart_id: str, number: int) -> str:

@@ -8,7 +8,7 @@ own pending changes, so several changes to one entity in one call merge into one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import InvalidInputError, NotFoundError
@@ -41,7 +41,7 @@ class Tx:
         self.context = context
         self.now = now
         self.stamp = iso_timestamp(now)
-        self.today = now.astimezone(timezone.utc).date().isoformat()
+        self.today = now.astimezone(UTC).date().isoformat()
         self._ops: dict[tuple[str, ...], Record] = {}
         self._index: ChartIndex | None = None
 
@@ -104,8 +104,15 @@ class Tx:
         self._ops[("d", name)] = {"type": "delete_entity", "name": name}
 
     def relate(self, source: str, relation_type: str, target: str) -> None:
-        self.put_relation({"type": "relation", "from": source, "to": target, "relationType": relation_type,
-                           "metadata": {"createdAt": self.stamp}})
+        self.put_relation(
+            {
+                "type": "relation",
+                "from": source,
+                "to": target,
+                "relationType": relation_type,
+                "metadata": {"createdAt": self.stamp},
+            }
+        )
 
     def put_relation(self, record: Record) -> None:
         """Add a relation unless one with the same (from, relationType, to) exists."""
@@ -138,7 +145,13 @@ class Change:
 
 
 def _entity(name: str, entity_type: str, observations: list[str], metadata: dict[str, Any]) -> Record:
-    return {"type": "entity", "name": name, "entityType": entity_type, "observations": observations, "metadata": metadata}
+    return {
+        "type": "entity",
+        "name": name,
+        "entityType": entity_type,
+        "observations": observations,
+        "metadata": metadata,
+    }
 
 
 def chart_due(tx: Tx, chart_id: str) -> str | None:
@@ -147,20 +160,40 @@ def chart_due(tx: Tx, chart_id: str) -> str | None:
 
 
 def new_chart(
-    tx: Tx, chart_id: str, *, outcome: str, reality: str, due: str, steps: Sequence[StepInput], parent_step: Record | None
+    tx: Tx,
+    chart_id: str,
+    *,
+    outcome: str,
+    reality: str,
+    due: str,
+    steps: Sequence[StepInput],
+    parent_step: Record | None,
 ) -> list[str]:
     """The chart's three entities, its relations, and its action steps (missing dates spread to ``due``)."""
     if tx.get(chart_name(chart_id)) is not None:
         raise InvalidInputError(f"chart id {chart_id!r} is taken in context {tx.context!r}")
-    data: dict[str, Any] = {"chartId": chart_id, "dueDate": due, "level": 0, "completionStatus": False,
-                            "createdAt": tx.stamp, "updatedAt": tx.stamp}
+    data: dict[str, Any] = {
+        "chartId": chart_id,
+        "dueDate": due,
+        "level": 0,
+        "completionStatus": False,
+        "createdAt": tx.stamp,
+        "updatedAt": tx.stamp,
+    }
     if parent_step is not None:
         parent_id = meta(parent_step)["chartId"]
         level = meta(tx.get(chart_name(parent_id))).get("level")
-        data |= {"parentChart": parent_id, "parentActionStep": parent_step["name"],
-                 "level": (level if isinstance(level, int) else 0) + 1}
+        data |= {
+            "parentChart": parent_id,
+            "parentActionStep": parent_step["name"],
+            "level": (level if isinstance(level, int) else 0) + 1,
+        }
     tx.put(_entity(chart_name(chart_id), CHART, [f"Chart created on {tx.stamp}"], data))
-    tx.put(_entity(outcome_name(chart_id), OUTCOME, [outcome], {"chartId": chart_id, "dueDate": due, "createdAt": tx.stamp}))
+    tx.put(
+        _entity(
+            outcome_name(chart_id), OUTCOME, [outcome], {"chartId": chart_id, "dueDate": due, "createdAt": tx.stamp}
+        )
+    )
     tx.put(_entity(reality_name(chart_id), REALITY, [reality], {"chartId": chart_id, "createdAt": tx.stamp}))
     tx.relate(chart_name(chart_id), "contains", outcome_name(chart_id))
     tx.relate(chart_name(chart_id), "contains", reality_name(chart_id))
@@ -169,7 +202,10 @@ def new_chart(
         tx.relate(parent_step["name"], "telescopes_into", chart_name(chart_id))
         tx.relate(outcome_name(chart_id), "advances_toward", outcome_name(meta(parent_step)["chartId"]))
     spread = spread_dates(tx.now, due, len(steps))
-    return [add_step(tx, chart_id, step.title, step.dueDate or default, step.owner) for step, default in zip(steps, spread)]
+    return [
+        add_step(tx, chart_id, step.title, step.dueDate or default, step.owner)
+        for step, default in zip(steps, spread, strict=False)
+    ]
 
 
 def add_step(tx: Tx, chart_id: str, title: str, due: str, owner: str | None = None) -> str:
@@ -180,7 +216,13 @@ def add_step(tx: Tx, chart_id: str, title: str, due: str, owner: str | None = No
     used = [step_number(s["name"]) for s in tx.index.steps(chart_id)]
     number = max([meta(chart).get("actionSeq") or 0, *used]) + 1
     name = new_step_name(chart_id, number)
-    data = {"chartId": chart_id, "dueDate": due, "completionStatus": False, "createdAt": tx.stamp, "updatedAt": tx.stamp}
+    data = {
+        "chartId": chart_id,
+        "dueDate": due,
+        "completionStatus": False,
+        "createdAt": tx.stamp,
+        "updatedAt": tx.stamp,
+    }
     tx.put(_entity(name, STEP, [title], data | ({"owner": owner} if owner else {})))
     tx.update(chart_name(chart_id), actionSeq=number)
     tx.relate(chart_name(chart_id), "contains", name)
@@ -235,7 +277,7 @@ def _flow_up(tx: Tx, chart_id: str, change: Change) -> None:
     else:
         change.warnings.append(
             f"all {len(steps)} action steps of chart {chart_id} are done; the chart stays open until you complete it: "
-            f"complete {{\"target\": \"{chart_id}\"}}"
+            f'complete {{"target": "{chart_id}"}}'
         )
 
 

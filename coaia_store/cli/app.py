@@ -26,15 +26,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import __version__
-from ..safety import transfer
-from . import views
+from ..errors import CoaiaError, NotFoundError, UsageError, os_errors_reported
 from ..graph.config import load_config
 from ..graph.contexts import context_file, validate_context_name
-from ..errors import CoaiaError, NotFoundError, UsageError, os_errors_reported
-from ..graph.location import explicit_location
 from ..graph.gitsetup import set_up
+from ..graph.location import explicit_location
 from ..models import StoreStatus
+from ..safety import transfer
 from ..store import Store
+from . import views
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DEGRADED = 1, 2, 3
 
@@ -66,18 +66,26 @@ def _version(value: bool) -> None:
 def _main(
     directory: Annotated[
         str | None,
-        typer.Option("--dir", help="The .coaia directory to use (else COAIA_DIR, the project's from CLAUDE_PROJECT_DIR, "
-                     "the nearest .coaia above the working directory, or ~/.coaia).", show_default=False),
+        typer.Option(
+            "--dir",
+            help="The .coaia directory to use (else COAIA_DIR, the project's from CLAUDE_PROJECT_DIR, "
+            "the nearest .coaia above the working directory, or ~/.coaia).",
+            show_default=False,
+        ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     _Options.directory, _Options.debug = directory, debug
 
 
 DirOption = Annotated[
-    str | None, typer.Option("--dir", help="The .coaia directory to use (overrides the one given before the command).",
-                             show_default=False)
+    str | None,
+    typer.Option(
+        "--dir", help="The .coaia directory to use (overrides the one given before the command).", show_default=False
+    ),
 ]
 
 
@@ -98,26 +106,46 @@ def serve(
     ctx: typer.Context,
     directory: DirOption = None,
     tools: Annotated[
-        str, typer.Option("--tools", envvar="COAIA_TOOLS", help="Tool profile: full (24 tools), charts (chart "
-                          "tools with history, undo, status, report), graph (graph and store tools), or memory (the "
-                          "official memory server's nine tools, as a drop-in).")
+        str,
+        typer.Option(
+            "--tools",
+            envvar="COAIA_TOOLS",
+            help="Tool profile: full (24 tools), charts (chart "
+            "tools with history, undo, status, report), graph (graph and store tools), or memory (the "
+            "official memory server's nine tools, as a drop-in).",
+        ),
     ] = "full",
     http: Annotated[bool, typer.Option("--http", help="Serve Streamable HTTP at /mcp instead of stdio.")] = False,
-    host: Annotated[str, typer.Option("--host", help="HTTP address; beyond loopback a token is required.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="HTTP address; beyond loopback a token is required.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="HTTP port (1-65535).")] = 8765,
     token: Annotated[
-        str | None, typer.Option("--token", envvar="COAIA_TOKEN", help="Bearer token every HTTP request must carry.",
-                                 show_default=False)
+        str | None,
+        typer.Option(
+            "--token", envvar="COAIA_TOKEN", help="Bearer token every HTTP request must carry.", show_default=False
+        ),
     ] = None,
     tokens_file: Annotated[
-        str | None, typer.Option("--tokens-file", envvar="COAIA_TOKENS_FILE", help="Named tokens (TOML or JSON: name, "
-                                 "token, role read|write, optional contexts); each write records who made it.",
-                                 show_default=False)
+        str | None,
+        typer.Option(
+            "--tokens-file",
+            envvar="COAIA_TOKENS_FILE",
+            help="Named tokens (TOML or JSON: name, "
+            "token, role read|write, optional contexts); each write records who made it.",
+            show_default=False,
+        ),
     ] = None,
     allowed_hosts: Annotated[
-        list[str] | None, typer.Option("--allowed-host", envvar="COAIA_ALLOWED_HOSTS", help="Accept only requests "
-                                       "whose Host is this name (repeatable). With a token any Host is accepted "
-                                       "otherwise; on loopback without one, only loopback names.", show_default=False)
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            envvar="COAIA_ALLOWED_HOSTS",
+            help="Accept only requests "
+            "whose Host is this name (repeatable). With a token any Host is accepted "
+            "otherwise; on loopback without one, only loopback names.",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Run the MCP server: stdio by default (what Claude Desktop, Claude Code, VS Code and Cursor start),
@@ -125,16 +153,19 @@ def serve(
 
     Example: coaia-store serve --dir ~/project/.coaia --tools memory
     """
-    from ..server.http import HttpSettings, allowed_host_list  # the MCP SDK loads only for this command
     from ..server.app import PROFILES
+    from ..server.http import HttpSettings, allowed_host_list  # the MCP SDK loads only for this command
 
     if tools not in PROFILES:
         raise UsageError(f"--tools {tools}: unknown tool profile; choose one of {', '.join(PROFILES)}")
     _http_options_need_http(ctx, http)
     if token and tokens_file:
-        raise UsageError("give --token or --tokens-file, not both (put the shared token in the tokens file as an entry)")
-    settings = HttpSettings(host=host, port=port, tokens=_tokens(token, tokens_file),
-                            allowed_hosts=allowed_host_list(allowed_hosts or []))
+        raise UsageError(
+            "give --token or --tokens-file, not both (put the shared token in the tokens file as an entry)"
+        )
+    settings = HttpSettings(
+        host=host, port=port, tokens=_tokens(token, tokens_file), allowed_hosts=allowed_host_list(allowed_hosts or [])
+    )
     if http:
         settings.check()
     store = _store(directory, background_backups=True)  # the day's first call need not wait for its backups
@@ -146,13 +177,20 @@ def serve(
 
 def _http_options_need_http(ctx: typer.Context, http: bool) -> None:
     """An HTTP option typed on the command line without --http would be silently ignored: refuse it."""
-    flags = {"host": "--host", "port": "--port", "token": "--token", "tokens_file": "--tokens-file",
-             "allowed_hosts": "--allowed-host"}
-    typed = [flag for name, flag in flags.items()
-             if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]  # typer vendors click's enum
+    flags = {
+        "host": "--host",
+        "port": "--port",
+        "token": "--token",
+        "tokens_file": "--tokens-file",
+        "allowed_hosts": "--allowed-host",
+    }
+    typed = [
+        flag for name, flag in flags.items() if getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    ]  # typer vendors click's enum
     if typed and not http:
-        raise UsageError(f"{', '.join(typed)} only work(s) with --http: add --http to serve over HTTP, "
-                         "or drop the option for stdio")
+        raise UsageError(
+            f"{', '.join(typed)} only work(s) with --http: add --http to serve over HTTP, or drop the option for stdio"
+        )
 
 
 def _tokens(token: str | None, tokens_file: str | None) -> Any:
@@ -193,8 +231,11 @@ def status(as_json: JsonFlag = False, directory: DirOption = None) -> None:
         for note in _git_notes(report):
             _out.print(f"note: {note}", highlight=False, markup=False)
         if report.git is not None:
-            _out.print(f"in the git work tree {report.git.repository}; automatic compaction {report.git.autoCompaction}",
-                       highlight=False, markup=False)
+            _out.print(
+                f"in the git work tree {report.git.repository}; automatic compaction {report.git.autoCompaction}",
+                highlight=False,
+                markup=False,
+            )
         _out.print("[red]degraded[/red]" if report.degraded else "[green]healthy[/green]")
     if report.degraded:
         raise typer.Exit(EXIT_DEGRADED)
@@ -207,8 +248,11 @@ def _print_capacity(found: Any) -> None:
         left = "more than 100 years left at that rate"
     else:
         left = f"about {found.daysLeft:.0f} days left at that rate"
-    _out.print(f"disk: {_size(found.diskFreeBytes)} free of {_size(found.diskTotalBytes)}; growing "
-               f"{_size(int(found.bytesPerDay))}/day; {left}", highlight=False)
+    _out.print(
+        f"disk: {_size(found.diskFreeBytes)} free of {_size(found.diskTotalBytes)}; growing "
+        f"{_size(int(found.bytesPerDay))}/day; {left}",
+        highlight=False,
+    )
     for warning in found.warnings:
         _out.print(f"[yellow]! {escape(warning)}[/yellow]", highlight=False)
 
@@ -229,8 +273,14 @@ def contexts(as_json: JsonFlag = False, directory: DirOption = None) -> None:
 @app.command()
 def validate(
     context: Annotated[str | None, typer.Option("--context", "-c", help="Check only this context.")] = None,
-    fix: Annotated[bool, typer.Option("--fix", help="Apply the safe repairs (damaged lines, with lost records restored from "
-                                                    "backup or history; torn tail; dangling relations).")] = False,
+    fix: Annotated[
+        bool,
+        typer.Option(
+            "--fix",
+            help="Apply the safe repairs (damaged lines, with lost records restored from "
+            "backup or history; torn tail; dangling relations).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -246,8 +296,10 @@ def validate(
         _emit_json(report)
     else:
         for ctx in report.contexts:
-            _out.print(f"[bold]{ctx.context}[/bold] ({ctx.file}): {ctx.linesRead} lines, "
-                       f"{ctx.recordsApplied} records " + ("[green]ok[/green]" if ctx.ok else "[red]problems[/red]"))
+            _out.print(
+                f"[bold]{ctx.context}[/bold] ({ctx.file}): {ctx.linesRead} lines, "
+                f"{ctx.recordsApplied} records " + ("[green]ok[/green]" if ctx.ok else "[red]problems[/red]")
+            )
             for line in _integrity_lines(ctx):
                 _out.print(f"  {line}", highlight=False, markup=False)
         for line in report.problems + [f"repaired: {r}" for r in report.repairs]:
@@ -258,7 +310,9 @@ def validate(
 
 @app.command()
 def doctor(
-    fix: Annotated[bool, typer.Option("--fix", help="Back up, then apply every safe repair (as validate --fix).")] = False,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Back up, then apply every safe repair (as validate --fix).")
+    ] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -274,7 +328,9 @@ def doctor(
         report = validate_integrity(store, repair=fix)
         status = store.status()
     if as_json:
-        _emit_json({"status": status.model_dump(mode="json", by_alias=True), "integrity": report.model_dump(mode="json")})
+        _emit_json(
+            {"status": status.model_dump(mode="json", by_alias=True), "integrity": report.model_dump(mode="json")}
+        )
     else:
         _out.print(f"[bold]{status.directory}[/bold]  ({status.reason})")
         for ctx in report.contexts:
@@ -282,12 +338,18 @@ def doctor(
             _out.print(f"{ctx.context} ({ctx.file}): {ctx.linesRead} lines, {ctx.recordsApplied} records {mark}")
             for line in _integrity_lines(ctx):
                 _out.print(f"  {line}", highlight=False, markup=False)
-        for line in [f"repaired: {r}" for r in report.repairs] + [f"! {cli_names(problem)}" for problem in status.problems]:
+        for line in [f"repaired: {r}" for r in report.repairs] + [
+            f"! {cli_names(problem)}" for problem in status.problems
+        ]:
             _out.print(line, highlight=False, markup=False)
         for note in _git_notes(status):
             _out.print(f"note: {note}", highlight=False, markup=False)
         healthy = report.ok and not status.degraded
-        advice = "nothing to do" if healthy else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
+        advice = (
+            "nothing to do"
+            if healthy
+            else ("some problems need a look (above)" if fix else "run: coaia-store doctor --fix")
+        )
         _out.print(("[green]healthy[/green]: " if healthy else "[red]not healthy[/red]: ") + advice)
     if not report.ok or status.degraded:
         raise typer.Exit(EXIT_DEGRADED)
@@ -295,8 +357,11 @@ def doctor(
 
 def _git_notes(status: StoreStatus) -> list[str]:
     notes = list(status.git.advice) if status.git else []
-    notes += [f"conflict in {c.context}: {c.target} {c.field}: {' / '.join(repr(v.value) for v in c.values)} "
-              f"(showing {c.chosen!r}; write the value you want to settle it)" for c in status.conflicts]
+    notes += [
+        f"conflict in {c.context}: {c.target} {c.field}: {' / '.join(repr(v.value) for v in c.values)} "
+        f"(showing {c.chosen!r}; write the value you want to settle it)"
+        for c in status.conflicts
+    ]
     if status.conflictCount > len(status.conflicts):
         notes.append(f"{status.conflictCount - len(status.conflicts)} more conflicts: coaia-store status --json")
     return notes
@@ -307,13 +372,24 @@ def _integrity_lines(ctx: Any) -> list[str]:
     if ctx.tornTail:
         found.append(f"torn tail of {ctx.tornTail.length} bytes (the next write, or --fix, cuts it)")
     found += [f"dangling relation {r}" for r in ctx.danglingRelations]
-    found += [f"relation {r} waits for an end lost with a damaged line (kept; create that entity again, "
-              "or delete the relation)" for r in ctx.waitingRelations]
+    found += [
+        f"relation {r} waits for an end lost with a damaged line (kept; create that entity again, "
+        "or delete the relation)"
+        for r in ctx.waitingRelations
+    ]
     found += [f"orphan sub-chart {c}" for c in ctx.orphanSubCharts]
-    found += [f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
-              for n in ctx.duplicateNames]
+    found += [
+        f"entity {n!r} is written more than once (the last is used; the next write migrates the file)"
+        for n in ctx.duplicateNames
+    ]
     found += [problem for problem in (ctx.readOnly, ctx.lostSinceBackup) if problem]
-    return found + ctx.timelineViolations + ctx.openUnderCompleted + ctx.backupProblems + [f"repaired: {r}" for r in ctx.repairs]
+    return (
+        found
+        + ctx.timelineViolations
+        + ctx.openUnderCompleted
+        + ctx.backupProblems
+        + [f"repaired: {r}" for r in ctx.repairs]
+    )
 
 
 ContextOption = Annotated[str | None, typer.Option("--context", "-c", help="Only this context (default: all).")]
@@ -354,7 +430,9 @@ def backups(context: ContextOption = None, as_json: JsonFlag = False, directory:
 def _backups_table(found: list[Any]) -> None:
     table = Table("id", "context", "kind", "time (UTC)", "records", "size", box=box.SIMPLE_HEAD, pad_edge=False)
     for info in found:
-        table.add_row(info.id, info.context, info.kind, info.time[:19].replace("T", " "), str(info.records), _size(info.size))
+        table.add_row(
+            info.id, info.context, info.kind, info.time[:19].replace("T", " "), str(info.records), _size(info.size)
+        )
     _out.print(table)
 
 
@@ -381,14 +459,21 @@ def restore(
 
 
 _LimitOption = Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Most lines on one page.")]
-_CursorOption = Annotated[str | None, typer.Option("--cursor", help="The next-page cursor the previous page printed.",
-                                                   show_default=False)]
+_CursorOption = Annotated[
+    str | None, typer.Option("--cursor", help="The next-page cursor the previous page printed.", show_default=False)
+]
 
 
 @app.command()
 def history(
-    name: Annotated[str | None, typer.Argument(help="An entity name or a chart id; omitted: the latest operations "
-                                               "of the whole store, with the ids undo takes.", show_default=False)] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            help="An entity name or a chart id; omitted: the latest operations "
+            "of the whole store, with the ids undo takes.",
+            show_default=False,
+        ),
+    ] = None,
     context: ContextOption = None,
     limit: _LimitOption = 20,
     cursor: _CursorOption = None,
@@ -404,8 +489,7 @@ def history(
     past = History(_store(directory))
     if name is None:
         ops = past.operations(context, limit=limit, cursor=cursor)
-        lines = [f"{op.time}  {op.id}  {op.action:<16} {op.summary}" + _by(op.by)
-                 for op in ops.operations]
+        lines = [f"{op.time}  {op.id}  {op.action:<16} {op.summary}" + _by(op.by) for op in ops.operations]
         _print_page(ops, lines or ["no operations yet"], as_json)
         return
     try:
@@ -443,11 +527,21 @@ def _by(name: str | None) -> str:
 
 @app.command()
 def undo(
-    op: Annotated[str | None, typer.Option("--op", help="The id of the operation to revert (`coaia-store history` "
-                                           "lists them).", show_default=False)] = None,
-    context: Annotated[str | None, typer.Option("--context", "-c", help="Only operations of this context "
-                                                "(default: the whole store).", show_default=False)] = None,
-    count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many of the latest operations (without --op).")] = 1,
+    op: Annotated[
+        str | None,
+        typer.Option(
+            "--op", help="The id of the operation to revert (`coaia-store history` lists them).", show_default=False
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", "-c", help="Only operations of this context (default: the whole store).", show_default=False
+        ),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", "-n", min=1, help="How many of the latest operations (without --op).")
+    ] = 1,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -462,8 +556,12 @@ def undo(
     if as_json:
         _emit_json(result)
         return
-    _out.print(result.summary + (f"; recorded as operation {result.opId}" if result.opId else "; nothing had to change"),
-               highlight=False, markup=False, soft_wrap=True)
+    _out.print(
+        result.summary + (f"; recorded as operation {result.opId}" if result.opId else "; nothing had to change"),
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -483,8 +581,14 @@ def brief(context: ContextOption = None, as_json: JsonFlag = False, directory: D
 @app.command()
 def compact(
     context: Annotated[str, typer.Option("--context", "-c", help="The context to compact.")] = "default",
-    force: Annotated[bool, typer.Option("--force", help="In a store shared through git (init --git): compact anyway "
-                                                        "(only when every clone has pulled; see the git guide).")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="In a store shared through git (init --git): compact anyway "
+            "(only when every clone has pulled; see the git guide).",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -499,7 +603,9 @@ def compact(
     elif done:
         _out.print(f"compacted context {context!r}")
     else:
-        _err.print(f"context {context!r} was not compacted: it has no file yet, or damaged lines that need a repair first")
+        _err.print(
+            f"context {context!r} was not compacted: it has no file yet, or damaged lines that need a repair first"
+        )
         raise typer.Exit(EXIT_ERROR)
 
 
@@ -552,11 +658,19 @@ _interactive = sys.stdout.isatty  # progress bars only on a terminal; piped outp
 
 @app.command()
 def init(
-    path: Annotated[str | None, typer.Argument(help="The directory that gets .coaia/ (default: the working directory).",
-                                               show_default=False)] = None,
-    git: Annotated[bool, typer.Option("--git", help="Share it through git: union merges for the chart files "
-                                                    "(.gitattributes), and backups and quarantine kept outside "
-                                                    "the work tree, where git clean cannot delete them.")] = False,
+    path: Annotated[
+        str | None,
+        typer.Argument(help="The directory that gets .coaia/ (default: the working directory).", show_default=False),
+    ] = None,
+    git: Annotated[
+        bool,
+        typer.Option(
+            "--git",
+            help="Share it through git: union merges for the chart files "
+            "(.gitattributes), and backups and quarantine kept outside "
+            "the work tree, where git clean cannot delete them.",
+        ),
+    ] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -600,8 +714,10 @@ def init(
     if not created:
         _out.print(f"{target} is already initialised", highlight=False)
     else:
-        _out.print(f"next: coaia-store --dir {target} chart-create --outcome ... --reality ... --due YYYY-MM-DD",
-                   highlight=False)
+        _out.print(
+            f"next: coaia-store --dir {target} chart-create --outcome ... --reality ... --due YYYY-MM-DD",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -609,8 +725,12 @@ def charts(
     context: ContextOption = None,
     all_contexts: _AllFlag = False,
     status_filter: _StatusOption = "active",
-    due_within: Annotated[int | None, typer.Option("--due-within", min=0, help="Only charts due within N days "
-                                                   "(overdue included).", show_default=False)] = None,
+    due_within: Annotated[
+        int | None,
+        typer.Option(
+            "--due-within", min=0, help="Only charts due within N days (overdue included).", show_default=False
+        ),
+    ] = None,
     overdue: Annotated[bool, typer.Option("--overdue", help="Only overdue charts.")] = False,
     as_json: JsonFlag = False,
     directory: DirOption = None,
@@ -642,8 +762,10 @@ def charts(
 @app.command()
 def chart(
     chart_id: Annotated[str, typer.Argument(help="The chart's id, as `coaia-store charts` shows it.")],
-    depth: Annotated[int | None, typer.Option("--depth", min=0, help="Levels of sub-charts to expand (default: all).",
-                                              show_default=False)] = None,
+    depth: Annotated[
+        int | None,
+        typer.Option("--depth", min=0, help="Levels of sub-charts to expand (default: all).", show_default=False),
+    ] = None,
     context: _WriteContext = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
@@ -664,8 +786,9 @@ def chart_create(
     outcome: Annotated[str, typer.Option("--outcome", "-o", help="What you want to create, stated as the result.")],
     reality: Annotated[str, typer.Option("--reality", "-r", help="Honest facts about where things stand now.")],
     due: Annotated[str, typer.Option("--due", "-d", help="Due date: 2026-12-31 or 2026-12-31T17:00:00Z.")],
-    steps: Annotated[list[str] | None, typer.Option("--step", help="An action step title (repeat for several).",
-                                                     show_default=False)] = None,
+    steps: Annotated[
+        list[str] | None, typer.Option("--step", help="An action step title (repeat for several).", show_default=False)
+    ] = None,
     context: Annotated[str, typer.Option("--context", "-c", help="The context to create it in.")] = "default",
     as_json: JsonFlag = False,
     directory: DirOption = None,
@@ -675,18 +798,24 @@ def chart_create(
     Example: coaia-store chart-create --outcome "Guide published" --reality "Outline only" --due 2026-12-31
     --step "Draft" --step "Review"
     """
-    result = _charts_api(directory).create_chart(desiredOutcome=outcome, currentReality=reality, dueDate=due,
-                                                 actionSteps=steps or [], context=context)
-    _confirm(result, f"created chart {result.chart.chartId} in context {result.chart.context!r} "
-                     f"({result.chart.totalSteps} steps, due {result.chart.dueDate})", as_json)
+    result = _charts_api(directory).create_chart(
+        desiredOutcome=outcome, currentReality=reality, dueDate=due, actionSteps=steps or [], context=context
+    )
+    _confirm(
+        result,
+        f"created chart {result.chart.chartId} in context {result.chart.context!r} "
+        f"({result.chart.totalSteps} steps, due {result.chart.dueDate})",
+        as_json,
+    )
 
 
 @app.command("step-add")
 def step_add(
     chart_id: Annotated[str, typer.Argument(help="The chart's id.")],
     title: Annotated[str, typer.Argument(help="The action step's title.")],
-    due: Annotated[str | None, typer.Option("--due", "-d", help="Due date (default: halfway to the chart's).",
-                                            show_default=False)] = None,
+    due: Annotated[
+        str | None, typer.Option("--due", "-d", help="Due date (default: halfway to the chart's).", show_default=False)
+    ] = None,
     context: _WriteContext = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
@@ -729,16 +858,26 @@ def reality_add(
     Example: coaia-store reality-add chart_20261121050656_d8f5b983fbe6 "Draft has 3 of 5 chapters"
     """
     result = _charts_api(directory).update_current_reality(chartId=chart_id, observations=facts, context=context)
-    _confirm(result, f"current reality of {chart_id}: {len(result.chart.currentReality)} facts"
-                     + ("" if result.changed else " (nothing new)"), as_json)
+    _confirm(
+        result,
+        f"current reality of {chart_id}: {len(result.chart.currentReality)} facts"
+        + ("" if result.changed else " (nothing new)"),
+        as_json,
+    )
 
 
 @app.command()
 def report(
     window: Annotated[int, typer.Option("--window", "-w", help="Days up to now: 7, 30 or 90.")] = 30,
     context: ContextOption = None,
-    plot: Annotated[str | None, typer.Option("--plot", show_default=False, help="Also draw the steps completed per "
-                                             "week to this PNG file (needs: pip install 'coaia-store\\[plot]').")] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot",
+            show_default=False,
+            help="Also draw the steps completed per week to this PNG file (needs: pip install 'coaia-store\\[plot]').",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -763,8 +902,9 @@ def report(
 
 
 def _print_report(result: Any) -> None:
-    _out.print(f"[bold]last {result.windowDays} days[/bold] ({result.windowStart[:10]} to {result.now[:10]})",
-               highlight=False)
+    _out.print(
+        f"[bold]last {result.windowDays} days[/bold] ({result.windowStart[:10]} to {result.now[:10]})", highlight=False
+    )
     if not result.contexts:
         _out.print("no charts yet")
         return
@@ -777,8 +917,14 @@ def _print_report(result: Any) -> None:
         table.add_column(column, justify="right")
     for name, row in rows:
         average = "-" if row.averageDaysToComplete is None else f"{row.averageDaysToComplete:.1f}"
-        table.add_row(escape(name), str(row.stepsCompleted), str(row.chartsCompleted), str(row.stepsAdded),
-                      str(len(row.overdueSteps)), average)
+        table.add_row(
+            escape(name),
+            str(row.stepsCompleted),
+            str(row.chartsCompleted),
+            str(row.stepsAdded),
+            str(len(row.overdueSteps)),
+            average,
+        )
     _out.print(table)
     weekly = Table("week of", box=box.SIMPLE_HEAD, pad_edge=False)
     for name, _ in rows:
@@ -787,18 +933,30 @@ def _print_report(result: Any) -> None:
         weekly.add_row(week.weekStart, *(str(row.stepsCompletedPerWeek[i].count) for _, row in rows))
     _out.print(weekly)
     for step in result.totals.overdueSteps:
-        _out.print(f"[red]overdue[/red] {escape(step.dueDate)}  {escape(step.title)}  ({escape(step.name)}, "
-                   f"{escape(step.context)})", highlight=False)
+        _out.print(
+            f"[red]overdue[/red] {escape(step.dueDate)}  {escape(step.title)}  ({escape(step.name)}, "
+            f"{escape(step.context)})",
+            highlight=False,
+        )
 
 
 @app.command("export")
 def export_(
-    context: Annotated[str | None, typer.Option("--context", "-c", help="The context to export (default: default).",
-                                                show_default=False)] = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", "-c", help="The context to export (default: default).", show_default=False),
+    ] = None,
     all_contexts: Annotated[bool, typer.Option("--all", help="Every context.")] = False,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl, json or markdown.")] = "jsonl",
-    output: Annotated[str | None, typer.Option("--output", "-o", help="A file (jsonl, json) or a directory (markdown, "
-                                               "and jsonl with --all); default: stdout.", show_default=False)] = None,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="A file (jsonl, json) or a directory (markdown, and jsonl with --all); default: stdout.",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -820,18 +978,32 @@ def export_(
     if as_json:
         _emit_json({"format": fmt, "contexts": names, "files": [str(f) for f in written]})
     else:
-        _err.print(f"wrote {len(written)} file(s) for {len(names)} context(s): {', '.join(map(str, written[:5]))}"
-                   + (" ..." if len(written) > 5 else ""), highlight=False)
+        _err.print(
+            f"wrote {len(written)} file(s) for {len(names)} context(s): {', '.join(map(str, written[:5]))}"
+            + (" ..." if len(written) > 5 else ""),
+            highlight=False,
+        )
 
 
 @app.command("import")
 def import_(
-    file: Annotated[str, typer.Argument(help="A JSONL file: official memory server, coaia-memory, coaia-spiral, "
-                                              "coaia-narrative, AIM or coaia-store.")],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="A JSONL file: official memory server, coaia-memory, coaia-spiral, "
+            "coaia-narrative, AIM or coaia-store."
+        ),
+    ],
     context: Annotated[str, typer.Option("--context", "-c", help="The context to import into.")] = "default",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")] = False,
-    on_conflict: Annotated[str, typer.Option("--on-conflict", help="For names that exist: skip (leave them), merge "
-                                             "(add what they lack), replace (the imported record wins).")] = "skip",
+    on_conflict: Annotated[
+        str,
+        typer.Option(
+            "--on-conflict",
+            help="For names that exist: skip (leave them), merge "
+            "(add what they lack), replace (the imported record wins).",
+        ),
+    ] = "skip",
     as_json: JsonFlag = False,
     directory: DirOption = None,
 ) -> None:
@@ -853,8 +1025,12 @@ def import_(
 
 @app.command()
 def migrate(
-    memory_path: Annotated[str, typer.Option("--memory-path", envvar="MEMORY_FILE_PATH", help="The old memory.jsonl "
-                                             "(default: MEMORY_FILE_PATH).")],
+    memory_path: Annotated[
+        str,
+        typer.Option(
+            "--memory-path", envvar="MEMORY_FILE_PATH", help="The old memory.jsonl (default: MEMORY_FILE_PATH)."
+        ),
+    ],
     context: Annotated[str, typer.Option("--context", "-c", help="The context to move it into.")] = "default",
     as_json: JsonFlag = False,
     directory: DirOption = None,
@@ -869,25 +1045,42 @@ def migrate(
     client = migrated_client_config(store.path)
     where = context_file(store.path, report.context)
     if as_json:
-        _emit_json({"import": report.model_dump(mode="json"), "directory": str(store.path), "file": str(where),
-                    "clientConfig": client})
+        _emit_json(
+            {
+                "import": report.model_dump(mode="json"),
+                "directory": str(store.path),
+                "file": str(where),
+                "clientConfig": client,
+            }
+        )
     else:
         _print_import(report)
-        _out.print(f"\nyour data now lives in {where} (context {report.context!r}); {memory_path} is unchanged.",
-                   highlight=False)
-        _out.print("in your MCP client's configuration (e.g. claude_desktop_config.json or .mcp.json), replace the "
-                   "memory server's entry with:", highlight=False)
+        _out.print(
+            f"\nyour data now lives in {where} (context {report.context!r}); {memory_path} is unchanged.",
+            highlight=False,
+        )
+        _out.print(
+            "in your MCP client's configuration (e.g. claude_desktop_config.json or .mcp.json), replace the "
+            "memory server's entry with:",
+            highlight=False,
+        )
         _out.print(json.dumps(client, indent=2), highlight=False, markup=False)
-        _out.print("the server keeps its name and tools, so prompts and permissions that name them still work; "
-                   "drop --tools memory for the chart tools too (docs/clients.md)", highlight=False)
+        _out.print(
+            "the server keeps its name and tools, so prompts and permissions that name them still work; "
+            "drop --tools memory for the chart tools too (docs/clients.md)",
+            highlight=False,
+        )
     if report.failed:
         raise typer.Exit(EXIT_ERROR)
 
 
 def migrated_client_config(directory: Path) -> dict[str, Any]:
     """The switching advice of docs/clients.md: the official server's name and its nine tools, on this directory."""
-    return {"mcpServers": {"memory": {"command": "coaia-store",
-                                      "args": ["serve", "--tools", "memory", "--dir", str(directory)]}}}
+    return {
+        "mcpServers": {
+            "memory": {"command": "coaia-store", "args": ["serve", "--tools", "memory", "--dir", str(directory)]}
+        }
+    }
 
 
 def _one_of(context: str | None, all_contexts: bool) -> None:
@@ -946,8 +1139,14 @@ def _run_import(store: Store, file: str, context: str, on_conflict: str, dry_run
     with bar or nullcontext():
         task = bar.add_task("import", total=None) if bar is not None else None
         tick = None if bar is None else lambda done, total: bar.update(task, advance=done, total=total)
-        return transfer.import_file(store, file, context=context, on_conflict=on_conflict,  # type: ignore[arg-type]
-                                    dry_run=dry_run, progress=tick)
+        return transfer.import_file(
+            store,
+            file,
+            context=context,
+            on_conflict=on_conflict,  # type: ignore[arg-type]
+            dry_run=dry_run,
+            progress=tick,
+        )
 
 
 _SHOWN = 8
@@ -955,14 +1154,21 @@ _SHOWN = 8
 
 def _print_import(report: transfer.ImportReport) -> None:
     verb = "would import" if report.dryRun else "imported"
-    _out.print(f"{verb} {report.file} into context {report.context!r} (on conflict: {report.onConflict})",
-               highlight=False)
-    for label, names in (("entities added", report.added), ("merged", report.merged), ("replaced", report.replaced),
-                         ("skipped (exist)", report.skipped), ("unchanged", report.unchanged),
-                         ("relations added", report.relationsAdded), ("relations merged", report.relationsMerged),
-                         ("relations replaced", report.relationsReplaced),
-                         ("relations skipped (exist)", report.relationsSkipped),
-                         ("relations unchanged", report.relationsUnchanged)):
+    _out.print(
+        f"{verb} {report.file} into context {report.context!r} (on conflict: {report.onConflict})", highlight=False
+    )
+    for label, names in (
+        ("entities added", report.added),
+        ("merged", report.merged),
+        ("replaced", report.replaced),
+        ("skipped (exist)", report.skipped),
+        ("unchanged", report.unchanged),
+        ("relations added", report.relationsAdded),
+        ("relations merged", report.relationsMerged),
+        ("relations replaced", report.relationsReplaced),
+        ("relations skipped (exist)", report.relationsSkipped),
+        ("relations unchanged", report.relationsUnchanged),
+    ):
         if names:
             shown = ", ".join(names[:_SHOWN]) + (f", ... ({len(names) - _SHOWN} more)" if len(names) > _SHOWN else "")
             _out.print(f"  {len(names):>5} {label}: {shown}", highlight=False, markup=False, soft_wrap=True)
@@ -994,8 +1200,9 @@ def _write_bytes(path: Path, chunks: Iterable[bytes]) -> Path:
 
 def _export_jsonl(store: Store, names: list[str], output: Path | None, all_contexts: bool) -> list[Path]:
     if output is None and all_contexts:
-        raise typer.BadParameter("jsonl of every context needs --output DIR (one file per context)",
-                                 param_hint="--output")
+        raise typer.BadParameter(
+            "jsonl of every context needs --output DIR (one file per context)", param_hint="--output"
+        )
     written = []
     bar = _progress("exporting") if output is not None else None
     with bar or nullcontext():
@@ -1058,7 +1265,9 @@ _EXPORTERS = {"jsonl": _export_jsonl, "json": _export_json, "markdown": _export_
 def _contexts_table(infos: list[Any]) -> Table:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for column in ("context", "file", "entities", "relations", "size", "changed (UTC)", "health"):
-        table.add_column(column, no_wrap=True, justify="right" if column in ("entities", "relations", "size") else "left")
+        table.add_column(
+            column, no_wrap=True, justify="right" if column in ("entities", "relations", "size") else "left"
+        )
     for info in infos:
         health = "[red]degraded[/red]" if info.degraded else ("ok" if info.checksummed else "ok (legacy)")
         changed = info.lastModified[:16].replace("T", " ") if info.lastModified else "-"
@@ -1076,16 +1285,21 @@ def _size(n: int) -> str:
 
 # The library's messages name the MCP tools (the same names as its functions); on the command line each
 # is replaced by the command that does the same thing.
-_CLI_NAMES = [(re.compile(pattern), command) for pattern, command in (
-    (r" \(or the validate_integrity tool with repair: true\)", ""),
-    (r"the validate_integrity tool with repair: true", "coaia-store validate --fix"),
-    (r" \(or the backups tool with action restore\)", ""),
-    (r"\blist_charts shows the charts and get_chart their steps", "`coaia-store charts` shows the charts and "
-                                                                   "`coaia-store chart ID` their steps"),
-    (r"\blist_charts shows the charts", "`coaia-store charts` shows the charts"),
-    (r"\blist_contexts shows the contexts", "`coaia-store contexts` shows the contexts"),
-    (r"\blist_backups(\(\))? shows", "`coaia-store backups` shows"),
-)]
+_CLI_NAMES = [
+    (re.compile(pattern), command)
+    for pattern, command in (
+        (r" \(or the validate_integrity tool with repair: true\)", ""),
+        (r"the validate_integrity tool with repair: true", "coaia-store validate --fix"),
+        (r" \(or the backups tool with action restore\)", ""),
+        (
+            r"\blist_charts shows the charts and get_chart their steps",
+            "`coaia-store charts` shows the charts and `coaia-store chart ID` their steps",
+        ),
+        (r"\blist_charts shows the charts", "`coaia-store charts` shows the charts"),
+        (r"\blist_contexts shows the contexts", "`coaia-store contexts` shows the contexts"),
+        (r"\blist_backups(\(\))? shows", "`coaia-store backups` shows"),
+    )
+]
 
 
 def cli_names(message: str) -> str:

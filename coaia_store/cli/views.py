@@ -77,7 +77,11 @@ def charts_tree(groups: Sequence[tuple[str, Sequence[ChartView]]]) -> Tree:
 def chart_tree(chart: ChartView) -> Tree:
     """One chart in full: a header line, current reality, steps with their notes, sub-charts."""
     status = "completed" if chart.completed else ("OVERDUE" if chart.overdue else "active")
-    root = Tree(Text(f"chart {chart.chartId} in context {chart.context!r}, level {chart.level}, {status}",
-                     style="bright_black"), guide_style="bright_black")
+    root = Tree(
+        Text(
+            f"chart {chart.chartId} in context {chart.context!r}, level {chart.level}, {status}", style="bright_black"
+        ),
+        guide_style="bright_black",
+    )
     add_chart(root, chart, full=True)
     return root

@@ -46,19 +46,29 @@ def capacity(store: Store) -> Capacity:
     total, free = store.io.disk_usage(_existing(store.path))
     per_day = max(sum(g.last7Days for g in growth) / 7, sum(g.last30Days for g in growth) / 30)
     days_left = round(free / per_day, 1) if per_day > 0 else None
-    return Capacity(contexts=growth, diskFreeBytes=free, diskTotalBytes=total, bytesPerDay=round(per_day, 1),
-                    daysLeft=days_left, warnings=_warnings(store, free, days_left))
+    return Capacity(
+        contexts=growth,
+        diskFreeBytes=free,
+        diskTotalBytes=total,
+        bytesPerDay=round(per_day, 1),
+        daysLeft=days_left,
+        warnings=_warnings(store, free, days_left),
+    )
 
 
 def _warnings(store: Store, free: int, days_left: float | None) -> list[str]:
     limits = store.config.monitoring
     found = []
     if free < limits.freeSpaceWarningMiB * _MIB:
-        found.append(f"only {free / _MIB:.0f} MiB free on the disk holding {store.path} (warning under "
-                     f"{limits.freeSpaceWarningMiB} MiB): free some space or move the directory before writes fail")
+        found.append(
+            f"only {free / _MIB:.0f} MiB free on the disk holding {store.path} (warning under "
+            f"{limits.freeSpaceWarningMiB} MiB): free some space or move the directory before writes fail"
+        )
     if days_left is not None and days_left < limits.daysLeftWarning:
-        found.append(f"at the current growth the disk is full in about {days_left:.0f} days (warning under "
-                     f"{limits.daysLeftWarning}): free some space, or compact and prune backups")
+        found.append(
+            f"at the current growth the disk is full in about {days_left:.0f} days (warning under "
+            f"{limits.daysLeftWarning}): free some space, or compact and prune backups"
+        )
     return found
 
 

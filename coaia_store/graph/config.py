@@ -35,14 +35,21 @@ class CompactionConfig(_Section):
 
 
 class BackupConfig(_Section):
-    dailyKeep: int = Field(7, ge=1, le=3650, description="Daily backups kept (by count and by days, whichever keeps more).")
-    weeklyKeep: int = Field(5, ge=1, le=520, description="Weekly backups kept (by count and by weeks, whichever keeps more).")
+    dailyKeep: int = Field(
+        7, ge=1, le=3650, description="Daily backups kept (by count and by days, whichever keeps more)."
+    )
+    weeklyKeep: int = Field(
+        5, ge=1, le=520, description="Weekly backups kept (by count and by weeks, whichever keeps more)."
+    )
 
 
 class MonitoringConfig(_Section):
-    freeSpaceWarningMiB: int = Field(500, ge=0, description="Warn in status when the disk has less free space than this.")
-    daysLeftWarning: int = Field(30, ge=0, description="Warn in status when, at the current growth, the disk is full "
-                                 "in fewer days than this.")
+    freeSpaceWarningMiB: int = Field(
+        500, ge=0, description="Warn in status when the disk has less free space than this."
+    )
+    daysLeftWarning: int = Field(
+        30, ge=0, description="Warn in status when, at the current growth, the disk is full in fewer days than this."
+    )
 
 
 class StoreConfig(_Section):

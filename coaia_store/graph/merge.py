@@ -94,8 +94,13 @@ def merge_heads(heads: list[Record], base_of: BaseOf) -> tuple[Record | None, li
     live = [h for h in ordered if not is_tombstone(h)]
     conflicts: list[Conflict] = []
     if live and len(live) < len(ordered):
-        conflicts.append(_conflict("deleted", [(h, "deleted" if is_tombstone(h) else "changed") for h in ordered],
-                                   "deleted" if is_tombstone(ordered[-1]) else "changed"))
+        conflicts.append(
+            _conflict(
+                "deleted",
+                [(h, "deleted" if is_tombstone(h) else "changed") for h in ordered],
+                "deleted" if is_tombstone(ordered[-1]) else "changed",
+            )
+        )
         if is_tombstone(ordered[-1]):
             return None, conflicts
     if not live:
@@ -141,8 +146,13 @@ def _merge_live(heads: list[Record], base: Record | None, conflicts: list[Confli
     base_record = base or {}
     keys = dict.fromkeys(k for h in heads for k in h if not k.startswith("_") and k not in _MERGED_BY_HAND)
     for key in keys:
-        _set(merged, key, _field(key, base_record.get(key, _MISSING), [(h, h.get(key, _MISSING)) for h in heads],
-                                 conflicts, quiet=False))
+        _set(
+            merged,
+            key,
+            _field(
+                key, base_record.get(key, _MISSING), [(h, h.get(key, _MISSING)) for h in heads], conflicts, quiet=False
+            ),
+        )
     if any("metadata" in h for h in heads):
         merged["metadata"] = _merge_metadata(heads, base_record, conflicts)
     if any("observations" in h for h in heads):
@@ -158,8 +168,13 @@ def _merge_metadata(heads: list[Record], base: Record, conflicts: list[Conflict]
     result: dict[str, Any] = {}
     base_data = data(base)
     for key in dict.fromkeys(k for r in (base, *heads) for k in data(r)):
-        value = _field(f"metadata.{key}", base_data.get(key, _MISSING), [(h, data(h).get(key, _MISSING)) for h in heads],
-                       conflicts, quiet=key in _QUIET)
+        value = _field(
+            f"metadata.{key}",
+            base_data.get(key, _MISSING),
+            [(h, data(h).get(key, _MISSING)) for h in heads],
+            conflicts,
+            quiet=key in _QUIET,
+        )
         _set(result, key, value)
     return result
 
@@ -195,8 +210,9 @@ def _merge_observations(heads: list[Record], base: Record | None, conflicts: lis
         return rest if title is _MISSING else [title, *rest]
     if not base_list:
         return _merge_set([], [obs for _, obs in lists])
-    title = _field("observations[0]", base_list[0], [(h, obs[0] if obs else _MISSING) for h, obs in lists],
-                   conflicts, quiet=False)
+    title = _field(
+        "observations[0]", base_list[0], [(h, obs[0] if obs else _MISSING) for h, obs in lists], conflicts, quiet=False
+    )
     rest = _merge_set(base_list[1:], [obs[1:] for _, obs in lists])
     if title is _MISSING:
         return rest
@@ -232,7 +248,14 @@ def _hashable(value: Any) -> Any:
 def _conflict(name: str, values: list[tuple[Record, Any]], chosen: Any) -> Conflict:
     return {
         "field": name,
-        "values": [{"value": None if v is _MISSING else v, "op": h.get("_op"), "ts": h.get("_ts"),
-                    **({"by": h["_by"]} if "_by" in h else {})} for h, v in values],
+        "values": [
+            {
+                "value": None if v is _MISSING else v,
+                "op": h.get("_op"),
+                "ts": h.get("_ts"),
+                **({"by": h["_by"]} if "_by" in h else {}),
+            }
+            for h, v in values
+        ],
         "chosen": None if chosen is _MISSING else chosen,
     }

@@ -64,9 +64,12 @@ class CallMetrics:
         """One entry per tool called so far, by name."""
         with self._lock:
             copied = {name: (t.calls, t.errors, sorted(t.latest)) for name, t in self._tools.items()}
-        return [ToolCalls(tool=name, calls=calls, errors=errors, p50Ms=_ms(_rank(times, 0.50)),
-                          p99Ms=_ms(_rank(times, 0.99)))
-                for name, (calls, errors, times) in sorted(copied.items())]
+        return [
+            ToolCalls(
+                tool=name, calls=calls, errors=errors, p50Ms=_ms(_rank(times, 0.50)), p99Ms=_ms(_rank(times, 0.99))
+            )
+            for name, (calls, errors, times) in sorted(copied.items())
+        ]
 
 
 def _rank(ordered: list[float], share: float) -> float:

@@ -78,17 +78,20 @@ def _invalid(cursor: object) -> InvalidInputError:
     )
 
 
-REPLY_BUDGET = 40_000  # characters of compact JSON per copy of a reply: text + structured stay under 100 kB (25k tokens)
+REPLY_BUDGET = (
+    40_000  # characters of compact JSON per copy of a reply: text + structured stay under 100 kB (25k tokens)
+)
 PAGE_BUDGET = 36_000  # what the items of one page may take of that (the rest: the page's other fields)
 
 
-def bounded_page(items: Sequence[T], start: int, limit: int, size: Callable[[T], int],
-                 budget: int) -> tuple[list[T], int]:
+def bounded_page(
+    items: Sequence[T], start: int, limit: int, size: Callable[[T], int], budget: int
+) -> tuple[list[T], int]:
     """Up to ``limit`` items from ``start``, stopping before their sizes add up past ``budget`` (always at
     least one); also returns where the next page starts."""
     page: list[T] = []
     used = 0
-    for item in items[start:start + limit]:
+    for item in items[start : start + limit]:
         used += size(item)
         if page and used > budget:
             break

@@ -33,9 +33,9 @@ from ..models import (
     UpdateEntityResult,
     WriteResult,
 )
-from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
 from ..storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
 from ..storage.lines import HEADER_TYPE, Record
+from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
 from .versions import Loader, Versions
 
 R = TypeVar("R")
@@ -90,15 +90,27 @@ class GraphState:
         yield from _snapshot(self.relation_versions, self.relations)
 
     def export_state(self) -> object:
-        return (self.entities, self.relations, self.links, self.extras, self.entity_versions.export(),
-                self.relation_versions.export(), self.newest_ts)
+        return (
+            self.entities,
+            self.relations,
+            self.links,
+            self.extras,
+            self.entity_versions.export(),
+            self.relation_versions.export(),
+            self.newest_ts,
+        )
 
     def import_state(self, state: object) -> None:
         if not (isinstance(state, tuple) and len(state) == 7):
             raise ValueError("not a graph state")
         entities, relations, links, extras, entity_versions, relation_versions, newest_ts = state
-        if not (isinstance(entities, dict) and isinstance(relations, dict) and isinstance(links, dict)
-                and isinstance(extras, list) and isinstance(newest_ts, str)):
+        if not (
+            isinstance(entities, dict)
+            and isinstance(relations, dict)
+            and isinstance(links, dict)
+            and isinstance(extras, list)
+            and isinstance(newest_ts, str)
+        ):
             raise ValueError("not a graph state")
         self.entity_versions.restore(entity_versions)
         self.relation_versions.restore(relation_versions)
@@ -139,8 +151,11 @@ class GraphState:
                 out[("x", len(out))] = record
         for record in out.values():
             if record.get("type") == "delete_entity":
-                record[DROPS] = [[*rel, self.relation_versions.head_ops(rel)]
-                                 for rel in sorted(self.links.get(record["name"], ())) if ("r", rel) not in out]
+                record[DROPS] = [
+                    [*rel, self.relation_versions.head_ops(rel)]
+                    for rel in sorted(self.links.get(record["name"], ()))
+                    if ("r", rel) not in out
+                ]
         return list(out.values())
 
     def relations_of(self, name: str) -> list[Record]:
@@ -175,9 +190,17 @@ class GraphState:
         if prev_of(record) is not None:
             for item in drops if isinstance(drops, list) else ():
                 if isinstance(item, list) and len(item) == 4 and all(isinstance(x, str) for x in item[:3]):
-                    self._put_relation({"type": "delete_relation", "from": item[0], "relationType": item[1],
-                                        "to": item[2], "_op": record.get("_op"), "_ts": record.get("_ts"),
-                                        PREV: item[3] if isinstance(item[3], list) else []})
+                    self._put_relation(
+                        {
+                            "type": "delete_relation",
+                            "from": item[0],
+                            "relationType": item[1],
+                            "to": item[2],
+                            "_op": record.get("_op"),
+                            "_ts": record.get("_ts"),
+                            PREV: item[3] if isinstance(item[3], list) else [],
+                        }
+                    )
             return
         name = record["name"]
         for key in self.links.pop(name, set()):
@@ -214,8 +237,11 @@ def _is_version_of_entity(name: str, record: Record) -> bool:
 
 
 def _is_version_of_relation(key: RelKey, record: Record) -> bool:
-    return record.get("type") in ("relation", "delete_relation") and all(
-        isinstance(record.get(k), str) for k in ("from", "to", "relationType")) and relation_key(record) == key
+    return (
+        record.get("type") in ("relation", "delete_relation")
+        and all(isinstance(record.get(k), str) for k in ("from", "to", "relationType"))
+        and relation_key(record) == key
+    )
 
 
 def _extra_key(record: Record) -> tuple[str, str] | None:
@@ -301,15 +327,28 @@ def entity_view(record: Record, context: str) -> Entity:
 
 
 def relation_view(record: Record, context: str) -> Relation:
-    extra = {k: v for k, v in record.items() if k not in _HIDDEN_KEYS and k not in ("from", "to", "relationType", "metadata")}
+    extra = {
+        k: v for k, v in record.items() if k not in _HIDDEN_KEYS and k not in ("from", "to", "relationType", "metadata")
+    }
     return Relation.model_validate(
-        {"from": record["from"], "to": record["to"], "relationType": record["relationType"],
-         "metadata": record.get("metadata"), "context": context, **extra}
+        {
+            "from": record["from"],
+            "to": record["to"],
+            "relationType": record["relationType"],
+            "metadata": record.get("metadata"),
+            "context": context,
+            **extra,
+        }
     )
 
 
 def _entity_record(item: EntityInput) -> Record:
-    record: Record = {"type": "entity", "name": item.name, "entityType": item.entityType, "observations": list(item.observations)}
+    record: Record = {
+        "type": "entity",
+        "name": item.name,
+        "entityType": item.entityType,
+        "observations": list(item.observations),
+    }
     if item.metadata is not None:
         record["metadata"] = item.metadata
     return record
@@ -341,7 +380,10 @@ class Graph:
     """One context: its journal, the state replayed from it, and the graph operations."""
 
     def __init__(
-        self, context: str, journal_factory: Callable[[GraphState], Journal], observe: Callable[[object], None] | None = None
+        self,
+        context: str,
+        journal_factory: Callable[[GraphState], Journal],
+        observe: Callable[[object], None] | None = None,
     ) -> None:
         self.context = context
         self.state = GraphState(observe)
@@ -422,7 +464,9 @@ class Graph:
             renamed = change.newName is not None and change.newName != change.name
             if not renamed:
                 changed = new != old
-                return ([new] if changed else []), UpdateEntityResult(entity=entity_view(new, self.context), changed=changed)
+                return ([new] if changed else []), UpdateEntityResult(
+                    entity=entity_view(new, self.context), changed=changed
+                )
             assert change.newName is not None
             if change.newName in state.entities:
                 raise ConflictError(
@@ -431,7 +475,9 @@ class Graph:
             new["name"] = change.newName
             moved = [_renamed_relation(r, change.name, change.newName) for r in state.relations_of(change.name)]
             records = [{"type": "delete_entity", "name": change.name}, new, *moved]
-            return records, UpdateEntityResult(entity=entity_view(new, self.context), relationsMoved=len(moved), changed=True)
+            return records, UpdateEntityResult(
+                entity=entity_view(new, self.context), relationsMoved=len(moved), changed=True
+            )
 
         return self._write(plan)
 
@@ -469,8 +515,11 @@ class Graph:
         def plan(state: GraphState) -> Plan[DeleteResult]:
             records: list[Record] = []
             total = DeleteResult(deleted=0)
-            for part in (_observation_deletions(state, observations), _relation_deletions(state, relations),
-                         _entity_deletions(state, entities)):
+            for part in (
+                _observation_deletions(state, observations),
+                _relation_deletions(state, relations),
+                _entity_deletions(state, entities),
+            ):
                 records += part[0]
                 total.deleted += part[1].deleted
                 total.notFound += part[1].notFound

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
-from .merge import Conflict, lowest_common, merge_heads, order_key, prev_of
 from ..storage.lines import Record
+from .merge import Conflict, lowest_common, merge_heads, order_key, prev_of
 
 K = TypeVar("K", bound=Hashable)
 AT = "_at"  # in a stub: the file offset of the line holding the version
@@ -67,7 +67,13 @@ class Versions(Generic[K]):
         if prev is not None and op in prev:  # a damaged or hand-made line cannot hide itself
             prev = [p for p in prev if p != op]
         before = self.heads.get(key, [])
-        if prev is not None and len(prev) == 1 and len(before) == 1 and before[0].get("_op") == prev[0] != op and op not in replaced:
+        if (
+            prev is not None
+            and len(prev) == 1
+            and len(before) == 1
+            and before[0].get("_op") == prev[0] != op
+            and op not in replaced
+        ):
             replaced.add(prev[0])  # the common case, one clone writing alone: the new version replaces the head
             self.heads[key] = [record]
             self._retire(key, before[0])
@@ -99,8 +105,11 @@ class Versions(Generic[K]):
         at = record.get(AT)
         if not isinstance(at, int):
             return record
-        found = [m for m in (self.loader(at) if self.loader else []) if self._matches(key, m)
-                 and m.get("_op") == record.get("_op")]
+        found = [
+            m
+            for m in (self.loader(at) if self.loader else [])
+            if self._matches(key, m) and m.get("_op") == record.get("_op")
+        ]
         return found[0] if found else None
 
     def clear(self, key: K) -> None:
@@ -118,7 +127,9 @@ class Versions(Generic[K]):
         return merge_heads(heads, lambda merged, head: self._base(key, merged, head))
 
     def _base(self, key: K, merged: list[Record], head: Record) -> Record | None:
-        found = [v for b in lowest_common(merged, head, self.versions.get(key, {})) if (v := self._full(key, b)) is not None]
+        found = [
+            v for b in lowest_common(merged, head, self.versions.get(key, {})) if (v := self._full(key, b)) is not None
+        ]
         if len(found) <= 1:
             return found[0] if found else None
         virtual, _ = merge_heads(found, lambda done, next_head: self._base(key, done, next_head))

@@ -17,17 +17,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from ..charts.rules import deadline, is_overdue
 from ..charts.tree import ChartIndex, first_observation, is_completed, meta
-from ..graph.contexts import validate_context_name
 from ..errors import InvalidInputError, NotFoundError
-from ..safety.history import ChartHistory, History
+from ..graph.contexts import validate_context_name
 from ..models import check_date_range
+from ..safety.history import ChartHistory, History
 from ..storage.clock import iso_timestamp
 from ..storage.lines import Record
 
@@ -56,15 +56,18 @@ class OverdueStep(BaseModel):
 
 class Advancement(BaseModel):
     stepsCompleted: int = Field(description="Action steps completed within the window.")
-    stepsCompletedPerWeek: list[WeekCount] = Field(description="The same, per week (Monday first), oldest first; "
-                                                               "every week of the window is listed, zero included.")
+    stepsCompletedPerWeek: list[WeekCount] = Field(
+        description="The same, per week (Monday first), oldest first; "
+        "every week of the window is listed, zero included."
+    )
     chartsCompleted: int = Field(description="Charts (sub-charts included) completed within the window.")
     stepsAdded: int = Field(description="Action steps created within the window.")
-    overdueSteps: list[OverdueStep] = Field(description="Steps not completed whose due date has passed (any age), "
-                                                        "earliest due first.")
+    overdueSteps: list[OverdueStep] = Field(
+        description="Steps not completed whose due date has passed (any age), earliest due first."
+    )
     averageDaysToComplete: float | None = Field(
         description="Mean days from a step's creation to its completion, over the steps completed within the "
-                    "window (2 decimals); None when there are none."
+        "window (2 decimals); None when there are none."
     )
 
 
@@ -92,16 +95,16 @@ def parse_moment(value: object) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     try:
         check_date_range(moment, value)
     except ValueError:  # written by another tool: it would leave the calendar once moved to UTC
         return None
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def week_start(moment: datetime) -> date:
-    day = moment.astimezone(timezone.utc).date()
+    day = moment.astimezone(UTC).date()
     return day - timedelta(days=day.weekday())
 
 
@@ -208,8 +211,11 @@ def _tally_step(tally: _Tally, step: Record, chart_id: str, context: str, timeli
             tally.durations.append((completed - created).total_seconds() / 86400)
     due = meta(step).get("dueDate")
     if is_overdue(due, is_completed(step), window.end):
-        tally.overdue.append(OverdueStep(name=step["name"], title=first_observation(step), dueDate=str(due),
-                                         chartId=chart_id, context=context))
+        tally.overdue.append(
+            OverdueStep(
+                name=step["name"], title=first_observation(step), dueDate=str(due), chartId=chart_id, context=context
+            )
+        )
 
 
 def _shape(tally: _Tally, weeks: list[date]) -> dict[str, object]:
@@ -241,7 +247,7 @@ def advancement_report(
         raise InvalidInputError(
             f"window must be a whole number of days from 1 to {MAX_WINDOW_DAYS} (got {window_days!r})"
         )
-    end = (now or store.clock()).astimezone(timezone.utc)
+    end = (now or store.clock()).astimezone(UTC)
     window = _Window(end - timedelta(days=window_days), end)
     weeks = weeks_between(window.start, window.end)
     history = History(store)
@@ -256,7 +262,9 @@ def advancement_report(
         total.merge(tally)
     total.overdue.sort(key=lambda s: (deadline(s.dueDate) or window.end, s.context, s.name))
     return AdvancementReport(
-        windowDays=window_days, windowStart=iso_timestamp(window.start), now=iso_timestamp(window.end),
+        windowDays=window_days,
+        windowStart=iso_timestamp(window.start),
+        now=iso_timestamp(window.end),
         contexts=per_context,
         totals=Advancement(**_shape(total, weeks)),  # type: ignore[arg-type]
     )

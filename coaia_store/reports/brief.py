@@ -18,8 +18,8 @@ from pydantic import BaseModel, Field
 
 from ..charts.rules import deadline, is_overdue, within_days
 from ..charts.tree import ChartIndex, Viewer, first_observation, is_completed, meta, outcome_name
-from ..graph.contexts import validate_context_name
 from ..errors import CoaiaError
+from ..graph.contexts import validate_context_name
 from ..graph.state import GraphState
 from ..storage.clock import iso_timestamp
 
@@ -56,12 +56,15 @@ class Brief(BaseModel):
     generatedAt: str
     overdue: list[BriefStep] = Field(description="Open action steps past their due date, oldest first.")
     dueSoon: list[BriefStep] = Field(description=f"Open action steps due within {DUE_SOON_DAYS} days, soonest first.")
-    charts: list[BriefChart] = Field(description="Active top-level charts, by context, then due date; when they do "
-                                                 "not all fit, each context keeps a share.")
+    charts: list[BriefChart] = Field(
+        description="Active top-level charts, by context, then due date; when they do "
+        "not all fit, each context keeps a share."
+    )
     totals: dict[str, int] = Field(description="How many of each there are in all (charts, overdue, dueSoon).")
     leftOut: str | None = Field(None, description="What the brief left out to stay short, and where to see it.")
-    unreadable: list[str] = Field([], description="Contexts that could not be read, with why (`coaia-store doctor` "
-                                                  "says what to do).")
+    unreadable: list[str] = Field(
+        [], description="Contexts that could not be read, with why (`coaia-store doctor` says what to do)."
+    )
 
     def text(self) -> str:
         return _render(self)
@@ -73,8 +76,9 @@ def build_brief(store: Store, context: str | None = None, max_bytes: int = BRIEF
     contexts = store.contexts() if context is None else [validate_context_name(context)]
     per_context: list[list[BriefChart]] = []
     steps: list[BriefStep] = []
-    unreadable = [f"{name} ({why})"[:200] for name, why in store.unreadable_contexts().items()
-                  if context in (None, name)]
+    unreadable = [
+        f"{name} ({why})"[:200] for name, why in store.unreadable_contexts().items() if context in (None, name)
+    ]
     for name in contexts:
         try:
             found_charts, found_steps = store.graph(name).read(partial(_context_items, context=name, now=now))
@@ -93,8 +97,14 @@ def build_brief(store: Store, context: str | None = None, max_bytes: int = BRIEF
     overdue.sort(key=_due_order)
     soon.sort(key=_due_order)
     totals = {"charts": len(charts), "overdue": len(overdue), "dueSoon": len(soon)}
-    full = Brief(generatedAt=iso_timestamp(now), overdue=overdue, dueSoon=soon, charts=charts,
-                 unreadable=unreadable[:5], totals=totals)
+    full = Brief(
+        generatedAt=iso_timestamp(now),
+        overdue=overdue,
+        dueSoon=soon,
+        charts=charts,
+        unreadable=unreadable[:5],
+        totals=totals,
+    )
     return _fit(full, max_bytes)
 
 
@@ -108,18 +118,33 @@ def _context_items(state: GraphState, context: str, now: datetime) -> tuple[list
         if is_completed(record):
             continue
         outcome = _short(first_observation(entities.get(outcome_name(chart_id))))
-        steps += [BriefStep(context=context, actionStep=s["name"], title=_short(first_observation(s)), chart=outcome,
-                            dueDate=str(meta(s)["dueDate"]))
-                  for s in index.steps(chart_id)
-                  if not is_completed(s) and deadline(meta(s).get("dueDate")) is not None]
+        steps += [
+            BriefStep(
+                context=context,
+                actionStep=s["name"],
+                title=_short(first_observation(s)),
+                chart=outcome,
+                dueDate=str(meta(s)["dueDate"]),
+            )
+            for s in index.steps(chart_id)
+            if not is_completed(s) and deadline(meta(s).get("dueDate")) is not None
+        ]
         if not isinstance(meta(record).get("parentChart"), str):
             summary = viewer.summary(chart_id)
-            charts.append(BriefChart(
-                context=context, chartId=chart_id, desiredOutcome=outcome, dueDate=summary.dueDate,
-                overdue=summary.overdue, progress=round(summary.progress, 2), completedSteps=summary.completedSteps,
-                totalSteps=summary.totalSteps, nextStep=_short(summary.nextStep.title) if summary.nextStep else None,
-                nextStepDue=summary.nextStep.dueDate if summary.nextStep else None,
-            ))
+            charts.append(
+                BriefChart(
+                    context=context,
+                    chartId=chart_id,
+                    desiredOutcome=outcome,
+                    dueDate=summary.dueDate,
+                    overdue=summary.overdue,
+                    progress=round(summary.progress, 2),
+                    completedSteps=summary.completedSteps,
+                    totalSteps=summary.totalSteps,
+                    nextStep=_short(summary.nextStep.title) if summary.nextStep else None,
+                    nextStepDue=summary.nextStep.dueDate if summary.nextStep else None,
+                )
+            )
     charts.sort(key=lambda c: (deadline(c.dueDate) is None, deadline(c.dueDate) or now, c.chartId))
     return charts, steps
 
@@ -129,7 +154,7 @@ def _due_order(step: BriefStep) -> tuple[datetime | None, str]:
 
 
 def _short(text: str) -> str:
-    return text if len(text) <= _TEXT else text[:_TEXT - 1] + "…"
+    return text if len(text) <= _TEXT else text[: _TEXT - 1] + "…"
 
 
 # ----------------------------------------------------------------- staying short
@@ -155,7 +180,7 @@ def _fit(full: Brief, max_bytes: int) -> Brief:
 
 
 def _cut(full: Brief, counts: dict[str, int]) -> Brief:
-    kept = {s: getattr(full, s)[:counts[s]] for s in _SECTIONS}
+    kept = {s: getattr(full, s)[: counts[s]] for s in _SECTIONS}
     rank = {c.context: i for i, c in reversed(list(enumerate(full.charts)))}
     kept["charts"] = sorted(kept["charts"], key=lambda c: rank[c.context])  # the charts kept, grouped by context
     missing = {s: len(getattr(full, s)) - counts[s] for s in _SECTIONS}
@@ -167,8 +192,10 @@ def _left_out(missing: dict[str, int]) -> str | None:
     parts = [f"{n} {words[s]}" for s, n in missing.items() if n]
     if not parts:
         return None
-    return (f"left out to stay short: {', '.join(parts)}; see them with list_charts (MCP) or `coaia-store charts` "
-            "(command line), with their overdue and due-within filters")
+    return (
+        f"left out to stay short: {', '.join(parts)}; see them with list_charts (MCP) or `coaia-store charts` "
+        "(command line), with their overdue and due-within filters"
+    )
 
 
 def _size(brief: Brief) -> int:
@@ -180,9 +207,11 @@ def _size(brief: Brief) -> int:
 
 def _render(brief: Brief) -> str:
     totals = brief.totals
-    lines = [f"# coaia-store brief, {brief.generatedAt[:16].replace('T', ' ')} UTC",
-             f"{_count(totals['charts'], 'active chart')}, {_count(totals['overdue'], 'overdue step')}, "
-             f"{_count(totals['dueSoon'], 'step')} due within {DUE_SOON_DAYS} days."]
+    lines = [
+        f"# coaia-store brief, {brief.generatedAt[:16].replace('T', ' ')} UTC",
+        f"{_count(totals['charts'], 'active chart')}, {_count(totals['overdue'], 'overdue step')}, "
+        f"{_count(totals['dueSoon'], 'step')} due within {DUE_SOON_DAYS} days.",
+    ]
     lines += _step_lines("Overdue steps", brief.overdue)
     lines += _step_lines(f"Due within {DUE_SOON_DAYS} days", brief.dueSoon)
     if brief.charts:
@@ -194,8 +223,11 @@ def _render(brief: Brief) -> str:
             lines.append(f"### {context}")
         lines.append(_chart_line(chart))
     if brief.unreadable:
-        lines += ["", f"Could not read: {'; '.join(brief.unreadable)}. "
-                      "`coaia-store doctor` (or validate_integrity) says what to do."]
+        lines += [
+            "",
+            f"Could not read: {'; '.join(brief.unreadable)}. "
+            "`coaia-store doctor` (or validate_integrity) says what to do.",
+        ]
     if brief.leftOut:
         lines += ["", f"({brief.leftOut})"]
     return "\n".join(lines) + "\n"
@@ -208,16 +240,20 @@ def _count(n: int, thing: str) -> str:
 def _step_lines(title: str, steps: list[BriefStep]) -> list[str]:
     if not steps:
         return []
-    return ["", f"## {title}",
-            *(f"- {s.dueDate[:10]} {s.title} [{s.context}: {s.chart}] `{s.actionStep}`" for s in steps)]
+    return [
+        "",
+        f"## {title}",
+        *(f"- {s.dueDate[:10]} {s.title} [{s.context}: {s.chart}] `{s.actionStep}`" for s in steps),
+    ]
 
 
 def _chart_line(chart: BriefChart) -> str:
     due = f"due {chart.dueDate[:10]}" if chart.dueDate else "no due date"
     late = " OVERDUE" if chart.overdue else ""
-    line = (f"- {chart.desiredOutcome}: {round(chart.progress * 100)}% "
-            f"({chart.completedSteps}/{chart.totalSteps} steps), {due}{late} `{chart.chartId}`")
+    line = (
+        f"- {chart.desiredOutcome}: {round(chart.progress * 100)}% "
+        f"({chart.completedSteps}/{chart.totalSteps} steps), {due}{late} `{chart.chartId}`"
+    )
     if chart.nextStep:
         line += f"; next: {chart.nextStep}" + (f" (due {chart.nextStepDue[:10]})" if chart.nextStepDue else "")
     return line
-

@@ -42,9 +42,11 @@ def plot_report(report: AdvancementReport, path: str | Path) -> Path:
         axes.set_xlabel("week starting (Monday, UTC)")
         axes.set_ylabel("action steps completed")
         axes.yaxis.get_major_locator().set_params(integer=True)
-        axes.set_title(f"Action steps completed per week, last {report.windowDays} days\n"
-                       f"{report.totals.stepsCompleted} steps, {report.totals.chartsCompleted} charts completed",
-                       fontsize=10)
+        axes.set_title(
+            f"Action steps completed per week, last {report.windowDays} days\n"
+            f"{report.totals.stepsCompleted} steps, {report.totals.chartsCompleted} charts completed",
+            fontsize=10,
+        )
         if rows:
             axes.legend(title="context")
         figure.tight_layout()

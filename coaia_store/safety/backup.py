@@ -38,15 +38,15 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..errors import CoaiaError, os_errors_reported
 from ..graph.config import BackupConfig
 from ..graph.contexts import DEFAULT_CONTEXT, context_file, context_of_file
-from ..errors import CoaiaError, os_errors_reported
 from ..storage.caller import check_write
 from ..storage.clock import iso_timestamp
 from ..storage.fileio import FileIO
@@ -147,8 +147,9 @@ class Backups:
         labels = tuple(label for _, label in _periods(self._store.clock()))
         if self._checked.get(context) == labels or (self._worker is not None and self._worker.is_alive()):
             return  # done already, or under way (a later write checks again)
-        self._worker = threading.Thread(target=self.maybe_take_automatic, args=(context,), name="coaia-backup",
-                                        daemon=True)
+        self._worker = threading.Thread(
+            target=self.maybe_take_automatic, args=(context,), name="coaia-backup", daemon=True
+        )
         self._worker.start()
 
     # ------------------------------------------------------------------ public API
@@ -160,7 +161,7 @@ class Backups:
         Never raises: a failure is logged, and the write that triggered it stands.
         """
         now = self._store.clock()
-        today = now.astimezone(timezone.utc).date()
+        today = now.astimezone(UTC).date()
         if self._checked_day.get(context) == today:  # the common case: no date formatting per write
             return []
         labels = tuple(label for _, label in _periods(now))
@@ -213,10 +214,16 @@ class Backups:
         try:
             entries, problem = self._read_manifest(), None
         except BackupError as exc:
-            entries, problem = self._from_disk(), (
-                f"{exc}; the backups listed are the files in {BACKUP_DIR}/ that verify. "
-                "Rebuild it: coaia-store doctor --fix (or the validate_integrity tool with repair: true)")
-        return sorted((e for e in entries if context is None or e.context == context), key=lambda e: (e.time, e.id)), problem
+            entries, problem = (
+                self._from_disk(),
+                (
+                    f"{exc}; the backups listed are the files in {BACKUP_DIR}/ that verify. "
+                    "Rebuild it: coaia-store doctor --fix (or the validate_integrity tool with repair: true)"
+                ),
+            )
+        return sorted(
+            (e for e in entries if context is None or e.context == context), key=lambda e: (e.time, e.id)
+        ), problem
 
     def manifest_problem(self) -> str | None:
         """What is wrong with ``MANIFEST.json``, or ``None``: one stat while the file is unchanged."""
@@ -230,8 +237,10 @@ class Backups:
         if not taken:
             return None
         if not exists:
-            return (f"context {context!r} has no file any more, but backup {taken[-1].id} holds it: restore it with "
-                    f"coaia-store restore {taken[-1].id}")
+            return (
+                f"context {context!r} has no file any more, but backup {taken[-1].id} holds it: restore it with "
+                f"coaia-store restore {taken[-1].id}"
+            )
         return self.shrunk(context, taken, path)
 
     def _checked_manifest(self) -> tuple[str | None, list[BackupInfo]]:
@@ -280,9 +289,15 @@ class Backups:
             created = _moment(header.get("createdAt")) if header is not None and "history" not in header else None
             taken_at = _moment(newest.time)
             what = "was created afresh" if created and taken_at and created > taken_at else ""
-        return (f"{path.name} {what}, but backup {newest.id} ({newest.time}) holds {newest.records} records "
+        return (
+            (
+                f"{path.name} {what}, but backup {newest.id} ({newest.time}) holds {newest.records} records "
                 f"({newest.sourceSize} bytes) of it: restore it with coaia-store restore {newest.id}; or, to keep the "
-                f"file as it is, take a backup of it: coaia-store backup --context {context}") if what else None
+                f"file as it is, take a backup of it: coaia-store backup --context {context}"
+            )
+            if what
+            else None
+        )
 
     def repair_manifest(self) -> str | None:
         """Rebuild an unreadable manifest from the backup files that verify (the damaged one is kept beside
@@ -294,15 +309,19 @@ class Backups:
             except BackupError as exc:
                 entries, aside = self._rebuilt(exc)
                 self._write_manifest(entries)
-                return (f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify "
-                        f"(the damaged one is kept as {aside})")
+                return (
+                    f"rebuilt {BACKUP_DIR}/{MANIFEST_FILE} from {len(entries)} backup file(s) that verify "
+                    f"(the damaged one is kept as {aside})"
+                )
             listed = {e.file for e in entries}
             adopted = self._from_disk(for_update=True, leave_out=listed)
             if not adopted:
                 return None
             self._write_manifest(entries + adopted)
-        return f"listed {len(adopted)} backup file(s) that verify but were not in {BACKUP_DIR}/{MANIFEST_FILE}: " + \
-            ", ".join(e.id for e in adopted)
+        return (
+            f"listed {len(adopted)} backup file(s) that verify but were not in {BACKUP_DIR}/{MANIFEST_FILE}: "
+            + ", ".join(e.id for e in adopted)
+        )
 
     def verify(self, backup_id: str | None = None) -> list[VerifyResult]:
         """Check a backup (an id or a group id; ``None``: all) against its manifest entry."""
@@ -328,7 +347,7 @@ class Backups:
         consequence = "each context is either restored or unchanged (coaia-store status shows which)"
         with os_errors_reported(f"restoring {backup_id} failed", consequence), ExitStack() as stack:
             fds = [stack.enter_context(self._verified_fd(info)) for info in chosen]
-            for info, fd in zip(chosen, fds):
+            for info, fd in zip(chosen, fds, strict=False):
                 self._restore_one(info, fd, result)
         return result
 
@@ -450,7 +469,9 @@ class Backups:
             if periodic or time.time() - tmp.stat().st_mtime > _STALE_TEMP_SECONDS:
                 self._store.io.unlink(tmp)
                 self._store.recovery.try_log(
-                    file=str(tmp.relative_to(self._store.local_dir)), found="temp file left by an interrupted backup", action="removed"
+                    file=str(tmp.relative_to(self._store.local_dir)),
+                    found="temp file left by an interrupted backup",
+                    action="removed",
                 )
 
     # ------------------------------------------------------------------ manifest and retention
@@ -464,17 +485,25 @@ class Backups:
                 data = b"".join(_read_all(self._store.io, fd))
         except FileNotFoundError:
             if any(found != recording for found in self.root.glob("*/*" + SUFFIX)):
-                raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is missing, but backup files are in {BACKUP_DIR}/") from None
+                raise BackupError(
+                    f"{BACKUP_DIR}/{MANIFEST_FILE} is missing, but backup files are in {BACKUP_DIR}/"
+                ) from None
             return []
         except (OSError, BackupError) as exc:
-            raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({getattr(exc, 'strerror', None) or exc})") from exc
+            raise BackupError(
+                f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({getattr(exc, 'strerror', None) or exc})"
+            ) from exc
         try:
             return _Manifest.model_validate_json(data).backups
         except ValidationError as exc:
             first = exc.errors()[0]["msg"].removeprefix("Value error, ")
-            raise BackupError(f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({first}; {exc.error_count()} problem(s))") from exc
+            raise BackupError(
+                f"{BACKUP_DIR}/{MANIFEST_FILE} is unreadable ({first}; {exc.error_count()} problem(s))"
+            ) from exc
 
-    def _from_disk(self, *, for_update: bool = False, leave_out: frozenset[str] | set[str] = frozenset()) -> list[BackupInfo]:
+    def _from_disk(
+        self, *, for_update: bool = False, leave_out: frozenset[str] | set[str] = frozenset()
+    ) -> list[BackupInfo]:
         """An entry for each backup file in ``.backup/<kind>/`` that verifies (links and odd files are skipped),
         but those named in ``leave_out`` (paths relative to the store). ``for_update``: a file that cannot be
         read (an I/O error) raises instead of being left out, as the manifest written from this list would
@@ -484,7 +513,11 @@ class Backups:
         found: list[BackupInfo] = []
         for folder in sorted(self.root.iterdir()):
             if folder.is_dir() and not folder.is_symlink():
-                paths = [p for p in sorted(folder.glob("*" + SUFFIX)) if str(p.relative_to(self._store.local_dir)) not in leave_out]
+                paths = [
+                    p
+                    for p in sorted(folder.glob("*" + SUFFIX))
+                    if str(p.relative_to(self._store.local_dir)) not in leave_out
+                ]
                 found += [e for p in paths if (e := self._entry_of_file(p, for_update))]
         return found
 
@@ -511,11 +544,22 @@ class Backups:
             log.warning("backup file %s left out: it does not verify: %s", path.name, "; ".join(scan.problems[:3]))
             return None
         kind, label = path.parent.name, match["label"]
-        return BackupInfo(id=f"{kind}/{path.name.removesuffix(SUFFIX)}", group=f"{kind}/{label}", context=context, kind=kind,
-                          file=str(path.relative_to(self._store.local_dir)), sha256=scan.sha256, size=scan.size,
-                          records=scan.records, lines=scan.lines, sourceFile=match["stem"] + ".jsonl",
-                          sourceSize=scan.content_size, sourceStamp=(0, 0, 0), strict=strict,
-                          time=iso_timestamp(datetime.fromtimestamp(mtime, timezone.utc)))
+        return BackupInfo(
+            id=f"{kind}/{path.name.removesuffix(SUFFIX)}",
+            group=f"{kind}/{label}",
+            context=context,
+            kind=kind,
+            file=str(path.relative_to(self._store.local_dir)),
+            sha256=scan.sha256,
+            size=scan.size,
+            records=scan.records,
+            lines=scan.lines,
+            sourceFile=match["stem"] + ".jsonl",
+            sourceSize=scan.content_size,
+            sourceStamp=(0, 0, 0),
+            strict=strict,
+            time=iso_timestamp(datetime.fromtimestamp(mtime, UTC)),
+        )
 
     def _rebuilt(self, problem: BackupError) -> tuple[list[BackupInfo], str]:
         """Under the manifest lock: set the unreadable manifest aside (kept, logged) and list the backup files."""
@@ -526,14 +570,19 @@ class Backups:
             self._store.io.replace(manifest, aside)  # a link, a folder, a FIFO: moved aside, never followed
         elif manifest.exists():  # a second name for the damaged file: the manifest is only ever replaced atomically
             self._store.io.link(manifest, aside)
-        self._store.recovery.try_log(file=f"{BACKUP_DIR}/{MANIFEST_FILE}", found=str(problem),
-                                     action=f"set aside as {aside.name}; rebuilt from {len(entries)} backup file(s) that verify")
+        self._store.recovery.try_log(
+            file=f"{BACKUP_DIR}/{MANIFEST_FILE}",
+            found=str(problem),
+            action=f"set aside as {aside.name}; rebuilt from {len(entries)} backup file(s) that verify",
+        )
         return entries, aside.name
 
     def _record(self, info: BackupInfo, now: datetime) -> None:
         """Add ``info`` to the manifest, drop what retention no longer keeps, then delete those files."""
         with self._locked(_MANIFEST_LOCK, timeout=self._store.config.lockTimeoutSeconds):
-            entries = [e for e in self._manifest_for_update(self._store.local_dir / info.file) if e.id != info.id] + [info]
+            entries = [e for e in self._manifest_for_update(self._store.local_dir / info.file) if e.id != info.id] + [
+                info
+            ]
             keep, drop = _retention(entries, now, self._store.config.backup)
             self._write_manifest(keep)
             for entry in drop:
@@ -557,7 +606,9 @@ class Backups:
         except FileNotFoundError:
             pass
         self._store.recovery.try_log(
-            file=entry.file, found=f"{entry.kind} backup of context {entry.context!r} from {entry.time}", action="backup pruned (retention)"
+            file=entry.file,
+            found=f"{entry.kind} backup of context {entry.context!r} from {entry.time}",
+            action="backup pruned (retention)",
         )
 
     # ------------------------------------------------------------------ verify and restore
@@ -596,14 +647,18 @@ class Backups:
         try:
             problems = self._problems(info, fd)
             if problems:
-                raise BackupError(f"the backup does not verify ({'; '.join(problems[:_MAX_LISTED_PROBLEMS])}): {refused}")
+                raise BackupError(
+                    f"the backup does not verify ({'; '.join(problems[:_MAX_LISTED_PROBLEMS])}): {refused}"
+                )
             yield fd
         finally:
             io.close(fd)
 
     def _problems(self, info: BackupInfo, fd: int) -> list[str]:
         scan = _scan(_read_all(self._store.io, fd), info.strict)
-        return scan.problems + scan.mismatches(sha256=info.sha256, source_size=info.sourceSize, size=info.size, records=info.records)
+        return scan.problems + scan.mismatches(
+            sha256=info.sha256, source_size=info.sourceSize, size=info.size, records=info.records
+        )
 
     def _restore_one(self, info: BackupInfo, fd: int, result: RestoreResult) -> None:
         try:
@@ -683,18 +738,20 @@ class Backups:
 
 def _periods(now: datetime) -> list[tuple[str, str]]:
     """``(kind, label)`` of the day and the ISO week ``now`` falls in (UTC)."""
-    day = now.astimezone(timezone.utc).date()
+    day = now.astimezone(UTC).date()
     year, week, _ = day.isocalendar()
     return [(DAILY, day.isoformat()), (WEEKLY, f"{year}-W{week:02d}")]
 
 
 def _unique_label(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(3).hex()
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + os.urandom(3).hex()
 
 
 def _kind(reason: str) -> str:
     if not _REASON.fullmatch(reason):
-        raise BackupError(f"invalid backup reason {reason!r}: use lowercase letters, digits and '-', like 'manual' or 'repair'")
+        raise BackupError(
+            f"invalid backup reason {reason!r}: use lowercase letters, digits and '-', like 'manual' or 'repair'"
+        )
     return MANUAL if reason == MANUAL else f"pre-{reason}"
 
 
@@ -707,7 +764,9 @@ def _last_stamp(entries: list[BackupInfo], context: str, kind: str) -> tuple[int
     return max(same, key=lambda e: e.time).sourceStamp if same else None
 
 
-def _retention(entries: list[BackupInfo], now: datetime, config: BackupConfig) -> tuple[list[BackupInfo], list[BackupInfo]]:
+def _retention(
+    entries: list[BackupInfo], now: datetime, config: BackupConfig
+) -> tuple[list[BackupInfo], list[BackupInfo]]:
     """Split into (kept, dropped). Per context and kind, the last N are kept, and so is every
     backup of the last N days (weeks for weeklies): whichever keeps more. N is ``weeklyKeep``
     for weeklies, ``dailyKeep`` for dailies; pre-operation backups keep the last ``dailyKeep``
@@ -726,7 +785,7 @@ def _retention(entries: list[BackupInfo], now: datetime, config: BackupConfig) -
 
 
 def _retained(entry: BackupInfo, index: int, now: datetime, kind: str, config: BackupConfig) -> bool:
-    taken, today = _day(entry.time), now.astimezone(timezone.utc).date()
+    taken, today = _day(entry.time), now.astimezone(UTC).date()
     if kind == WEEKLY:
         return index < config.weeklyKeep or _monday(taken) > _monday(today) - timedelta(weeks=config.weeklyKeep)
     if kind == DAILY:
@@ -735,7 +794,7 @@ def _retained(entry: BackupInfo, index: int, now: datetime, kind: str, config: B
 
 
 def _day(stamp: str) -> date:
-    return datetime.fromisoformat(stamp).astimezone(timezone.utc).date()
+    return datetime.fromisoformat(stamp).astimezone(UTC).date()
 
 
 def _monday(day: date) -> date:
@@ -780,10 +839,21 @@ class _Scan:
         elif self._rest:
             self._check(self._rest)
 
-    def mismatches(self, *, sha256: str, source_size: int, size: int | None = None, records: int | None = None) -> list[str]:
+    def mismatches(
+        self, *, sha256: str, source_size: int, size: int | None = None, records: int | None = None
+    ) -> list[str]:
         expected = {"sha256": sha256, "size": size, "content size": source_size, "record count": records}
-        found = {"sha256": self.sha256, "size": self.size, "content size": self.content_size, "record count": self.records}
-        return [f"{what} is {found[what]}, expected {want}" for what, want in expected.items() if want is not None and found[what] != want]
+        found = {
+            "sha256": self.sha256,
+            "size": self.size,
+            "content size": self.content_size,
+            "record count": self.records,
+        }
+        return [
+            f"{what} is {found[what]}, expected {want}"
+            for what, want in expected.items()
+            if want is not None and found[what] != want
+        ]
 
     def _check(self, line: bytes) -> None:
         self.lines += 1

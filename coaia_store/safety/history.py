@@ -17,17 +17,17 @@ import re
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from ..graph.contexts import DEFAULT_CONTEXT, context_file, validate_context_name
 from ..errors import InvalidInputError, NotFoundError, UnreadableFileError, os_errors_reported
+from ..graph.contexts import DEFAULT_CONTEXT, context_file, validate_context_name
+from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
 from ..graph.state import RECORD_META_KEYS, GraphState, checked_kind, entity_view, relation_key
 from ..models import Conflict, Entity, check_date_range
-from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
 from ..storage.clock import iso_timestamp, parse_timestamp
 from ..storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
 from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
@@ -41,7 +41,7 @@ UNDO_TYPE = "_undo"  # marker record written with an undo: which operations it r
 _READ_CHUNK = 1 << 20
 _STAMP = re.compile(r"(\d{8}T\d{12}Z)-\d+\.jsonl\.gz")
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
-_END_OF_DAY = time(23, 59, 59, 999999, tzinfo=timezone.utc)
+_END_OF_DAY = time(23, 59, 59, 999999, tzinfo=UTC)
 MAX_PAGE = 500  # most events or operations one page holds (PAGE_BUDGET may stop it earlier)
 
 Key = tuple[str, ...]  # ("e", name) or ("r", from, relationType, to)
@@ -52,18 +52,22 @@ OpKind = Literal["write", "undo", "import", "restore", "compaction"]
 
 
 class Operation(BaseModel):
-    id: str = Field(description="The operation id (the '_op' of its records; 'restore:<file>' for a restore): "
-                                "what undo takes.")
+    id: str = Field(
+        description="The operation id (the '_op' of its records; 'restore:<file>' for a restore): what undo takes."
+    )
     context: str = Field(description="The context it wrote (a move: the one it moved to).")
     contexts: list[str] = Field(description="Every context it wrote: two for a chart move or archive.")
     time: str | None = Field(description="When it was written (ISO, UTC).")
     kind: OpKind
-    action: str = Field(description="The kind of call, read from what it changed: 'create chart', 'complete step', "
-                                     "'move chart', 'create entities'...")
+    action: str = Field(
+        description="The kind of call, read from what it changed: 'create chart', 'complete step', "
+        "'move chart', 'create entities'..."
+    )
     summary: str = Field(description="What it did, in one line.")
     charts: list[str] = Field([], description="The charts it touched (their ids; the first 20).")
-    entities: list[str] = Field(description="Other entities (not part of a chart) it created, changed or deleted "
-                                            "(the first 20).")
+    entities: list[str] = Field(
+        description="Other entities (not part of a chart) it created, changed or deleted (the first 20)."
+    )
     entityCount: int = Field(0, description="How many entities it touched in all, those of its charts included.")
     relations: int = Field(description="How many relations it added or removed.")
     undoes: list[str] = Field([], description="For an undo: the operations it reverted.")
@@ -97,9 +101,23 @@ class EntityHistory(BaseModel):
 
 
 ChartEventKind = Literal[
-    "chart_created", "chart_removed", "chart_completed", "chart_reopened", "due_moved", "outcome_changed",
-    "reality_added", "reality_removed", "step_added", "step_removed", "step_completed", "step_reopened",
-    "step_due_moved", "step_renamed", "step_note", "step_telescoped", "chart_moved",
+    "chart_created",
+    "chart_removed",
+    "chart_completed",
+    "chart_reopened",
+    "due_moved",
+    "outcome_changed",
+    "reality_added",
+    "reality_removed",
+    "step_added",
+    "step_removed",
+    "step_completed",
+    "step_reopened",
+    "step_due_moved",
+    "step_renamed",
+    "step_note",
+    "step_telescoped",
+    "chart_moved",
 ]
 
 
@@ -110,7 +128,9 @@ class ChartEvent(BaseModel):
     opKind: OpKind
     kind: ChartEventKind
     entity: str = Field(description="The entity that changed (the chart, its reality, an action step...).")
-    text: str | None = Field(None, description="What was added or the new title/outcome; the sub-chart id for step_telescoped.")
+    text: str | None = Field(
+        None, description="What was added or the new title/outcome; the sub-chart id for step_telescoped."
+    )
     previous: str | None = Field(None, description="The value before (a due date, a title).")
     value: str | None = Field(None, description="The value after (a due date, a title).")
     fromContext: str | None = Field(None, description="chart_moved: the context the chart left.")
@@ -124,14 +144,19 @@ class ChartHistory(BaseModel):
     total: int = Field(0, description="Events in the chart's history in all.")
     nextCursor: str | None = Field(None, description="Pass it back as cursor for the next (later) events.")
     note: str | None = Field(None, description="What this page left out, and how to get it.")
-    conflicts: list[Conflict] = Field([], description="Fields of this chart two clones changed without seeing each "
-                                                      "other's change (git merges): both values, who and when.")
+    conflicts: list[Conflict] = Field(
+        [],
+        description="Fields of this chart two clones changed without seeing each "
+        "other's change (git merges): both values, who and when.",
+    )
 
 
 class UndoResult(BaseModel):
     context: str = Field(description="The context it wrote (the first, when the operation spanned several).")
     contexts: list[str] = Field([], description="Every context the undo wrote.")
-    opId: str | None = Field(description="The id of the new operation that reverted them (None if nothing had to change).")
+    opId: str | None = Field(
+        description="The id of the new operation that reverted them (None if nothing had to change)."
+    )
     undone: list[Operation] = Field(description="The operations reverted, newest first.")
     summary: str = Field("", description="What was undone, in one line.")
     entities: list[str] = Field(description="Entities the undo created, changed or deleted.")
@@ -162,7 +187,7 @@ def parse_as_of(text: str) -> datetime:
         check_date_range(moment, text)
     except ValueError as exc:
         raise InvalidInputError(f"invalid asOf: {exc}") from None
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def _show(moment: datetime | None) -> str | None:
@@ -200,7 +225,8 @@ class _Generation:
         new = [line for line in self.lines if not line.carried and line.time is not None]
         new.sort(key=lambda line: line.time)  # type: ignore[arg-type,return-value]
         return [
-            line for line in new
+            line
+            for line in new
             if (self.end is None or line.time < self.end) and (upto is None or line.time <= upto)  # type: ignore[operator]
         ]
 
@@ -256,8 +282,14 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[_Line]]:
         if members is None or not _valid(members):
             continue
         op, by = record.get("_op"), record.get("_by")
-        lines.append(_Line(op if isinstance(op, str) and op else None, parse_timestamp(record.get("_ts")), members,
-                           by=by if isinstance(by, str) else None))
+        lines.append(
+            _Line(
+                op if isinstance(op, str) and op else None,
+                parse_timestamp(record.get("_ts")),
+                members,
+                by=by if isinstance(by, str) else None,
+            )
+        )
     return header, lines
 
 
@@ -309,25 +341,35 @@ class _Source:
         gens: list[_Generation] = []
         start: datetime | None = None
         files: list[tuple[str, datetime | None, Record | None, list[_Line]]] = [
-            (name, _stamp_time(name), header, lines) for name, (header, lines) in segments]
+            (name, _stamp_time(name), header, lines) for name, (header, lines) in segments
+        ]
         if live is not None:
             files.append((self.path.name, None, *live[:2]))
         for index, (name, end, header, lines) in enumerate(files):
             kind: OpKind = "import" if index == 0 else _how_it_began(header, files[index - 1][0])
-            gen = _Generation(name, start if index else None, end, kind, lines, files[index - 1][0] if index else "",
-                              legacy=header is None)
+            gen = _Generation(
+                name,
+                start if index else None,
+                end,
+                kind,
+                lines,
+                files[index - 1][0] if index else "",
+                legacy=header is None,
+            )
             _fill_times(gen, header, live[2] if live is not None and end is None else None)
             gens.append(gen)
             start = end
         _mark_carried(gens)
         if live is None and gens:
-            gens.append(_Generation(self.path.name, start, None, "restore", [], gens[-1].name))  # the file is gone: empty since
+            gens.append(
+                _Generation(self.path.name, start, None, "restore", [], gens[-1].name)
+            )  # the file is gone: empty since
         return gens
 
     def _read_live(self) -> tuple[Record | None, list[_Line], datetime | None] | None:
         with os_errors_reported(f"could not read {self.path.name}", "retry; if it persists check the disk"):
             try:
-                mtime = datetime.fromtimestamp(self.path.stat().st_mtime, timezone.utc)
+                mtime = datetime.fromtimestamp(self.path.stat().st_mtime, UTC)
                 header, lines = _decode_file(_file_chunks(self.path))
             except FileNotFoundError:
                 return None
@@ -351,7 +393,7 @@ def _mark_carried(gens: list[_Generation]) -> None:
 def _stamp_time(name: str) -> datetime:
     match = _STAMP.fullmatch(name)
     assert match is not None
-    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(match.group(1), "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
 
 def _how_it_began(header: Record | None, previous: str) -> OpKind:
@@ -500,8 +542,17 @@ def _versions(events: list[_Event], name: str, context: str) -> list[EntityVersi
             continue
         before, after = change
         action = "created" if before is None else "deleted" if after is None else "updated"
-        found.append(EntityVersion(context=context, time=_show(event.time), opId=event.id, opKind=event.kind,
-                                   by=event.by, action=action, entity=entity_view(after, context) if after is not None else None))
+        found.append(
+            EntityVersion(
+                context=context,
+                time=_show(event.time),
+                opId=event.id,
+                opKind=event.kind,
+                by=event.by,
+                action=action,
+                entity=entity_view(after, context) if after is not None else None,
+            )
+        )
     return found
 
 
@@ -525,10 +576,23 @@ def _text(value: object) -> str | None:
 def _chart_events(event: _Event, chart_id: str, context: str) -> list[ChartEvent]:
     found: list[ChartEvent] = []
 
-    def add(kind: ChartEventKind, entity: str, text: object = None, previous: object = None, value: object = None) -> None:
-        found.append(ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind, kind=kind,
-                                entity=entity, text=_text(text), previous=_text(previous), value=_text(value),
-                                by=event.by))
+    def add(
+        kind: ChartEventKind, entity: str, text: object = None, previous: object = None, value: object = None
+    ) -> None:
+        found.append(
+            ChartEvent(
+                time=_show(event.time),
+                context=context,
+                opId=event.id,
+                opKind=event.kind,
+                kind=kind,
+                entity=entity,
+                text=_text(text),
+                previous=_text(previous),
+                value=_text(value),
+                by=event.by,
+            )
+        )
 
     for key, (before, after) in event.changes.items():
         if key[0] != "e":
@@ -548,10 +612,17 @@ def _chart_events(event: _Event, chart_id: str, context: str) -> list[ChartEvent
             for line in previous:
                 if line not in current:
                     add("reality_removed", name, line)
-        elif chart_id in (old.get("chartId"), new.get("chartId")) and (after or before or {}).get("entityType") == "action_step":
+        elif (
+            chart_id in (old.get("chartId"), new.get("chartId"))
+            and (after or before or {}).get("entityType") == "action_step"
+        ):
             _step_changes(add, name, before, after)
-        if before is None and after is not None and new.get("parentChart") == chart_id and \
-                after.get("entityType") == "structural_tension_chart":
+        if (
+            before is None
+            and after is not None
+            and new.get("parentChart") == chart_id
+            and after.get("entityType") == "structural_tension_chart"
+        ):
             add("step_telescoped", str(new.get("parentActionStep")), new.get("chartId") or name.removesuffix("_chart"))
     return found
 
@@ -603,8 +674,20 @@ def _with_moves(touched: list[tuple[str, _Event, list[ChartEvent]]], chart_id: s
     slots: list[list[ChartEvent]] = []
     for context, event, events in touched:
         if _creates(events, chart) and live - {context}:
-            slots.append([ChartEvent(time=_show(event.time), context=context, opId=event.id, opKind=event.kind,
-                                     kind="chart_moved", entity=chart, toContext=context, by=event.by)])
+            slots.append(
+                [
+                    ChartEvent(
+                        time=_show(event.time),
+                        context=context,
+                        opId=event.id,
+                        opKind=event.kind,
+                        kind="chart_moved",
+                        entity=chart,
+                        toContext=context,
+                        by=event.by,
+                    )
+                ]
+            )
             held[context] = (live - {context}, slots[-1], events)
         elif _removes(events, chart) and (target := next((t for t, h in held.items() if context in h[0]), None)):
             held.pop(target)[1][0].fromContext = context
@@ -684,8 +767,9 @@ class History:
                 return
             cursor = page.nextCursor
 
-    def entity_history(self, name: str, context: str | None = None, limit: int | None = 100,
-                       cursor: str | None = None) -> EntityHistory:
+    def entity_history(
+        self, name: str, context: str | None = None, limit: int | None = 100, cursor: str | None = None
+    ) -> EntityHistory:
         """Every version of entity ``name`` (in one context, or in every context), oldest first, ``limit`` a page."""
         if not isinstance(name, str) or not name:
             raise InvalidInputError("name must be a non-empty entity name")
@@ -698,8 +782,9 @@ class History:
         page, note, more = _page(versions, Pager("entity_history", name, context), limit, cursor, "versions")
         return EntityHistory(name=name, versions=page, total=len(versions), note=note, nextCursor=more)
 
-    def chart_history(self, chart_id: str, context: str | None = None, limit: int | None = 100,
-                      cursor: str | None = None) -> ChartHistory:
+    def chart_history(
+        self, chart_id: str, context: str | None = None, limit: int | None = 100, cursor: str | None = None
+    ) -> ChartHistory:
         """How a chart evolved, oldest first: created, reality added, steps added/completed/telescoped, dates
         moved, moved or archived (one ``chart_moved`` event). ``limit`` events a page (``None``: all)."""
         if not isinstance(chart_id, str) or not chart_id:
@@ -715,16 +800,22 @@ class History:
         found = _with_moves(touched, chart_id)
         conflicts = [c for c in self.store.conflicts(context, settled=True) if c.target.startswith(f"{chart_id}_")]
         page, note, more = _page(found, Pager("chart_history", chart_id, context), limit, cursor, "events")
-        return ChartHistory(chartId=chart_id, events=page, total=len(found), note=note, nextCursor=more,
-                            conflicts=conflicts)
+        return ChartHistory(
+            chartId=chart_id, events=page, total=len(found), note=note, nextCursor=more, conflicts=conflicts
+        )
 
     def _contexts(self, context: str | None) -> list[str]:
         return self.store.contexts() if context is None else [validate_context_name(context)]
 
     # ------------------------------------------------------------- undo
 
-    def undo(self, operation_id: str | None = None, context: str | None = None, count: int = 1,
-             op_ids: Sequence[str] | None = None) -> UndoResult:
+    def undo(
+        self,
+        operation_id: str | None = None,
+        context: str | None = None,
+        count: int = 1,
+        op_ids: Sequence[str] | None = None,
+    ) -> UndoResult:
         """Revert one operation by its id, or (without one) the latest ``count`` operations of the whole store
         (or of ``context``), by appending ONE new operation to each context they wrote.
 
@@ -742,14 +833,18 @@ def _check_limit(limit: int | None) -> None:
         raise InvalidInputError(f"limit must be between 1 and {MAX_PAGE} (got {limit})")
 
 
-def _page(items: list[M], pager: Pager, limit: int | None, cursor: str | None,
-          what: str) -> tuple[list[M], str | None, str | None]:
+def _page(
+    items: list[M], pager: Pager, limit: int | None, cursor: str | None, what: str
+) -> tuple[list[M], str | None, str | None]:
     """One bounded page of a timeline: the items, the note saying what is left, the next page's cursor."""
     start = pager.offset(cursor, len(items))
     page, end = bounded_page(items, start, limit or len(items), lambda i: len(i.model_dump_json()), PAGE_BUDGET)
     more = end < len(items)
-    note = f"{what} {start + 1}-{end} of {len(items)}, oldest first; pass nextCursor for the later ones" \
-        if more or start else None
+    note = (
+        f"{what} {start + 1}-{end} of {len(items)}, oldest first; pass nextCursor for the later ones"
+        if more or start
+        else None
+    )
     return page, note, pager.cursor(end, len(items))
 
 
@@ -817,5 +912,7 @@ def _intact(content: bytes) -> bool:
     strict = first is not None and is_header(first)
     if rest and strict:
         return False
-    return all((decode_line(line, strict=True) if strict else decode_legacy_line(line))[1] is None
-               for line in [*lines, *([rest] if rest else [])])
+    return all(
+        (decode_line(line, strict=True) if strict else decode_legacy_line(line))[1] is None
+        for line in [*lines, *([rest] if rest else [])]
+    )

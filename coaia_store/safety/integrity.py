@@ -46,17 +46,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 
-from .backup import DAILY, WEEKLY, BackupError, BackupInfo
 from ..charts.rules import deadline
 from ..charts.tree import ChartIndex, is_completed, meta
 from ..errors import CoaiaError, os_errors_reported
 from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState, RelKey, relation_key
-from .history import Key, newest_verified_segment, removals, replay
 from ..models import Conflict, DamagedLine
 from ..storage.journal import HISTORY_DIR, Damage
 from ..storage.lines import Record, decode_legacy_line
 from ..store import Store
-
+from .backup import DAILY, WEEKLY, BackupError, BackupInfo
+from .history import Key, newest_verified_segment, removals, replay
 
 _SHOWN_CONFLICTS = 50
 
@@ -75,66 +74,102 @@ class ContextIntegrity(BaseModel):
     damagedLines: list[DamagedLine] = []
     checksumFailures: int = 0
     tornTail: DamagedLine | None = None
-    danglingRelations: list[str] = Field([], description="'from -[type]-> to' where an end does not exist (repair removes them).")
-    waitingRelations: list[str] = Field([], description="'from -[type]-> to' whose missing end may have been lost with a "
-                                                        "damaged line: kept (repair never removes them), they count again "
-                                                        "once the end is restored or created anew; delete_relations removes one.")
-    orphanSubCharts: list[str] = Field([], description="Sub-charts whose parent chart or action step is gone, or "
-                                                      "whose step shows another sub-chart (telescoped twice, as two "
-                                                      "clones can do at once).")
+    danglingRelations: list[str] = Field(
+        [], description="'from -[type]-> to' where an end does not exist (repair removes them)."
+    )
+    waitingRelations: list[str] = Field(
+        [],
+        description="'from -[type]-> to' whose missing end may have been lost with a "
+        "damaged line: kept (repair never removes them), they count again "
+        "once the end is restored or created anew; delete_relations removes one.",
+    )
+    orphanSubCharts: list[str] = Field(
+        [],
+        description="Sub-charts whose parent chart or action step is gone, or "
+        "whose step shows another sub-chart (telescoped twice, as two "
+        "clones can do at once).",
+    )
     timelineViolations: list[str] = []
-    openUnderCompleted: list[str] = Field([], description="Open action steps or sub-charts under a completed chart "
-                                                          "or step; complete them, or reopen the level above.")
-    duplicateNames: list[str] = Field([], description="In a file of another tool (not yet migrated): entity names "
-                                                      "written as separate entities more than once; the last one is "
-                                                      "used, and the first write here migrates the file to one each.")
-    conflicts: list[Conflict] = Field([], description="Fields two clones changed without seeing each other's change "
-                                                      "(met in a git merge), open and settled, up to 50; the later "
-                                                      "value is in effect. Not damage: nothing was lost.")
+    openUnderCompleted: list[str] = Field(
+        [],
+        description="Open action steps or sub-charts under a completed chart "
+        "or step; complete them, or reopen the level above.",
+    )
+    duplicateNames: list[str] = Field(
+        [],
+        description="In a file of another tool (not yet migrated): entity names "
+        "written as separate entities more than once; the last one is "
+        "used, and the first write here migrates the file to one each.",
+    )
+    conflicts: list[Conflict] = Field(
+        [],
+        description="Fields two clones changed without seeing each other's change "
+        "(met in a git merge), open and settled, up to 50; the later "
+        "value is in effect. Not damage: nothing was lost.",
+    )
     conflictCount: int = 0
     repairs: list[str] = Field([], description="What repair=true changed in this context.")
     lastDaily: BackupRef | None = Field(None, description="The newest daily backup of this context.")
     lastWeekly: BackupRef | None = Field(None, description="The newest weekly backup of this context.")
-    backupsVerified: bool | None = Field(None, description="Whether the newest daily and weekly backups verify "
-                                                           "(None: no daily or weekly backup yet).")
+    backupsVerified: bool | None = Field(
+        None, description="Whether the newest daily and weekly backups verify (None: no daily or weekly backup yet)."
+    )
     backupProblems: list[str] = Field([], description="Backups that do not verify, and why.")
 
     readOnly: str | None = Field(None, description="Why the context cannot be written, and what to do.")
-    lostSinceBackup: str | None = Field(None, description="The file is empty, cut short, or created afresh although "
-                                                          "its newest backup holds more: which backup, and the restore command.")
+    lostSinceBackup: str | None = Field(
+        None,
+        description="The file is empty, cut short, or created afresh although "
+        "its newest backup holds more: which backup, and the restore command.",
+    )
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def ok(self) -> bool:
-        return not (self.damagedLines or self.tornTail or self.danglingRelations or self.orphanSubCharts
-                    or self.timelineViolations or self.openUnderCompleted or self.backupsVerified is False
-                    or self.readOnly or self.lostSinceBackup)
+        return not (
+            self.damagedLines
+            or self.tornTail
+            or self.danglingRelations
+            or self.orphanSubCharts
+            or self.timelineViolations
+            or self.openUnderCompleted
+            or self.backupsVerified is False
+            or self.readOnly
+            or self.lostSinceBackup
+        )
 
 
 class IntegrityReport(BaseModel):
     ok: bool
     contexts: list[ContextIntegrity]
-    problems: list[str] = Field([], description="Problems of the whole store (an unreadable backup manifest), with the fix.")
+    problems: list[str] = Field(
+        [], description="Problems of the whole store (an unreadable backup manifest), with the fix."
+    )
     repairs: list[str] = Field([], description="What repair=true changed outside the contexts (the manifest rebuilt).")
 
 
 def validate_integrity(store: Store, *, context: str | None = None, repair: bool = False) -> IntegrityReport:
     doing = "the repair" if repair else "the integrity check"
-    with os_errors_reported(f"{doing} failed", "each repair is all-or-nothing and logged: run it again once the disk is fine"):
+    with os_errors_reported(
+        f"{doing} failed", "each repair is all-or-nothing and logged: run it again once the disk is fine"
+    ):
         repairs = [done for done in [store.backups.repair_manifest()] if done] if repair else []
         names = store.contexts() if context is None else [context]
         reports = [_check_context(store.graph(name), store, repair) for name in names]
         problems = store.store_problems()
     for done in repairs:
         store.recovery.log(file=".backup/MANIFEST.json", found="integrity check", action=done)
-    return IntegrityReport(ok=all(r.ok for r in reports) and not problems, contexts=reports, problems=problems, repairs=repairs)
+    return IntegrityReport(
+        ok=all(r.ok for r in reports) and not problems, contexts=reports, problems=problems, repairs=repairs
+    )
 
 
 def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity:
     repairs = _repair(graph, store) if repair else []
     info = graph.journal.info()
     dangling, orphans, timeline, open_under = graph.read(
-        lambda s: (_dangling(s), _orphans(s), _timeline(s), _open_under_completed(s)))
+        lambda s: (_dangling(s), _orphans(s), _timeline(s), _open_under_completed(s))
+    )
     waiting = _waiting(graph, store, info.damage)
     conflicts = store.conflicts(graph.context, settled=True)
     return ContextIntegrity(
@@ -143,10 +178,15 @@ def _check_context(graph: Graph, store: Store, repair: bool) -> ContextIntegrity
         linesRead=info.lines,
         recordsApplied=info.records_applied,
         checksummed=info.checksummed,
-        damagedLines=[DamagedLine(line=d.line, offset=d.offset, length=d.length, problem=d.problem) for d in info.damage],
+        damagedLines=[
+            DamagedLine(line=d.line, offset=d.offset, length=d.length, problem=d.problem) for d in info.damage
+        ],
         checksumFailures=sum(d.problem == "checksum mismatch" for d in info.damage),
-        tornTail=DamagedLine(line=info.tail.line, offset=info.tail.offset, length=info.tail.length,
-                             problem=info.tail.problem) if info.tail else None,
+        tornTail=DamagedLine(
+            line=info.tail.line, offset=info.tail.offset, length=info.tail.length, problem=info.tail.problem
+        )
+        if info.tail
+        else None,
         danglingRelations=[_describe(r) for r in dangling if relation_key(r) not in waiting],
         waitingRelations=[_describe(r) for r in dangling if relation_key(r) in waiting],
         orphanSubCharts=orphans,
@@ -174,17 +214,35 @@ def context_problems(store: Store, graph: Graph, taken: list[BackupInfo]) -> lis
     except CoaiaError:  # a context that cannot be read: status reports that with the context itself
         return []
     removable = [_describe(r) for r in dangling if relation_key(r) not in waiting]
-    found = [f"{name}: {len(removable)} dangling relation(s) ({'; '.join(removable[:3])}): an end does not exist; "
-             "coaia-store validate --fix removes them"] if removable else []
-    found += [f"{name}: {len(orphans)} sub-chart(s) whose parent chart or action step is gone ({', '.join(orphans[:3])}); "
-              "coaia-store validate lists them"] if orphans else []
-    found += [f"{name}: {len(timeline)} due date(s) out of order ({timeline[0]}); coaia-store validate lists them"
-              ] if timeline else []
+    found = (
+        [
+            f"{name}: {len(removable)} dangling relation(s) ({'; '.join(removable[:3])}): an end does not exist; "
+            "coaia-store validate --fix removes them"
+        ]
+        if removable
+        else []
+    )
+    found += (
+        [
+            f"{name}: {len(orphans)} sub-chart(s) whose parent chart or action step is gone ({', '.join(orphans[:3])}); "
+            "coaia-store validate lists them"
+        ]
+        if orphans
+        else []
+    )
+    found += (
+        [f"{name}: {len(timeline)} due date(s) out of order ({timeline[0]}); coaia-store validate lists them"]
+        if timeline
+        else []
+    )
     lost = store.backups.shrunk(graph.context, taken)
     found += [lost] if lost else []
     newest = {b.kind: b for b in taken if b.kind in (DAILY, WEEKLY)}
-    return found + [f"backup {b.id}: {problem}; coaia-store validate checks it, coaia-store backup takes a new one"
-                    for b in newest.values() if (problem := _file_problem(store, b))]
+    return found + [
+        f"backup {b.id}: {problem}; coaia-store validate checks it, coaia-store backup takes a new one"
+        for b in newest.values()
+        if (problem := _file_problem(store, b))
+    ]
 
 
 def _file_problem(store: Store, info: BackupInfo) -> str | None:
@@ -204,7 +262,8 @@ def _duplicate_names(path: Path) -> list[str]:
     except FileNotFoundError:
         return []
     names = Counter(
-        record["name"] for record, _ in map(decode_legacy_line, data.splitlines())
+        record["name"]
+        for record, _ in map(decode_legacy_line, data.splitlines())
         if record is not None and record.get("type") in ENTITY_TYPES and isinstance(record.get("name"), str)
     )
     return sorted(name for name, count in names.items() if count > 1)
@@ -230,15 +289,21 @@ def _repair(graph: Graph, store: Store) -> list[str]:
 
     def plan(state: GraphState) -> tuple[list[Record], list[Record]]:
         dangling = [r for r in _dangling(state) if relation_key(r) not in waiting]
-        return [{"type": "delete_relation", "from": r["from"], "relationType": r["relationType"], "to": r["to"]}
-                for r in dangling], dangling
+        return [
+            {"type": "delete_relation", "from": r["from"], "relationType": r["relationType"], "to": r["to"]}
+            for r in dangling
+        ], dangling
 
     removed = graph.journal.write(lambda: plan(graph.state))
     if damaged:
         graph.journal.compact(drop_damaged=True)
-        done.append(f"rewrote the file without {len(damaged)} damaged line(s); the file as it was is in history/ and "
-                    "the bad lines in .recovery/quarantine/")
-    done += [f"cut a torn tail of {tail.length} bytes at line {tail.line} (kept in .recovery/quarantine/)"] if tail else []
+        done.append(
+            f"rewrote the file without {len(damaged)} damaged line(s); the file as it was is in history/ and "
+            "the bad lines in .recovery/quarantine/"
+        )
+    done += (
+        [f"cut a torn tail of {tail.length} bytes at line {tail.line} (kept in .recovery/quarantine/)"] if tail else []
+    )
     done += [f"removed dangling relation {_describe(r)}" for r in removed]
     _log(store, graph, [(change, None, "integrity check") for change in done])
     return done[:1] + [change for change, _ in restored] + done[1:]
@@ -293,11 +358,15 @@ def _sources(store: Store, context: str) -> list[tuple[str, GraphState]]:
     return found
 
 
-def _lost(state: GraphState, sources: list[tuple[str, GraphState]], removed: dict[Key, datetime | None]) -> dict[Key, Copy]:
+def _lost(
+    state: GraphState, sources: list[tuple[str, GraphState]], removed: dict[Key, datetime | None]
+) -> dict[Key, Copy]:
     """The newest copy of each entity and relation absent from ``state`` and not removed after that copy."""
     best: dict[Key, Copy] = {}
     for label, past in sources:
-        copies: list[tuple[Key, Record]] = [(("e", name), r) for name, r in past.entities.items() if name not in state.entities]
+        copies: list[tuple[Key, Record]] = [
+            (("e", name), r) for name, r in past.entities.items() if name not in state.entities
+        ]
         copies += [(("r", *k), r) for k, r in past.relations.items() if k not in state.relations]
         for key, record in copies:
             if key not in best or _newer(record, best[key][0]):
@@ -344,13 +413,20 @@ def _backup_state(store: Store, context: str) -> dict[str, object]:
     results = [store.backups.verify(b.id)[0] for b in newest.values()]
     problems = [f"backup {r.id} does not verify: {'; '.join(r.problems[:3])}" for r in results if not r.ok]
     refs = {kind: BackupRef(id=b.id, time=b.time) for kind, b in newest.items()}
-    return {"lastDaily": refs.get(DAILY), "lastWeekly": refs.get(WEEKLY), "backupsVerified": not problems,
-            "backupProblems": problems}
+    return {
+        "lastDaily": refs.get(DAILY),
+        "lastWeekly": refs.get(WEEKLY),
+        "backupsVerified": not problems,
+        "backupProblems": problems,
+    }
 
 
 def _dangling(state: GraphState) -> list[Record]:
-    return [r for (source, _, target), r in state.relations.items()
-            if source not in state.entities or target not in state.entities]
+    return [
+        r
+        for (source, _, target), r in state.relations.items()
+        if source not in state.entities or target not in state.entities
+    ]
 
 
 def _waiting(graph: Graph, store: Store, damage: list[Damage]) -> set[RelKey]:
@@ -368,8 +444,11 @@ def _waiting(graph: Graph, store: Store, damage: list[Damage]) -> set[RelKey]:
         missing = [end for end in (relation["from"], relation["to"]) if end not in names]
         if any(("e", end) in removed for end in missing):
             return False
-        return before is None or relation_key(relation) not in before.relations or any(
-            end in before.entities for end in missing)
+        return (
+            before is None
+            or relation_key(relation) not in before.relations
+            or any(end in before.entities for end in missing)
+        )
 
     return {relation_key(r) for r in dangling if waits(r)}
 
@@ -420,8 +499,11 @@ def _orphans(state: GraphState) -> list[str]:
     for chart_id, record in index.charts.items():
         data = meta(record)
         parent, step = data.get("parentChart"), data.get("parentActionStep")
-        if (parent and parent not in index.charts) or (step and step not in state.entities) \
-                or (step and index.sub_chart.get(step) != chart_id):  # its step shows another sub-chart
+        if (
+            (parent and parent not in index.charts)
+            or (step and step not in state.entities)
+            or (step and index.sub_chart.get(step) != chart_id)
+        ):  # its step shows another sub-chart
             found.append(chart_id)
     return found
 

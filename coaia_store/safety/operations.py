@@ -15,9 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..graph.contexts import ARCHIVE_CONTEXT, validate_context_name
 from ..errors import ConflictError, InvalidInputError, NotFoundError
+from ..graph.contexts import ARCHIVE_CONTEXT, validate_context_name
+from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
 from ..graph.state import GraphState
+from ..storage.journal import new_op_id
+from ..storage.lines import Record
 from .history import (
     MAX_PAGE,
     UNDO_TYPE,
@@ -35,9 +38,6 @@ from .history import (
     _value,
     timeline,
 )
-from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
-from ..storage.journal import new_op_id
-from ..storage.lines import Record
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -46,10 +46,27 @@ _CHART, _STEP, _OUTCOME, _REALITY = "structural_tension_chart", "action_step", "
 _NAMES = 20  # chart ids and entity names listed per operation
 _SHOWN = 3  # names per kind of change in a summary
 # The kinds of change, most telling first: an operation is named for the first it holds.
-_ACTIONS = ("remove chart", "remove step", "complete step", "complete chart", "reopen step", "reopen chart",
-            "add step", "update step", "update desired outcome", "update chart", "update current reality",
-            "remove sub-chart", "create entities", "delete entities", "add observations", "delete observations",
-            "update entities", "add relations", "delete relations")
+_ACTIONS = (
+    "remove chart",
+    "remove step",
+    "complete step",
+    "complete chart",
+    "reopen step",
+    "reopen chart",
+    "add step",
+    "update step",
+    "update desired outcome",
+    "update chart",
+    "update current reality",
+    "remove sub-chart",
+    "create entities",
+    "delete entities",
+    "add observations",
+    "delete observations",
+    "update entities",
+    "add relations",
+    "delete relations",
+)
 _OTHER_KINDS = {"restore": "restore a backup", "compaction": "repair", "import": "import"}
 
 
@@ -150,9 +167,19 @@ def describe(op: _Op, known: dict[str, _Op] | None = None) -> Operation:
     action, summary = moved[:2] if moved else _action(op, known or {})
     contexts = moved[2] if moved else op.contexts
     return Operation(
-        id=op.id, context=contexts[0], contexts=contexts, time=_show(op.time), kind=last.kind, action=action,
-        summary=summary, charts=charts[:_NAMES], entities=others[:_NAMES], entityCount=len(names),
-        relations=len({key for _, key, _, _ in changes if key[0] == "r"}), undoes=last.undoes, by=last.by,
+        id=op.id,
+        context=contexts[0],
+        contexts=contexts,
+        time=_show(op.time),
+        kind=last.kind,
+        action=action,
+        summary=summary,
+        charts=charts[:_NAMES],
+        entities=others[:_NAMES],
+        entityCount=len(names),
+        relations=len({key for _, key, _, _ in changes if key[0] == "r"}),
+        undoes=last.undoes,
+        by=last.by,
     )
 
 
@@ -175,8 +202,11 @@ def _action(op: _Op, known: dict[str, _Op]) -> tuple[str, str]:
         return "undo", f"undo of operation {', '.join(undoes)}{what}"
     if kind in _OTHER_KINDS:
         return _OTHER_KINDS[kind], f"{_OTHER_KINDS[kind]} in {where}: {_facts_text(_facts(op))}"
-    made = [(after, key[1]) for _, key, before, after in op.changes
-            if before is None and after is not None and after.get("entityType") == _CHART]
+    made = [
+        (after, key[1])
+        for _, key, before, after in op.changes
+        if before is None and after is not None and after.get("entityType") == _CHART
+    ]
     if made:
         record, name = made[0]
         chart = _chart_of(("e", name), None, record)
@@ -231,15 +261,25 @@ def _facts(op: _Op) -> dict[str, list[str]]:
 
 def _fact(key: Key, before: Record | None, after: Record | None) -> tuple[str, str]:
     if key[0] == "r":
-        return ("add relations" if before is None else "delete relations" if after is None else "update relations"), \
-            f"{key[1]} -[{key[2]}]-> {key[3]}"
+        return (
+            "add relations" if before is None else "delete relations" if after is None else "update relations"
+        ), f"{key[1]} -[{key[2]}]-> {key[3]}"
     record = after or before or {}
     kind = record.get("entityType")
     was, now = _meta(before).get("completionStatus") is True, _meta(after).get("completionStatus") is True
     if kind == _STEP:
         title = (_observations(record) or [key[1]])[0]
-        verb = "add step" if before is None else "remove step" if after is None else \
-            "complete step" if now and not was else "reopen step" if was and not now else "update step"
+        verb = (
+            "add step"
+            if before is None
+            else "remove step"
+            if after is None
+            else "complete step"
+            if now and not was
+            else "reopen step"
+            if was and not now
+            else "update step"
+        )
         return verb, f"{title!r} ({key[1]})"
     if kind == _CHART and after is None:
         sub = isinstance(_meta(before).get("parentChart"), str)
@@ -252,7 +292,7 @@ def _fact(key: Key, before: Record | None, after: Record | None) -> tuple[str, s
     if before is None or after is None:
         return ("create entities" if before is None else "delete entities"), key[1]
     old, new = _observations(before), _observations(after)
-    if before.get("entityType") == after.get("entityType") and new[:len(old)] == old and len(new) > len(old):
+    if before.get("entityType") == after.get("entityType") and new[: len(old)] == old and len(new) > len(old):
         return "add observations", key[1]
     if before.get("entityType") == after.get("entityType") and set(new) < set(old):
         return "delete observations", key[1]
@@ -279,13 +319,18 @@ def list_operations(store: Store, context: str | None, limit: int, cursor: str |
     pager = Pager("operations", name)
     start = _start(ops, pager.key_after(cursor))
     known = {op.id: op for op in ops}
-    described = [describe(op, known) for op in ops[start:start + limit]]
+    described = [describe(op, known) for op in ops[start : start + limit]]
     page, end = bounded_page(described, 0, limit, lambda op: len(op.model_dump_json()), PAGE_BUDGET)
     end += start
     more = end < len(ops)
     note = f"operations {start + 1}-{end} of {len(ops)}, newest first; pass nextCursor for older ones" if more else None
-    return OperationList(context=name, operations=page, total=len(ops), note=note,
-                         nextCursor=pager.after(_key(ops[end - 1])) if more else None)
+    return OperationList(
+        context=name,
+        operations=page,
+        total=len(ops),
+        note=note,
+        nextCursor=pager.after(_key(ops[end - 1])) if more else None,
+    )
 
 
 def _key(op: _Op) -> str:
@@ -305,8 +350,9 @@ def _start(ops: list[_Op], after: str | None) -> int:
 # ----------------------------------------------------------------- undo
 
 
-def undo_operations(store: Store, operation_id: str | None, context: str | None, count: int,
-                    op_ids: Sequence[str] | None) -> UndoResult:
+def undo_operations(
+    store: Store, operation_id: str | None, context: str | None, count: int, op_ids: Sequence[str] | None
+) -> UndoResult:
     """See :meth:`coaia_store.history.History.undo`."""
     wanted = _wanted(operation_id, op_ids)
     if wanted is None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
@@ -328,8 +374,12 @@ def undo_operations(store: Store, operation_id: str | None, context: str | None,
             written.append(ctx)
     undone = [describe(op) for op in chosen]
     return UndoResult(
-        context=(written or [ctx for ctx, _ in plan] or chosen[0].contexts)[0], contexts=written,
-        opId=undo_id if written else None, undone=undone, entities=entities, relations=relations,
+        context=(written or [ctx for ctx, _ in plan] or chosen[0].contexts)[0],
+        contexts=written,
+        opId=undo_id if written else None,
+        undone=undone,
+        entities=entities,
+        relations=relations,
         summary="undid " + "; ".join(f"{op.summary} (operation {op.id}, {op.time})" for op in undone),
     )
 
@@ -381,8 +431,10 @@ def _plan(store: Store, chosen: list[_Op]) -> list[tuple[str, list[str]]]:
             plan.append((ctx, ids[ctx]))
         undone_by = undone_by or already
     if not plan and undone_by is not None:
-        raise ConflictError(f"operation {', '.join(op.id for op in chosen)} is already undone, by operation "
-                            f"{undone_by}; undoing operation {undone_by} would redo it")
+        raise ConflictError(
+            f"operation {', '.join(op.id for op in chosen)} is already undone, by operation "
+            f"{undone_by}; undoing operation {undone_by} would redo it"
+        )
     return plan
 
 
@@ -455,11 +507,15 @@ def _check_fresh(state: GraphState, final: GraphState, targets: dict[Key, Record
 def _undo_records(state: GraphState, targets: dict[Key, Record | None]) -> list[Record]:
     changed = {k: v for k, v in targets.items() if not _same(_value(state, k), v)}
     gone = {k[1] for k, v in changed.items() if k[0] == "e" and v is None}
-    records: list[Record] = [{"type": "delete_entity", "name": k[1]}
-                             for k, v in changed.items() if k[0] == "e" and v is None]
+    records: list[Record] = [
+        {"type": "delete_entity", "name": k[1]} for k, v in changed.items() if k[0] == "e" and v is None
+    ]
     records += [_strip(v) for k, v in changed.items() if k[0] == "e" and v is not None]  # type: ignore[misc]
-    records += [{"type": "delete_relation", "from": k[1], "relationType": k[2], "to": k[3]}
-                for k, v in changed.items() if k[0] == "r" and v is None and not ({k[1], k[3]} & gone)]
+    records += [
+        {"type": "delete_relation", "from": k[1], "relationType": k[2], "to": k[3]}
+        for k, v in changed.items()
+        if k[0] == "r" and v is None and not ({k[1], k[3]} & gone)
+    ]
     records += [_strip(v) for k, v in changed.items() if k[0] == "r" and v is not None]  # type: ignore[misc]
     return records
 

@@ -128,7 +128,9 @@ def _exact_problem(record: Record) -> str | None:
 
 def _surrogate_problem(record: Record) -> str | None:
     surrogate = lone_surrogate(record)
-    return None if surrogate is None else f"holds an unpaired surrogate escape ({surrogate!r}), which is not Unicode text"
+    return (
+        None if surrogate is None else f"holds an unpaired surrogate escape ({surrogate!r}), which is not Unicode text"
+    )
 
 
 def _wide_int_problem(value: object) -> str | None:
@@ -163,8 +165,14 @@ def _clean(record: Record) -> Record:
 
 
 def _check_entity(record: Record) -> None:
-    EntityInput.model_validate({"name": record["name"], "entityType": _entity_type(record),
-                                "observations": record.get("observations") or [], "metadata": record.get("metadata")})
+    EntityInput.model_validate(
+        {
+            "name": record["name"],
+            "entityType": _entity_type(record),
+            "observations": record.get("observations") or [],
+            "metadata": record.get("metadata"),
+        }
+    )
 
 
 def _check_relation(record: Record) -> None:
@@ -270,8 +278,14 @@ def import_file(
         raise InvalidInputError(f"unknown on-conflict rule {on_conflict!r}: choose one of {', '.join(ON_CONFLICT)}")
     source = read_source(path)
     graph = store.graph(context)
-    report = ImportReport(file=str(source.path), context=graph.context, onConflict=on_conflict, dryRun=dry_run,
-                          invalidLines=source.problems, ignoredLines=source.ignoredLines)
+    report = ImportReport(
+        file=str(source.path),
+        context=graph.context,
+        onConflict=on_conflict,
+        dryRun=dry_run,
+        invalidLines=source.problems,
+        ignoredLines=source.ignoredLines,
+    )
     importer = _Importer(store, graph.context, on_conflict, report, progress)
     importer.total = len(source.entities) + len(source.relations)
     if dry_run:
@@ -403,8 +417,12 @@ def export_records(store: Store, context: str) -> tuple[list[Record], list[Recor
 
 def _export_entity(record: Record) -> Record:
     clean = _clean(record)
-    out: Record = {"type": "entity", "name": clean["name"], "entityType": _entity_type(clean),
-                   "observations": [o if isinstance(o, str) else str(o) for o in clean.get("observations") or []]}
+    out: Record = {
+        "type": "entity",
+        "name": clean["name"],
+        "entityType": _entity_type(clean),
+        "observations": [o if isinstance(o, str) else str(o) for o in clean.get("observations") or []],
+    }
     out.update((k, v) for k, v in clean.items() if k not in ("type", "name", "entityType", "observations"))
     return out
 

@@ -41,9 +41,9 @@ import orjson
 from pydantic import BaseModel, Field
 
 from ..errors import CoaiaError, InvalidInputError
+from ..graph.paging import Pager
 from ..graph.state import RECORD_META_KEYS, entity_view
 from ..models import Entity
-from ..graph.paging import Pager
 from ..storage.cachefile import CacheFile
 from ..storage.lines import Record
 
@@ -323,7 +323,9 @@ class SearchIndex:
             graph = self._store.graph(name)
             digests = self._restored.pop(name, None)
             if digests is None:
-                change = graph.read(lambda state: _diff(known.records, state.entities))  # called at once, in this iteration
+                change = graph.read(
+                    lambda state: _diff(known.records, state.entities)
+                )  # called at once, in this iteration
             else:  # records are immutable: the digests are computed outside the journal's lock
                 change = _diff_digests(digests, graph.read(lambda state: dict(state.entities)))
                 self.reused_rows += len(change.snapshot) - len(change.changed)
@@ -353,7 +355,8 @@ class SearchIndex:
         if self._unsaved_rows < self._cache_after_rows or self._restored:
             return  # not worth it yet, or some restored rows are not checked yet (their records are not known)
         contexts = {
-            c: {n: (known.rowids[n], _digest(r)) for n, r in known.records.items()} for c, known in self._indexed.items()
+            c: {n: (known.rowids[n], _digest(r)) for n, r in known.records.items()}
+            for c, known in self._indexed.items()
         }
         self._cache.save(_CACHE_KEY, (self._next_rowid, contexts, self._db.serialize()))
         self._unsaved_rows = 0

@@ -32,22 +32,22 @@ from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field, StrictBool, ValidationError
 
 from .. import __version__
-from . import stdio
 from ..charts import Charts
 from ..charts.api import list_charts_pager
 from ..charts.models import ListCharts, StepInput
-from ..graph.config import describe_validation_error
 from ..errors import CoaiaError, InvalidInputError
-from ..safety.history import History
+from ..graph.config import describe_validation_error
 from ..graph.metrics import CallMetrics
-from ..safety.integrity import validate_integrity as check_integrity
-from ..models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
 from ..graph.paging import REPLY_BUDGET, Pager
-from .prompts import register_prompts
+from ..models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
 from ..reports.advancement import advancement_report as build_advancement_report
-from .resources import register_resources
+from ..safety.history import History
+from ..safety.integrity import validate_integrity as check_integrity
 from ..search.index import MAX_LIMIT, SearchIndex
 from ..store import Store
+from . import stdio
+from .prompts import register_prompts
+from .resources import register_resources
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,41 @@ INSTRUCTIONS = (
 )
 
 # The published tools of each profile, in the order tools/list gives them.
-CHART_TOOLS = ("create_chart", "telescope_action_step", "add_action_steps", "update_action_step", "remove_action_step",
-               "complete", "update_chart", "move_chart", "get_chart", "list_charts")
-GRAPH_TOOLS = ("create_entity", "add_relation", "add_observations", "update_entity", "delete_from_graph",
-               "open_entities", "read_graph", "search")
+CHART_TOOLS = (
+    "create_chart",
+    "telescope_action_step",
+    "add_action_steps",
+    "update_action_step",
+    "remove_action_step",
+    "complete",
+    "update_chart",
+    "move_chart",
+    "get_chart",
+    "list_charts",
+)
+GRAPH_TOOLS = (
+    "create_entity",
+    "add_relation",
+    "add_observations",
+    "update_entity",
+    "delete_from_graph",
+    "open_entities",
+    "read_graph",
+    "search",
+)
 STORE_TOOLS = ("storage_status", "validate_integrity", "backups", "history", "undo")
 REPORT_TOOLS = ("advancement_report",)
-MEMORY_TOOLS = ("create_entities", "create_relations", "add_observations", "delete_entities", "delete_observations",
-                "delete_relations", "read_graph", "search_nodes", "open_nodes")
+MEMORY_TOOLS = (
+    "create_entities",
+    "create_relations",
+    "add_observations",
+    "delete_entities",
+    "delete_observations",
+    "delete_relations",
+    "read_graph",
+    "search_nodes",
+    "open_nodes",
+)
 PROFILE_TOOLS: dict[str, tuple[str, ...]] = {
     "full": CHART_TOOLS + GRAPH_TOOLS + STORE_TOOLS + REPORT_TOOLS,
     "charts": CHART_TOOLS + ("history", "undo", "storage_status") + REPORT_TOOLS,
@@ -127,8 +154,9 @@ def reply(value: BaseModel | dict[str, Any], summary: str | None = None) -> Call
     """A tool result: compact JSON as structured content, the same JSON as text (after a one-line summary)."""
     data = _as_data(value)
     text = compact_json(data)
-    return CallToolResult(content=[TextContent(type="text", text=f"{summary}\n{text}" if summary else text)],
-                          structured_content=data)
+    return CallToolResult(
+        content=[TextContent(type="text", text=f"{summary}\n{text}" if summary else text)], structured_content=data
+    )
 
 
 def bounded(data: dict[str, Any], key: str, how: str, budget: int = REPLY_BUDGET) -> dict[str, Any]:
@@ -143,8 +171,12 @@ def bounded(data: dict[str, Any], key: str, how: str, budget: int = REPLY_BUDGET
         kept += 1
     if kept == len(items):
         return data
-    return {**data, key: items[:kept], "leftOut": len(items) - kept,
-            "note": f"{len(items) - kept} more {key} left out to keep the reply short; {how}"}
+    return {
+        **data,
+        key: items[:kept],
+        "leftOut": len(items) - kept,
+        "note": f"{len(items) - kept} more {key} left out to keep the reply short; {how}",
+    }
 
 
 def tools_list_bytes(tools: Sequence[Any]) -> int:
@@ -166,9 +198,19 @@ def _finish(name: str, result: CallToolResult) -> CallToolResult:
 
 
 # Arguments of the 0.1 tools that have another name now (see CHANGELOG.md).
-RENAMED = {"progressNote": "note", "addToCurrentReality": "noteToReality", "observations": "addToReality",
-           "includeSubCharts": "topLevelOnly", "names": "entities", "deletions": "observations", "opIds": "operationId",
-           "count": "operationId", "actionStep": "target", "chartId": "target", "name": "entity"}
+RENAMED = {
+    "progressNote": "note",
+    "addToCurrentReality": "noteToReality",
+    "observations": "addToReality",
+    "includeSubCharts": "topLevelOnly",
+    "names": "entities",
+    "deletions": "observations",
+    "opIds": "operationId",
+    "count": "operationId",
+    "actionStep": "target",
+    "chartId": "target",
+    "name": "entity",
+}
 
 
 def _normal(name: str) -> str:
@@ -185,7 +227,11 @@ def unknown_argument_error(tool: str, given: Sequence[str], schema: dict[str, An
     parts = []
     for name in unknown:
         renamed = RENAMED.get(name)
-        near = [_normal(renamed)] if renamed is not None and renamed in valid else difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
+        near = (
+            [_normal(renamed)]
+            if renamed is not None and renamed in valid
+            else difflib.get_close_matches(_normal(name), list(by_normal), n=1, cutoff=0.6)
+        )
         hint = f"; did you mean '{by_normal[near[0]]}'?" if near else ";"
         parts.append(f"unknown argument '{name}' for {tool}{hint}")
     return f"{' '.join(parts)} It takes: {', '.join(valid) or 'no arguments'}. Nothing was written."
@@ -354,8 +400,10 @@ MEMORY_GRAPH_BUDGET = 30_000  # characters of the compact graph: its pretty text
 def _official(text_value: Any, structured: BaseModel) -> CallToolResult:
     """The official server's reply: ``JSON.stringify(result, null, 2)`` as text, the object as structured content."""
     text = text_value if isinstance(text_value, str) else json.dumps(text_value, ensure_ascii=False, indent=2)
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=structured.model_dump(mode="json", by_alias=True))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)],
+        structured_content=structured.model_dump(mode="json", by_alias=True),
+    )
 
 
 def _done(message: str) -> CallToolResult:
@@ -370,7 +418,9 @@ def _memory_relation(r: Relation) -> dict[str, Any]:
     return {"from": r.from_, "to": r.to, "relationType": r.relationType}
 
 
-def _memory_graph(entities: Sequence[Entity], relations: Sequence[Relation], total: int | None = None) -> CallToolResult:
+def _memory_graph(
+    entities: Sequence[Entity], relations: Sequence[Relation], total: int | None = None
+) -> CallToolResult:
     """A graph reply in the official shape, cut to ``MEMORY_GRAPH_BUDGET`` with a note of what was left out."""
     shown, size = [], 0
     for entity in entities:
@@ -391,21 +441,31 @@ def _memory_graph(entities: Sequence[Entity], relations: Sequence[Relation], tot
     result = _official(graph, MemoryGraph.model_validate(graph))
     all_entities = len(entities) if total is None else total
     if len(shown) < all_entities or len(kept_links) < len(links):
-        result.content.append(TextContent(type="text", text=(
-            f"Note: this reply holds {len(shown)} of {all_entities} entities and {len(kept_links)} of {len(links)} "
-            "of their relations, to stay under the size hosts accept; use search_nodes or open_nodes for the rest.")))
+        result.content.append(
+            TextContent(
+                type="text",
+                text=(
+                    f"Note: this reply holds {len(shown)} of {all_entities} entities and {len(kept_links)} of {len(links)} "
+                    "of their relations, to stay under the size hosts accept; use search_nodes or open_nodes for the rest."
+                ),
+            )
+        )
     return result
 
 
 def memory_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
-    def create_entities(entities: list[MemoryEntity], context: WriteContext = None) -> Annotated[CallToolResult, MemoryEntities]:
+    def create_entities(
+        entities: list[MemoryEntity], context: WriteContext = None
+    ) -> Annotated[CallToolResult, MemoryEntities]:
         """Create multiple new entities in the knowledge graph"""
         result = store.create_entities([e.model_dump() for e in entities], context=context, if_exists="skip")
         created = {e.name for e in result.created}
         new = [e.model_dump() for e in entities if e.name in created]
         return _official(new, MemoryEntities.model_validate({"entities": new}))
 
-    def create_relations(relations: list[MemoryRelation], context: WriteContext = None) -> Annotated[CallToolResult, MemoryRelations]:
+    def create_relations(
+        relations: list[MemoryRelation], context: WriteContext = None
+    ) -> Annotated[CallToolResult, MemoryRelations]:
         """Create multiple new relations between entities in the knowledge graph. Relations should be in active voice"""
         result = store.create_relations([r.model_dump(by_alias=True) for r in relations], context=context)
         new = [_memory_relation(r) for r in result.created]
@@ -448,8 +508,9 @@ def memory_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, To
         return _memory_graph(page.entities, page.relations)
 
     def search_nodes(
-        query: Annotated[str, Field(description="The search query to match against entity names, types, and "
-                                                "observation content")],
+        query: Annotated[
+            str, Field(description="The search query to match against entity names, types, and observation content")
+        ],
         context: ContextArg = None,
     ) -> Annotated[CallToolResult, MemoryGraph]:
         """Search for nodes in the knowledge graph based on a query"""
@@ -483,32 +544,38 @@ def memory_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, To
 
 ChartSteps = Annotated[
     list[StepInput | str],
-    Field(description="Action steps: a title, or {title, dueDate, owner}; missing dates are spread up to the due date."),
+    Field(
+        description="Action steps: a title, or {title, dueDate, owner}; missing dates are spread up to the due date."
+    ),
 ]
 
 
 def chart_write(result: Any) -> CallToolResult:
     """What a chart write changed, not the whole chart: the tree is get_chart's job."""
     chart = result.chart
-    data = _as_data({
-        "chartId": chart.chartId,
-        "operationId": result.operationId,
-        "changed": getattr(result, "changed", True),
-        "added": getattr(result, "added", None),
-        "completed": getattr(result, "completed", None),
-        "reopened": getattr(result, "reopened", None),
-        "removed": getattr(result, "removed", None),
-        "chartCompleted": chart.completed or None,
-        "progress": round(chart.progress, 3),
-        "nextStep": chart.nextStep.model_dump() if chart.nextStep else None,
-        "warnings": getattr(result, "warnings", None),
-    })
+    data = _as_data(
+        {
+            "chartId": chart.chartId,
+            "operationId": result.operationId,
+            "changed": getattr(result, "changed", True),
+            "added": getattr(result, "added", None),
+            "completed": getattr(result, "completed", None),
+            "reopened": getattr(result, "reopened", None),
+            "removed": getattr(result, "removed", None),
+            "chartCompleted": chart.completed or None,
+            "progress": round(chart.progress, 3),
+            "nextStep": chart.nextStep.model_dump() if chart.nextStep else None,
+            "warnings": getattr(result, "warnings", None),
+        }
+    )
     for key in ("added", "completed", "reopened", "removed"):
         data = bounded(data, key, "get_chart shows the chart's steps", REPLY_BUDGET // 4)
     return reply(data)
 
 
-def _chart_view(charts: Charts, chart_id: str, depth: int | None, context: str | None, as_of: str | None) -> CallToolResult:
+def _chart_view(
+    charts: Charts, chart_id: str, depth: int | None, context: str | None, as_of: str | None
+) -> CallToolResult:
     """The tree, as deep as asked and as fits: deeper levels are left out (with a note) when it would be too long."""
     view = charts.get_chart(chartId=chart_id, depth=depth, context=context, asOf=as_of)
     data = _as_data(view)
@@ -517,8 +584,10 @@ def _chart_view(charts: Charts, chart_id: str, depth: int | None, context: str |
         shown = 2 if shown is None else shown - 1
         data = _as_data(charts.get_chart(chartId=chart_id, depth=shown, context=context, asOf=as_of))
     if shown != depth:
-        data["note"] = (f"sub-charts below depth {shown} left out to keep the reply short; "
-                        "call get_chart on a step's subChartId for them")
+        data["note"] = (
+            f"sub-charts below depth {shown} left out to keep the reply short; "
+            "call get_chart on a step's subChartId for them"
+        )
     data = bounded(data, "currentReality", "the chart's current reality is long; history shows it in pages")
     return reply(bounded(data, "actionSteps", "list_charts and get_chart on sub-charts show the rest"))
 
@@ -533,8 +602,15 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
     ) -> CallToolResult:
         """Create a structural tension chart (desired outcome, current reality, due date, action steps) in one
         atomic write. Returns the chartId and step names; warns when the outcome names a problem to remove."""
-        return chart_write(charts.create_chart(desiredOutcome=desiredOutcome, currentReality=currentReality,
-                                               dueDate=dueDate, actionSteps=actionSteps, context=context))
+        return chart_write(
+            charts.create_chart(
+                desiredOutcome=desiredOutcome,
+                currentReality=currentReality,
+                dueDate=dueDate,
+                actionSteps=actionSteps,
+                context=context,
+            )
+        )
 
     def telescope_action_step(
         actionStep: StepName,  # noqa: N803
@@ -546,9 +622,16 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
     ) -> CallToolResult:
         """Turn an action step into a sub-chart with its own current reality and steps, to plan it in detail (due
         no later than the step)."""
-        return chart_write(charts.telescope_action_step(actionStep=actionStep, currentReality=currentReality,
-                                                        actionSteps=actionSteps, dueDate=dueDate,
-                                                        desiredOutcome=desiredOutcome, context=context))
+        return chart_write(
+            charts.telescope_action_step(
+                actionStep=actionStep,
+                currentReality=currentReality,
+                actionSteps=actionSteps,
+                dueDate=dueDate,
+                desiredOutcome=desiredOutcome,
+                context=context,
+            )
+        )
 
     def add_action_steps(
         chartId: ChartId,  # noqa: N803
@@ -570,9 +653,17 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
     ) -> CallToolResult:
         """Retitle an action step, move its due date, set its owner, or record a progress note. To finish it use
         complete."""
-        return chart_write(charts.update_action_step(actionStep=actionStep, title=title, dueDate=dueDate, owner=owner,
-                                                     progressNote=note, addToCurrentReality=noteToReality,
-                                                     context=context))
+        return chart_write(
+            charts.update_action_step(
+                actionStep=actionStep,
+                title=title,
+                dueDate=dueDate,
+                owner=owner,
+                progressNote=note,
+                addToCurrentReality=noteToReality,
+                context=context,
+            )
+        )
 
     def remove_action_step(actionStep: StepName, context: ChartContext = None) -> CallToolResult:  # noqa: N803
         """Delete an action step and, recursively, the sub-chart it telescopes into. Destructive."""
@@ -596,8 +687,15 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
         context: ChartContext = None,
     ) -> CallToolResult:
         """Add facts to a chart's current reality, restate its desired outcome, or move its due date."""
-        return chart_write(charts.update_chart(chartId=chartId, addToReality=addToReality,
-                                               desiredOutcome=desiredOutcome, dueDate=dueDate, context=context))
+        return chart_write(
+            charts.update_chart(
+                chartId=chartId,
+                addToReality=addToReality,
+                desiredOutcome=desiredOutcome,
+                dueDate=dueDate,
+                context=context,
+            )
+        )
 
     def move_chart(
         chartId: ChartId,  # noqa: N803
@@ -628,11 +726,26 @@ def chart_tools(charts: Charts) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
         cursor: Cursor = None,
     ) -> CallToolResult:
         """Chart summaries with progress and next step, across every context or one, filtered; paginated."""
-        request = ListCharts(status=status, overdue=overdue, dueWithinDays=dueWithinDays, owner=owner,
-                             includeSubCharts=not topLevelOnly, context=context, limit=limit, cursor=cursor)
+        request = ListCharts(
+            status=status,
+            overdue=overdue,
+            dueWithinDays=dueWithinDays,
+            owner=owner,
+            includeSubCharts=not topLevelOnly,
+            context=context,
+            limit=limit,
+            cursor=cursor,
+        )
         page = charts.list_charts(request)
-        return reply(_recut(bounded(_as_data(page), "charts", "page on with nextCursor"), "charts",
-                            list_charts_pager(request), cursor, page.total))
+        return reply(
+            _recut(
+                bounded(_as_data(page), "charts", "page on with nextCursor"),
+                "charts",
+                list_charts_pager(request),
+                cursor,
+                page.total,
+            )
+        )
 
     return {
         "create_chart": (create_chart, NEW),
@@ -656,23 +769,35 @@ def _shape(e: Entity, mode: str) -> dict[str, Any]:
         return {"name": e.name, "entityType": e.entityType, "context": e.context}
     if mode == "summary":
         first = e.observations[0] if e.observations else ""
-        return {"name": e.name, "entityType": e.entityType, "context": e.context,
-                "observationCount": len(e.observations),
-                "firstObservation": first if len(first) <= SUMMARY_TEXT else first[:SUMMARY_TEXT] + "…"}
+        return {
+            "name": e.name,
+            "entityType": e.entityType,
+            "context": e.context,
+            "observationCount": len(e.observations),
+            "firstObservation": first if len(first) <= SUMMARY_TEXT else first[:SUMMARY_TEXT] + "…",
+        }
     return e.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
 def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
     def create_entity(
         entities: Annotated[list[EntityInput], Field(min_length=1)],
-        ifExists: Annotated[Literal["error", "skip"], Field(description="A name holding other content: fail, or skip it.")] = "error",  # noqa: N803
+        ifExists: Annotated[
+            Literal["error", "skip"], Field(description="A name holding other content: fail, or skip it.")
+        ] = "error",  # noqa: N803
         context: WriteContext = None,
     ) -> CallToolResult:
         """Create one or many entities in one atomic call; identical repeats are reported unchanged. To add facts
         to an existing entity use add_observations; to rename or retype it, update_entity."""
         result = store.create_entities(entities, context=context, if_exists=ifExists)
-        return reply({"operationId": result.operationId, "created": [e.name for e in result.created],
-                      "unchanged": result.unchanged, "skipped": result.skipped})
+        return reply(
+            {
+                "operationId": result.operationId,
+                "created": [e.name for e in result.created],
+                "unchanged": result.unchanged,
+                "skipped": result.skipped,
+            }
+        )
 
     def add_relation(
         relations: Annotated[list[RelationInput], Field(min_length=1, description="relationType in active voice.")],
@@ -680,7 +805,9 @@ def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, Too
     ) -> CallToolResult:
         """Relate existing entities, one or many; both ends must exist in the context."""
         result = store.create_relations(relations, context=context)
-        return reply({"operationId": result.operationId, "created": len(result.created), "unchanged": len(result.unchanged)})
+        return reply(
+            {"operationId": result.operationId, "created": len(result.created), "unchanged": len(result.unchanged)}
+        )
 
     def add_observations(observations: list[ObservationsInput], context: WriteContext = None) -> CallToolResult:
         """Append observations (facts) to existing entities; ones already present are skipped."""
@@ -695,11 +822,22 @@ def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, Too
         context: WriteContext = None,
     ) -> CallToolResult:
         """Rename, retype, replace the observations of, or merge metadata into one entity."""
-        change = {"name": name, "newName": newName, "entityType": entityType, "observations": observations,
-                  "metadata": metadata}
+        change = {
+            "name": name,
+            "newName": newName,
+            "entityType": entityType,
+            "observations": observations,
+            "metadata": metadata,
+        }
         result = store.update_entity({k: v for k, v in change.items() if v is not None}, context=context)
-        return reply({"operationId": result.operationId, "changed": result.changed, "name": result.entity.name,
-                      "relationsMoved": result.relationsMoved})
+        return reply(
+            {
+                "operationId": result.operationId,
+                "changed": result.changed,
+                "name": result.entity.name,
+                "relationsMoved": result.relationsMoved,
+            }
+        )
 
     def delete_from_graph(
         entities: Annotated[list[str], Field(description="Entity names; their relations go too.")] = [],  # noqa: B006
@@ -708,8 +846,9 @@ def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, Too
         context: WriteContext = None,
     ) -> CallToolResult:
         """Delete entities, observations and/or relations in one atomic write. Destructive (undo reverts it)."""
-        return reply(store.delete_from_graph(entities=entities, observations=observations, relations=relations,
-                                             context=context))
+        return reply(
+            store.delete_from_graph(entities=entities, observations=observations, relations=relations, context=context)
+        )
 
     def open_entities(names: Annotated[list[str], Field(min_length=1)], context: ContextArg = None) -> CallToolResult:
         """Entities by exact name, with every relation touching them. Use search to find names."""
@@ -718,7 +857,9 @@ def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, Too
         return reply(bounded(data, "entities", "open fewer entities at a time"))
 
     def read_graph(
-        mode: Annotated[Literal["full", "summary", "names"], Field(description="names; summary (first observation); full.")] = "summary",
+        mode: Annotated[
+            Literal["full", "summary", "names"], Field(description="names; summary (first observation); full.")
+        ] = "summary",
         entityTypes: list[str] | None = None,  # noqa: N803
         context: ContextArg = None,
         limit: Annotated[int, Field(ge=1, le=500)] = 100,
@@ -744,9 +885,15 @@ def graph_tools(store: Store, index: SearchIndex) -> dict[str, tuple[ToolFn, Too
             relations += own
         pager = store.graph_pager(context, entityTypes, asOf)
         end = pager.offset(cursor, page.totalEntities) + len(shaped)
-        data = {"mode": mode, "entities": shaped, "relations": relations, "totalEntities": page.totalEntities,
-                "returned": len(shaped), "remaining": page.totalEntities - end,
-                "nextCursor": pager.cursor(end, page.totalEntities)}
+        data = {
+            "mode": mode,
+            "entities": shaped,
+            "relations": relations,
+            "totalEntities": page.totalEntities,
+            "returned": len(shaped),
+            "remaining": page.totalEntities - end,
+            "nextCursor": pager.cursor(end, page.totalEntities),
+        }
         return reply(bounded(data, "relations", "open_entities on one entity lists all of its relations"))
 
     def search(
@@ -793,19 +940,38 @@ def _status(store: Store, context: str | None, limit: int, cursor: str | None) -
     status = store.status()
     backups = {b.context: b.latest for b in status.backups}
     growth = {g.context: g for g in status.capacity.contexts} if status.capacity else {}
-    rows = [{"name": c.name, "entities": c.entities, "relations": c.relations, "bytes": c.bytes,
-             "lastModified": c.lastModified, "health": _health(c), "problem": c.unreadable or c.housekeeping,
-             "lastBackup": backups.get(c.name), "damagedLines": len(c.damagedLines) or None,
-             "checksummed": None if c.checksummed else False,
-             "grewLast7Days": growth[c.name].last7Days if c.name in growth else None,
-             "grewLast30Days": growth[c.name].last30Days if c.name in growth else None}
-            for c in status.contexts if context is None or c.name == context]
+    rows = [
+        {
+            "name": c.name,
+            "entities": c.entities,
+            "relations": c.relations,
+            "bytes": c.bytes,
+            "lastModified": c.lastModified,
+            "health": _health(c),
+            "problem": c.unreadable or c.housekeeping,
+            "lastBackup": backups.get(c.name),
+            "damagedLines": len(c.damagedLines) or None,
+            "checksummed": None if c.checksummed else False,
+            "grewLast7Days": growth[c.name].last7Days if c.name in growth else None,
+            "grewLast30Days": growth[c.name].last30Days if c.name in growth else None,
+        }
+        for c in status.contexts
+        if context is None or c.name == context
+    ]
     shown, next_cursor = _page(rows, limit, cursor, Pager("storage_status", context))
-    data = {"directory": status.directory, "reason": status.reason, "formatVersion": status.formatVersion,
-            "fsync": status.fsync, "degraded": status.degraded, "problems": status.problems[:20],
-            "totalContexts": len(rows), "contexts": shown, "nextCursor": next_cursor,
-            "disk": status.capacity.model_dump(exclude={"contexts"}) if status.capacity else None,
-            "tools": [t.model_dump() for t in status.tools]}
+    data = {
+        "directory": status.directory,
+        "reason": status.reason,
+        "formatVersion": status.formatVersion,
+        "fsync": status.fsync,
+        "degraded": status.degraded,
+        "problems": status.problems[:20],
+        "totalContexts": len(rows),
+        "contexts": shown,
+        "nextCursor": next_cursor,
+        "disk": status.capacity.model_dump(exclude={"contexts"}) if status.capacity else None,
+        "tools": [t.model_dump() for t in status.tools],
+    }
     if len(status.problems) > 20:
         data["note"] = f"{len(status.problems) - 20} more problems: validate_integrity lists them per context"
     return bounded(data, "contexts", "pass a smaller limit and page with nextCursor")
@@ -819,8 +985,17 @@ def _health(info: Any) -> str:
 
 def _operation(op: Any) -> dict[str, Any]:
     """An operation as history and undo list it: the summary names what it touched."""
-    return _as_data({"id": op.id, "contexts": op.contexts, "time": op.time, "action": op.action, "summary": op.summary,
-                     "by": op.by, "undoes": op.undoes})
+    return _as_data(
+        {
+            "id": op.id,
+            "contexts": op.contexts,
+            "time": op.time,
+            "action": op.action,
+            "summary": op.summary,
+            "by": op.by,
+            "undoes": op.undoes,
+        }
+    )
 
 
 def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
@@ -852,17 +1027,28 @@ def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
         current state first, so it can be undone. Backups are also taken daily, weekly and before rewrites."""
         if action == "restore":
             if backupId is None:
-                raise InvalidInputError("restore needs backupId: backups {\"action\": \"list\"} shows them")
-            return reply(bounded(_as_data(store.backups.restore_backup(backupId, context)), "restored", "restore one context"))
+                raise InvalidInputError('restore needs backupId: backups {"action": "list"} shows them')
+            return reply(
+                bounded(_as_data(store.backups.restore_backup(backupId, context)), "restored", "restore one context")
+            )
         if backupId is not None:
             raise InvalidInputError(f"backupId is only for action 'restore' (got action {action!r})")
         if action == "create":
-            taken = store.backups.backup_all() if context is None else [b for b in [store.backups.backup_context(context)] if b]
+            taken = (
+                store.backups.backup_all()
+                if context is None
+                else [b for b in [store.backups.backup_context(context)] if b]
+            )
             return reply(bounded({"created": [_as_data(b) for b in taken]}, "created", "list them with backups"))
         listed = list(reversed(store.backups.list_backups(context)))
         shown, next_cursor = _page(listed, limit, cursor, Pager("backups", context))
-        return reply(bounded({"backups": [_as_data(b) for b in shown], "total": len(listed), "nextCursor": next_cursor},
-                             "backups", "pass a smaller limit"))
+        return reply(
+            bounded(
+                {"backups": [_as_data(b) for b in shown], "total": len(listed), "nextCursor": next_cursor},
+                "backups",
+                "pass a smaller limit",
+            )
+        )
 
     def history_tool(
         chartId: Annotated[str | None, Field(description="A chart's timeline.")] = None,  # noqa: N803
@@ -892,15 +1078,22 @@ def store_tools(store: Store) -> dict[str, tuple[ToolFn, ToolAnnotations]]:
         """Revert one operation by appending a new one (history is never rewritten; undoing an undo redoes). Refused,
         with nothing written, when a later operation changed the same things; the reply says what was undone."""
         result = history.undo(operationId, context=context)
-        data = {"operationId": result.opId, "summary": result.summary, "contexts": result.contexts,
-                "undone": [_operation(o) for o in result.undone], "entities": result.entities,
-                "relations": result.relations}
+        data = {
+            "operationId": result.opId,
+            "summary": result.summary,
+            "contexts": result.contexts,
+            "undone": [_operation(o) for o in result.undone],
+            "entities": result.entities,
+            "relations": result.relations,
+        }
         return reply(bounded(data, "entities", "history shows them all"))
 
     return {
         "storage_status": (storage_status, READ),
-        "validate_integrity": (validate_integrity, ToolAnnotations(read_only_hint=False, destructive_hint=False,
-                                                                   idempotent_hint=True, open_world_hint=False)),
+        "validate_integrity": (
+            validate_integrity,
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        ),
         "backups": (backups, OVERWRITE),
         "history": (history_tool, READ),
         "undo": (undo, OVERWRITE),
@@ -945,8 +1138,12 @@ def build_server(store: Store, profile: Profile = "full", *, warm_up: float | No
         timer.name, timer.daemon = "coaia-warm-up", True
         timer.start()
     for fn, hints in _tools(store, profile, index):
-        server.add_tool(_tool_errors(fn, store.calls), description=one_line(fn.__doc__), annotations=hints,
-                        structured_output=profile == "memory")
+        server.add_tool(
+            _tool_errors(fn, store.calls),
+            description=one_line(fn.__doc__),
+            annotations=hints,
+            structured_output=profile == "memory",
+        )
         tool = server._tool_manager.get_tool(fn.__name__)  # the published schema, compacted once
         assert tool is not None
         tool.parameters = compact_schema(tool.parameters)
@@ -982,4 +1179,3 @@ def serve_stdio(store: Store, profile: Profile) -> None:
     log_to_stderr()
     log.info(startup_report(store, profile))
     anyio.run(stdio.serve, build_server(store, profile, warm_up=WARM_UP_AFTER_S))
-

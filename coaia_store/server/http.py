@@ -84,7 +84,13 @@ def _loopback_security(settings: HttpSettings) -> TransportSecuritySettings | No
     """The SDK's default loopback protection, widened by ``--allowed-host`` (e.g. behind a local proxy)."""
     if not settings.allowed_hosts:
         return None  # the SDK's own: loopback names only
-    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.allowed_hosts, *(f"{h}:*" for h in settings.allowed_hosts)]
+    hosts = [
+        "127.0.0.1:*",
+        "localhost:*",
+        "[::1]:*",
+        *settings.allowed_hosts,
+        *(f"{h}:*" for h in settings.allowed_hosts),
+    ]
     origins = [f"{scheme}://{h}" for h in hosts for scheme in ("http", "https")]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
 
@@ -107,8 +113,11 @@ class TokenGate:
             return
         headers = dict(scope.get("headers") or [])
         if self._allowed_hosts and not _host_allowed(headers.get(b"host", b""), self._allowed_hosts):
-            await _reply(send, 421, {"error": "misdirected", "message": "this Host is not one the server accepts "
-                                     "(--allowed-host)"})
+            await _reply(
+                send,
+                421,
+                {"error": "misdirected", "message": "this Host is not one the server accepts (--allowed-host)"},
+            )
             return
         given = _bearer(headers.get(b"authorization", b""))
         known, caller = self._tokens.match(given) if given is not None else (False, None)
@@ -136,27 +145,35 @@ def _host_allowed(host: bytes, allowed: frozenset[str]) -> bool:
 
 
 async def _reply(send: Any, status: int, body: dict[str, str], headers: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), *headers]})
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), *headers]}
+    )
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
 async def _reply_401(send: Any, why: str) -> None:
-    description = ("no bearer token: send the server's token as 'Authorization: Bearer <token>'" if why == "missing"
-                   else "the bearer token is not one this server accepts; check the token you configured")
+    description = (
+        "no bearer token: send the server's token as 'Authorization: Bearer <token>'"
+        if why == "missing"
+        else "the bearer token is not one this server accepts; check the token you configured"
+    )
     challenge = f'Bearer realm="coaia-store", error="invalid_token", error_description="{description}"'
-    await _reply(send, 401, {"error": "unauthorized", "message": description},
-                 [(b"www-authenticate", challenge.encode())])
+    await _reply(
+        send, 401, {"error": "unauthorized", "message": description}, [(b"www-authenticate", challenge.encode())]
+    )
 
 
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``, or a :class:`UsageError` saying why not and what to do."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as exc:
-        raise UsageError(f"--host {host}: not an address or name this machine can listen on ({exc}); "
-                         "use 127.0.0.1, 0.0.0.0 or one of this machine's addresses") from None
+        raise UsageError(
+            f"--host {host}: not an address or name this machine can listen on ({exc}); "
+            "use 127.0.0.1, 0.0.0.0 or one of this machine's addresses"
+        ) from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -170,8 +187,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 def _bind_problem(host: str, port: int, exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
-        return (f"port {port} on {host} is already in use (another server is listening there): stop it, "
-                "or pick another port with --port N")
+        return (
+            f"port {port} on {host} is already in use (another server is listening there): stop it, "
+            "or pick another port with --port N"
+        )
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"--host {host} is not an address of this machine: use 127.0.0.1, 0.0.0.0 or one of its addresses"
     if exc.errno == errno.EACCES:

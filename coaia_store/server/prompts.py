@@ -39,12 +39,18 @@ The chart as it stands:
 
 
 def register_prompts(server: MCPServer, charts: Charts) -> None:
-    @server.prompt(name="create_chart", title="Create a structural tension chart",
-                   description="Walk a person through a new chart: desired outcome first, then current reality, then steps.")
+    @server.prompt(
+        name="create_chart",
+        title="Create a structural tension chart",
+        description="Walk a person through a new chart: desired outcome first, then current reality, then steps.",
+    )
     def create_chart(topic: str = "", context: str = "default") -> str:
         return CREATE_CHART.format(about=f" about {topic}" if topic else "", context=context)
 
-    @server.prompt(name="review_chart", title="Review a chart (moment of truth)",
-                   description="Fritz's moment of truth for an existing chart: acknowledge, analyse, plan, feedback.")
+    @server.prompt(
+        name="review_chart",
+        title="Review a chart (moment of truth)",
+        description="Fritz's moment of truth for an existing chart: acknowledge, analyse, plan, feedback.",
+    )
     def review_chart(chartId: str) -> str:  # noqa: N803 - the argument agents see
         return REVIEW.format(chart=chart_markdown(charts.get_chart(chartId=chartId)))

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,11 @@ from mcp import Client
 from .. import __version__
 from ..charts import Charts
 from ..charts import rules as chart_rules
-from .app import PROFILES, build_server, tools_list_bytes
 from ..storage.fileio import FileIO
 from ..store import Store
+from .app import PROFILES, build_server, tools_list_bytes
 
-START = datetime(2026, 11, 2, 9, 0, 0, tzinfo=timezone.utc)
+START = datetime(2026, 11, 2, 9, 0, 0, tzinfo=UTC)
 DOC_DIR = "/home/me/project/.coaia"
 CHART_ID = "{chart}"
 STEP_1, STEP_2 = "{chart}_action_1_00000001", "{chart}_action_2_00000002"
@@ -46,15 +46,24 @@ STEP_1, STEP_2 = "{chart}_action_1_00000001", "{chart}_action_2_00000002"
 # required arguments (see _guess_arguments); write one here when that is not a good example.
 EXAMPLES: dict[str, dict[str, Any]] = {
     # chart tools
-    "create_chart": {"desiredOutcome": "A cabin by the lake that sleeps six", "currentReality": "We own the land; no plans yet",
-                     "dueDate": "2027-09-30",
-                     "actionSteps": ["Draw plans", {"title": "Pour foundation", "dueDate": "2027-05-01", "owner": "Sam"}],
-                     "context": "personal"},
-    "add_action_steps": {"chartId": CHART_ID, "actionSteps": [{"title": "Order seed potatoes", "dueDate": "2027-03-01"}]},
+    "create_chart": {
+        "desiredOutcome": "A cabin by the lake that sleeps six",
+        "currentReality": "We own the land; no plans yet",
+        "dueDate": "2027-09-30",
+        "actionSteps": ["Draw plans", {"title": "Pour foundation", "dueDate": "2027-05-01", "owner": "Sam"}],
+        "context": "personal",
+    },
+    "add_action_steps": {
+        "chartId": CHART_ID,
+        "actionSteps": [{"title": "Order seed potatoes", "dueDate": "2027-03-01"}],
+    },
     "update_action_step": {"actionStep": STEP_1, "note": "Bought the lumber", "noteToReality": True, "owner": "Ana"},
     "remove_action_step": {"actionStep": STEP_2},
-    "telescope_action_step": {"actionStep": STEP_1, "currentReality": "Lumber bought, no tools yet",
-                              "actionSteps": ["Borrow a saw", "Cut the boards"]},
+    "telescope_action_step": {
+        "actionStep": STEP_1,
+        "currentReality": "Lumber bought, no tools yet",
+        "actionSteps": ["Borrow a saw", "Cut the boards"],
+    },
     "complete": {"target": STEP_2},
     "update_chart": {"chartId": CHART_ID, "addToReality": ["Compost delivered"], "dueDate": "2027-07-01"},
     "move_chart": {"chartId": "{done_chart}", "toContext": "completed"},
@@ -62,16 +71,29 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "list_charts": {"status": "active"},
     "advancement_report": {"windowDays": 30},
     # graph tools
-    "create_entity": {"entities": [{"name": "grace", "entityType": "person", "observations": ["Reviews the billing code"]}],
-                      "context": "work"},
-    "add_relation": {"relations": [{"from": "ada", "to": "billing-service", "relationType": "reviews"}], "context": "work"},
-    "add_observations": {"observations": [{"entityName": "ada", "contents": ["Prefers mornings for reviews"]}],
-                         "context": "work"},
-    "update_entity": {"name": "billing-service", "newName": "billing", "metadata": {"repo": "git@example.org:billing"},
-                      "context": "work"},
-    "delete_from_graph": {"observations": [{"entityName": "ada", "observations": ["Leads the billing rewrite"]}],
-                          "relations": [{"from": "ada", "to": "billing-service", "relationType": "works_on"}],
-                          "context": "work"},
+    "create_entity": {
+        "entities": [{"name": "grace", "entityType": "person", "observations": ["Reviews the billing code"]}],
+        "context": "work",
+    },
+    "add_relation": {
+        "relations": [{"from": "ada", "to": "billing-service", "relationType": "reviews"}],
+        "context": "work",
+    },
+    "add_observations": {
+        "observations": [{"entityName": "ada", "contents": ["Prefers mornings for reviews"]}],
+        "context": "work",
+    },
+    "update_entity": {
+        "name": "billing-service",
+        "newName": "billing",
+        "metadata": {"repo": "git@example.org:billing"},
+        "context": "work",
+    },
+    "delete_from_graph": {
+        "observations": [{"entityName": "ada", "observations": ["Leads the billing rewrite"]}],
+        "relations": [{"from": "ada", "to": "billing-service", "relationType": "works_on"}],
+        "context": "work",
+    },
     "open_entities": {"names": ["ada"]},
     "search": {"query": "billing"},
     "read_graph": {"context": "work", "mode": "summary", "limit": 10},
@@ -86,12 +108,16 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 # The memory profile's tools take the official memory server's arguments.
 MEMORY_EXAMPLES: dict[str, dict[str, Any]] = {
     "create_entities": {"entities": [{"name": "linus", "entityType": "person", "observations": ["Owns a rototiller"]}]},
-    "create_relations": {"relations": [{"from": "grace", "to": "{chart}_desired_outcome", "relationType": "helps_with"}]},
+    "create_relations": {
+        "relations": [{"from": "grace", "to": "{chart}_desired_outcome", "relationType": "helps_with"}]
+    },
     "add_observations": {"observations": [{"entityName": "grace", "contents": ["Free on Saturdays"]}]},
     "delete_entities": {"entityNames": ["grace"]},
     "delete_observations": {"deletions": [{"entityName": "grace", "observations": ["Grows tomatoes"]}]},
-    "delete_relations": {"relations": [{"from": "ada", "to": "billing-service", "relationType": "works_on"}],
-                         "context": "work"},
+    "delete_relations": {
+        "relations": [{"from": "ada", "to": "billing-service", "relationType": "works_on"}],
+        "context": "work",
+    },
     "read_graph": {"context": "work"},
     "search_nodes": {"query": "mornings"},
     "open_nodes": {"names": ["grace"]},
@@ -99,8 +125,14 @@ MEMORY_EXAMPLES: dict[str, dict[str, Any]] = {
 
 # Values used to fill the required arguments of a tool without an example.
 GUESSES: dict[str, Any] = {
-    "chartId": CHART_ID, "actionStep": STEP_1, "name": "ada", "names": ["ada"], "query": "billing",
-    "context": "work", "title": "A new step", "observations": ["A new fact"],
+    "chartId": CHART_ID,
+    "actionStep": STEP_1,
+    "name": "ada",
+    "names": ["ada"],
+    "query": "billing",
+    "context": "work",
+    "title": "A new step",
+    "observations": ["A new fact"],
 }
 
 
@@ -155,15 +187,30 @@ def seed(store: Store) -> dict[str, str]:
         dueDate="2027-06-01",
         actionSteps=["Build three raised beds", "Test the soil"],
     )
-    done = charts.create_chart(desiredOutcome="A tidy shed", currentReality="Tools everywhere", dueDate="2026-12-01",
-                               actionSteps=["Hang the tools"])
+    done = charts.create_chart(
+        desiredOutcome="A tidy shed",
+        currentReality="Tools everywhere",
+        dueDate="2026-12-01",
+        actionSteps=["Hang the tools"],
+    )
     charts.complete_chart(chartId=done.chart.chartId)
     store.create_entities([{"name": "grace", "entityType": "person", "observations": ["Grows tomatoes"]}])
-    store.create_entities([
-        {"name": "ada", "entityType": "person", "observations": ["Leads the billing rewrite", "Prefers mornings for reviews"]},
-        {"name": "billing-service", "entityType": "project", "observations": ["Invoices customers monthly"],
-         "metadata": {"owner": "ada"}},
-    ], context="work")
+    store.create_entities(
+        [
+            {
+                "name": "ada",
+                "entityType": "person",
+                "observations": ["Leads the billing rewrite", "Prefers mornings for reviews"],
+            },
+            {
+                "name": "billing-service",
+                "entityType": "project",
+                "observations": ["Invoices customers monthly"],
+                "metadata": {"owner": "ada"},
+            },
+        ],
+        context="work",
+    )
     store.create_relations([{"from": "ada", "to": "billing-service", "relationType": "works_on"}], context="work")
     backup = store.backups.backup_context("work", "manual")
     assert backup is not None
@@ -358,8 +405,14 @@ def schema_type(schema: dict[str, Any]) -> str:
 
 def _constraints(schema: dict[str, Any]) -> str:
     bits = []
-    for key, label in (("minimum", ">="), ("maximum", "<="), ("minLength", "min length"),
-                       ("maxLength", "max length"), ("minItems", "min items"), ("maxItems", "max items")):
+    for key, label in (
+        ("minimum", ">="),
+        ("maximum", "<="),
+        ("minLength", "min length"),
+        ("maxLength", "max length"),
+        ("minItems", "min items"),
+        ("maxItems", "max items"),
+    ):
         if key in schema:
             bits.append(f"{label} {schema[key]}")
     for option in schema.get("anyOf", []):
@@ -460,17 +513,28 @@ context. A tool error comes back as a result with `isError: true` and a message 
 
 
 def _profile_table(ref: Reference) -> list[str]:
-    rows = ["## Profiles", "", "`coaia-store serve --tools PROFILE` (or `COAIA_TOOLS`) picks the published set. "
-            "Bytes: the compact JSON of the `tools` array of `tools/list`, as sent (the official memory server's "
-            "nine tools, server-memory 2026.8.31: 10,750).", "", "| profile | bytes | tools |", "|---|---|---|"]
+    rows = [
+        "## Profiles",
+        "",
+        "`coaia-store serve --tools PROFILE` (or `COAIA_TOOLS`) picks the published set. "
+        "Bytes: the compact JSON of the `tools` array of `tools/list`, as sent (the official memory server's "
+        "nine tools, server-memory 2026.8.31: 10,750).",
+        "",
+        "| profile | bytes | tools |",
+        "|---|---|---|",
+    ]
     for profile, names in ref.profiles.items():
         rows.append(f"| `{profile}` | {ref.sizes[profile]:,} | {len(names)}: {', '.join(f'`{n}`' for n in names)} |")
     return rows + [""]
 
 
 def render(ref: Reference, names: dict[str, str]) -> str:
-    head = HEADER.format(version=__version__, chart=names["{chart}"], done=names["{done_chart}"],
-                         start=START.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    head = HEADER.format(
+        version=__version__,
+        chart=names["{chart}"],
+        done=names["{done_chart}"],
+        start=START.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
     lines = [head] + _profile_table(ref)
     for doc in ref.tools:
         lines += render_tool(doc)

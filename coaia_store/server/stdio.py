@@ -77,8 +77,8 @@ def _diagnose(text: str) -> NoReturn:
 def _refuse_invalid(request_id: int | str | None) -> NoReturn:
     raise Refusal(
         INVALID_REQUEST,
-        "Invalid Request: not a JSON-RPC 2.0 message (an object with \"jsonrpc\": \"2.0\" and a \"method\" with an "
-        "\"id\" that is a number or a string, or a response to a request of the server); batches are not supported",
+        'Invalid Request: not a JSON-RPC 2.0 message (an object with "jsonrpc": "2.0" and a "method" with an '
+        '"id" that is a number or a string, or a response to a request of the server); batches are not supported',
         request_id,
     )
 
@@ -86,8 +86,10 @@ def _refuse_invalid(request_id: int | str | None) -> NoReturn:
 def _parse_problem(text: str, exc: ValueError) -> str:
     lenient = _lenient_json(text)
     if lone_surrogate(lenient) is not None:
-        return ("Parse error: the request holds an unpaired UTF-16 surrogate escape (such as \\ud800 without its "
-                "low half), which is not Unicode text; send valid Unicode")
+        return (
+            "Parse error: the request holds an unpaired UTF-16 surrogate escape (such as \\ud800 without its "
+            "low half), which is not Unicode text; send valid Unicode"
+        )
     if "recursion limit" in str(exc):
         return f"Parse error: the request is nested deeper than {MAX_DEPTH} levels; send flatter data"
     return f"Parse error: {exc}; send one JSON-RPC message per line"
@@ -107,7 +109,12 @@ def _request_id(text: str) -> int | str | None:
 
 def _id_of(value: Any) -> int | str | None:
     found = value.get("id") if isinstance(value, dict) else None
-    if isinstance(found, int) and not isinstance(found, bool) or isinstance(found, str) and lone_surrogate(found) is None:
+    if (
+        isinstance(found, int)
+        and not isinstance(found, bool)
+        or isinstance(found, str)
+        and lone_surrogate(found) is None
+    ):
         return found
     return None
 

@@ -26,8 +26,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..graph.contexts import validate_context_name
 from ..errors import CoaiaError, UsageError
+from ..graph.contexts import validate_context_name
 from ..storage.caller import Caller
 
 ENV_TOKENS_FILE = "COAIA_TOKENS_FILE"
@@ -84,8 +84,10 @@ def load_tokens(path: str | os.PathLike[str]) -> TokenTable:
         if not stat.S_ISREG(mode):
             raise UsageError(f"the tokens file {file} is not a regular file")
         if mode & 0o077:
-            raise UsageError(f"the tokens file {file} can be read by others (mode {stat.filemode(mode)}); it holds "
-                             f"secrets: run chmod 600 {file}")
+            raise UsageError(
+                f"the tokens file {file} can be read by others (mode {stat.filemode(mode)}); it holds "
+                f"secrets: run chmod 600 {file}"
+            )
         raw = file.read_bytes()
     except OSError as exc:
         raise UsageError(f"cannot read the tokens file {file}: {exc.strerror}") from None
@@ -95,9 +97,11 @@ def load_tokens(path: str | os.PathLike[str]) -> TokenTable:
         values = [getattr(e, what) for e in entries]
         if len(set(values)) != len(values):
             raise UsageError(f"the tokens file {file} has two entries with the same {what}: each must be unique")
-    return TokenTable(tuple(
-        (e.token.encode(), Caller(e.name, e.role, frozenset(e.contexts) if e.contexts else None)) for e in entries
-    ))
+    return TokenTable(
+        tuple(
+            (e.token.encode(), Caller(e.name, e.role, frozenset(e.contexts) if e.contexts else None)) for e in entries
+        )
+    )
 
 
 def _parse(file: Path, raw: bytes) -> _TokensFile:
@@ -115,5 +119,7 @@ def _parse(file: Path, raw: bytes) -> _TokensFile:
         return _TokensFile.model_validate(data)
     except ValidationError as exc:  # the values are not shown: they may be tokens
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'file'}: {e['msg']}" for e in exc.errors())
-        raise UsageError(f"the tokens file {file}: {problems} (each entry needs name, "
-                         "token, role 'read' or 'write', and optionally contexts)") from None
+        raise UsageError(
+            f"the tokens file {file}: {problems} (each entry needs name, "
+            "token, role 'read' or 'write', and optionally contexts)"
+        ) from None

@@ -49,7 +49,7 @@ def _link_problem(path: Path) -> str:
         where = f"{target}{'' if inside else ', outside .coaia/'}"
         fix = (
             f"to keep that data in this context, replace the link with a copy of the file "
-            f"(cp --remove-destination \"$(readlink -f {path})\" {path}); otherwise remove the link (rm {path})"
+            f'(cp --remove-destination "$(readlink -f {path})" {path}); otherwise remove the link (rm {path})'
         )
     return (
         f"{path.name} is a symbolic link (to {where}); coaia-store opens only regular files, so that one write "

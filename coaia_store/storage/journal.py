@@ -45,6 +45,7 @@ from ..errors import (
     UnreadableFileError,
     os_errors_reported,
 )
+from .caller import current_caller
 from .clock import Clock, iso_timestamp
 from .fileio import FileIO
 from .filekind import SAFE_OPEN, kind_problem
@@ -60,7 +61,6 @@ from .lines import (
     json_document_values,
 )
 from .locking import LockTimeout, WriteLock
-from .caller import current_caller
 from .recovery import Recovery
 from .statecache import CachedState, StateCache
 
@@ -88,14 +88,18 @@ class RecordSink(Protocol):
     def reset(self) -> None: ...
     def prepare(self, records: list[Record]) -> list[Record]:
         """The records to append for what a write's build returned (the sink may add bookkeeping)."""
+
     def attach(self, loader: Callable[[int], list[Record]]) -> None:
         """How the sink reads back the records of the line at an offset (for what it keeps only as a reference)."""
+
     def apply_all(self, records: list[Record], at: int | None = None) -> None:
         """Apply every record of the line at offset ``at`` or, raising :class:`InvalidRecord`, none of them."""
+
     def live_records(self) -> int: ...
     def snapshot(self) -> Iterable[Record]: ...
     def export_state(self) -> object:
         """The whole state as plain built-in objects (dict, list, tuple, set, str, numbers)."""
+
     def import_state(self, state: object) -> None:
         """Take over a state ``export_state`` made; raise ``ValueError`` if it is not one."""
 
@@ -239,7 +243,9 @@ class Journal:
         """A housekeeping failure another process (or an earlier run) logged and nothing has fixed since."""
         decisive = {HOUSEKEEPING_FAILED, HOUSEKEEPING_RECOVERED, "compacted", "replaced"}
         try:
-            events = [e for e in self._recovery.entries() if e.get("file") == self.path.name and e.get("action") in decisive]
+            events = [
+                e for e in self._recovery.entries() if e.get("file") == self.path.name and e.get("action") in decisive
+            ]
         except OSError:
             return None
         last = events[-1] if events else None
@@ -575,8 +581,9 @@ class Journal:
         if self._open_line:  # a cache ending without a newline would make the newline a bad line
             return
         assert self._fd is not None and self._version is not None
-        state = CachedState(self._valid_end, self._lines, self._applied, self._version, self._header,
-                            self._sink.export_state())
+        state = CachedState(
+            self._valid_end, self._lines, self._applied, self._version, self._header, self._sink.export_state()
+        )
         self._cache.save(self._fd, state)
         self._cache_end = self._valid_end
 
@@ -710,7 +717,11 @@ class Journal:
             end = chunk.find(b"\n")
             if end >= 0 or not chunk:
                 line = data + chunk[:end]
-                record, _ = (decode_line(line, strict=True) if self._strict else decode_legacy_line(line)) if end >= 0 else (None, None)
+                record, _ = (
+                    (decode_line(line, strict=True) if self._strict else decode_legacy_line(line))
+                    if end >= 0
+                    else (None, None)
+                )
                 return _unwrap(record) if record is not None else []
             data += chunk
         return []
@@ -721,7 +732,12 @@ class Journal:
         assert self._fd is not None
         try:
             self._recovery.quarantine(
-                self.path, self._fd, damage.offset, damage.length, f"line {damage.line}: {damage.problem}", "skipped on load"
+                self.path,
+                self._fd,
+                damage.offset,
+                damage.length,
+                f"line {damage.line}: {damage.problem}",
+                "skipped on load",
             )
         except OSError as exc:  # a read-only directory must not stop reads
             log.warning("could not quarantine %s line %d: %s", self.path.name, damage.line, exc)
@@ -764,7 +780,9 @@ class Journal:
             if tmp.exists():
                 self._io.unlink(tmp)
                 self._recovery.try_log(
-                    file=str(tmp.relative_to(self.path.parent)), found="temp file left by an interrupted write", action="removed"
+                    file=str(tmp.relative_to(self.path.parent)),
+                    found="temp file left by an interrupted write",
+                    action="removed",
                 )
         self._temp_files_checked = True
 
@@ -908,7 +926,12 @@ class Journal:
         self._housekeeping_failures = 0
         self._maybe_save_cache()
         self._recovery.try_log(
-            file=self.path.name, found=reason, action="compacted", bytesBefore=old_size, bytesAfter=st.st_size, history=history
+            file=self.path.name,
+            found=reason,
+            action="compacted",
+            bytesBefore=old_size,
+            bytesAfter=st.st_size,
+            history=history,
         )
 
     def _save_history(self) -> str:
@@ -967,7 +990,9 @@ class _WriteLock:
             ) from exc
         except OSError as exc:
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise ReadOnlyError(f"{j.path.parent} is not writable ({exc.strerror}); only reads are possible") from exc
+                raise ReadOnlyError(
+                    f"{j.path.parent} is not writable ({exc.strerror}); only reads are possible"
+                ) from exc
             raise StorageError(f"cannot take the write lock of {j.path.name}: {exc.strerror}") from exc
 
     def _release_file_lock(self) -> None:

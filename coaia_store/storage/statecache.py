@@ -67,7 +67,16 @@ class StateCache:
             prefix_crc = prefix_crc_of(self._io, fd, state.covered)
         except (OSError, EOFError):
             return  # the next start replays the file
-        key = (_LAYOUT, self._format, state.covered, prefix_crc, state.lines, state.applied, state.version, state.header)
+        key = (
+            _LAYOUT,
+            self._format,
+            state.covered,
+            prefix_crc,
+            state.lines,
+            state.applied,
+            state.version,
+            state.header,
+        )
         self._file.save(key, state.sink_state)
 
 
