@@ -102,17 +102,26 @@ def test_every_checksummed_line_on_the_page_has_the_checksum_the_page_describes(
 
 
 def test_every_checksummed_line_on_the_page_is_accepted_by_the_strict_decoder() -> None:
-    rejected = [(line.decode(), problem) for line in example_lines() if (problem := lines.decode_line(line, strict=True)[1])]
+    rejected = [
+        (line.decode(), problem) for line in example_lines() if (problem := lines.decode_line(line, strict=True)[1])
+    ]
     assert not rejected, rejected
 
 
 @pytest.mark.parametrize(
     "record",
     [
-        {"type": "entity", "name": "Zoë", "entityType": "person", "observations": ["Prefers tea"], "_prev": [],
-         "_op": "3f9c0a7b12d4e856", "_ts": "2026-11-21T04:18:33.123Z"},
+        {
+            "type": "entity",
+            "name": "Zoë",
+            "entityType": "person",
+            "observations": ["Prefers tea"],
+            "_prev": [],
+            "_op": "3f9c0a7b12d4e856",
+            "_ts": "2026-11-21T04:18:33.123Z",
+        },
         {"type": "relation", "from": "a", "to": "b", "relationType": "knows", "metadata": {"w": 1.5, "n": None}},
-        {"type": "entity", "name": "quote \" and\nnewline \u2028 \U0001f600", "observations": [], "big": 2**63},
+        {"type": "entity", "name": 'quote " and\nnewline \u2028 \U0001f600', "observations": [], "big": 2**63},
     ],
     ids=["worked example", "relation with metadata", "escapes and astral"],
 )
