@@ -21,12 +21,13 @@ from pydantic import TypeAdapter, ValidationError
 from .errors import CoaiaError, ConflictError, InvalidInputError, os_errors_reported
 from .graph.capacity import capacity
 from .graph.config import StoreConfig, describe_validation_error, load_config
+from .graph.context_graph import Graph, IfExists
 from .graph.contexts import DEFAULT_CONTEXT, context_path, discover_contexts, validate_context_name
 from .graph.gitsetup import is_shared, local_dir, union_merge, work_tree
 from .graph.location import StoreLocation, resolve_location
 from .graph.metrics import CallMetrics
 from .graph.paging import Pager
-from .graph.state import Graph, GraphState, IfExists, entity_view, relation_view
+from .graph.state import GraphState, entity_view, relation_view
 from .models import (
     AddObservationsResult,
     Conflict,

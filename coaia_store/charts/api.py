@@ -1,45 +1,27 @@
 """``Charts``: structural tension charts over a :class:`~coaia_store.Store`.
 
-Every operation is one ``Journal.write`` on one context, so one atomic line on disk, validated
-on fresh state under that context's write lock. Moving a chart between contexts is two writes:
-the copy to the target first, then the delete from the source (see :meth:`Charts.move_chart`), both
-under one operation id.
+The operations that create and change charts are here: creating a chart; adding, telescoping,
+updating, removing and completing action steps; completing, reopening and updating charts. The
+reads come from :class:`.reads.ChartReads`, moving and archiving from :class:`.moves.ChartMoves`,
+and :mod:`.writes` composes the records each write appends.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from ..errors import ConflictError, InvalidInputError, NotFoundError
-from ..graph.config import describe_validation_error
-from ..graph.contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
-from ..graph.paging import Pager
-from ..graph.state import RECORD_META_KEYS, GraphState, relation_key
-from ..safety.history import History, parse_as_of
-from ..storage.caller import check_write
-from ..storage.clock import Clock
-from ..storage.journal import new_op_id
+from ..errors import ConflictError, InvalidInputError
+from ..graph.contexts import DEFAULT_CONTEXT, validate_context_name
 from ..storage.lines import Record
-from ..store import Store
+from .access import Request, parse_request
 from .models import (
     ActionStepRef,
     AddActionStep,
     AddActionSteps,
-    ChartPage,
     ChartRef,
     ChartResult,
-    ChartSummary,
-    ChartView,
     Complete,
     CreateChart,
-    GetChart,
-    ListCharts,
-    MoveChart,
-    MoveResult,
     RemoveResult,
     TelescopeActionStep,
     UpdateActionStep,
@@ -47,21 +29,20 @@ from .models import (
     UpdateCurrentReality,
     UpdateDesiredOutcome,
 )
+from .moves import ChartMoves
+from .reads import ChartReads
 from .rules import (
     check_not_later,
     deadline,
-    is_overdue,
     new_chart_id,
     outcome_warnings,
     reality_warnings,
     spread_dates,
-    within_days,
 )
 from .tree import (
     CHART,
     OUTCOME,
     STEP,
-    ChartIndex,
     Viewer,
     chart_name,
     first_observation,
@@ -83,37 +64,19 @@ from .writes import (
     reopen_step,
 )
 
-M = TypeVar("M", bound=BaseModel)
-R = TypeVar("R")
-Request = Mapping[str, Any] | BaseModel | None
 
-
-def _parse(model: type[M], request: Request, fields: dict[str, Any]) -> M:
-    if isinstance(request, model) and not fields:
-        return request
-    data = request.model_dump(exclude_unset=True) if isinstance(request, BaseModel) else dict(request or {})
-    try:
-        return model.model_validate({**data, **fields})
-    except ValidationError as exc:
-        raise InvalidInputError(f"invalid arguments: {describe_validation_error(exc)} Nothing was written.") from None
-
-
-class Charts:
+class Charts(ChartReads, ChartMoves):
     """Structural tension charts (Robert Fritz) stored as a knowledge graph, one context per file.
 
     Each method takes a model or a mapping of its fields, or the fields as keywords:
     ``charts.create_chart(desiredOutcome=..., currentReality=..., dueDate="2026-06-30")``.
     """
 
-    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
-        self.store = store
-        self.clock: Clock = clock or store.clock
-
     # ------------------------------------------------------------- creating
 
     def create_chart(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """A chart with its desired outcome, current reality, due date and action steps, in one write."""
-        req = _parse(CreateChart, request, fields)
+        req = parse_request(CreateChart, request, fields)
         for step in req.actionSteps:
             check_not_later(step.dueDate, req.dueDate, f"action step {step.title!r}", "the chart")
         context = validate_context_name(req.context or DEFAULT_CONTEXT)
@@ -139,7 +102,7 @@ class Charts:
 
     def add_action_step(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """One more action step; its due date defaults to halfway between now and the chart's."""
-        req = _parse(AddActionStep, request, fields)
+        req = parse_request(AddActionStep, request, fields)
         step = {"title": req.title, "dueDate": req.dueDate, "owner": req.owner}
         result = self.add_action_steps(chartId=req.chartId, actionSteps=[step], context=req.context)
         return result.model_copy(
@@ -148,7 +111,7 @@ class Charts:
 
     def add_action_steps(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """One or more action steps (due dates omitted: halfway to the chart's). A completed chart reopens."""
-        req = _parse(AddActionSteps, request, fields)
+        req = parse_request(AddActionSteps, request, fields)
         context = self._chart_context(req.chartId, req.context)
 
         def plan(tx: Tx) -> Change:
@@ -169,7 +132,7 @@ class Charts:
 
     def telescope_action_step(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Turn an action step into a sub-chart (one level below its chart, due no later than the step)."""
-        req = _parse(TelescopeActionStep, request, fields)
+        req = parse_request(TelescopeActionStep, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
         def plan(tx: Tx) -> Change:
@@ -207,7 +170,7 @@ class Charts:
 
     def update_action_step(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Change a step's title or due date, or add a progress note (optionally to current reality too)."""
-        req = _parse(UpdateActionStep, request, fields)
+        req = parse_request(UpdateActionStep, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
         def plan(tx: Tx) -> Change:
@@ -229,7 +192,7 @@ class Charts:
 
     def remove_action_step(self, request: Request = None, /, **fields: Any) -> RemoveResult:
         """Delete an action step and, recursively, the sub-charts telescoped from it (destructive)."""
-        req = _parse(ActionStepRef, request, fields)
+        req = parse_request(ActionStepRef, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
         def plan(tx: Tx) -> Change:
@@ -253,7 +216,7 @@ class Charts:
         A telescoped step also completes its sub-chart. Naming a sub-chart's ``_desired_outcome``
         completes that sub-chart, which completes the step it telescopes from.
         """
-        req = _parse(ActionStepRef, request, fields)
+        req = parse_request(ActionStepRef, request, fields)
         context = self._entity_context(req.actionStep, req.context)
 
         def plan(tx: Tx) -> Change:
@@ -271,19 +234,19 @@ class Charts:
 
     def update_current_reality(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Add observations (facts as they are now) to a chart's current reality; repeats are ignored."""
-        req = _parse(UpdateCurrentReality, request, fields)
+        req = parse_request(UpdateCurrentReality, request, fields)
         return self.update_chart(chartId=req.chartId, addToReality=req.observations, context=req.context)
 
     def update_desired_outcome(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Rename what the chart creates and/or move its due date (within its parent step, after its steps)."""
-        req = _parse(UpdateDesiredOutcome, request, fields)
+        req = parse_request(UpdateDesiredOutcome, request, fields)
         return self.update_chart(
             chartId=req.chartId, desiredOutcome=req.desiredOutcome, dueDate=req.dueDate, context=req.context
         )
 
     def complete_chart(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Mark a chart's desired outcome achieved; a sub-chart also completes the step it came from."""
-        req = _parse(ChartRef, request, fields)
+        req = parse_request(ChartRef, request, fields)
         context = self._chart_context(req.chartId, req.context)
         return self._result(
             context, self._write(context, lambda tx: self._complete_chart_plan(tx, req.chartId, context))
@@ -303,7 +266,7 @@ class Charts:
         last open step it was; reopening reopens the completed levels above it. Each level gets a
         dated "Completed: ..." or "Reopened: ..." line in its current reality.
         """
-        req = _parse(Complete, request, fields)
+        req = parse_request(Complete, request, fields)
         context = self._entity_context_any(req.target, req.context)
 
         def plan(tx: Tx) -> Change:
@@ -322,7 +285,7 @@ class Charts:
 
     def update_chart(self, request: Request = None, /, **fields: Any) -> ChartResult:
         """Add facts to current reality, restate the desired outcome and/or move the due date, in one write."""
-        req = _parse(UpdateChart, request, fields)
+        req = parse_request(UpdateChart, request, fields)
         if not (req.addToReality or req.desiredOutcome is not None or req.dueDate is not None):
             raise InvalidInputError("nothing to change: pass addToReality, desiredOutcome and/or dueDate")
         context = self._chart_context(req.chartId, req.context)
@@ -347,91 +310,9 @@ class Charts:
         ]
         return self._result(context, self._write(context, plan), warnings)
 
-    def archive_chart(self, request: Request = None, /, **fields: Any) -> MoveResult:
-        """Move a completed top-level chart (and its sub-charts) to the ``completed`` context."""
-        req = _parse(ChartRef, request, fields)
-        return self._move(req.chartId, ARCHIVE_CONTEXT, req.context, require_completed=True)
-
-    def move_chart(self, request: Request = None, /, **fields: Any) -> MoveResult:
-        """Move a top-level chart (and its sub-charts) to another context.
-
-        Two writes: the copy to the target first (idempotent by chart id), then the delete from the
-        source, which only goes ahead if the source still holds exactly what was copied. A crash
-        between them leaves the chart in both contexts, never in neither; running the same call
-        again finishes the move.
-        """
-        req = _parse(MoveChart, request, fields)
-        target = validate_context_name(req.toContext)
-        return self._move(req.chartId, target, req.context, require_completed=target == ARCHIVE_CONTEXT)
-
-    # ------------------------------------------------------------- reading
-
-    def get_chart(self, request: Request = None, /, **fields: Any) -> ChartView:
-        """The chart as a tree (sub-charts to ``depth`` levels), with recursive progress and overdue flags."""
-        req = _parse(GetChart, request, fields)
-        if req.asOf is not None:
-            return self._past_view(req)
-        context = self._chart_context(req.chartId, req.context)
-        return self._view(context, req.chartId, req.depth)
-
-    def _past_view(self, req: GetChart) -> ChartView:
-        """The chart as it was at ``req.asOf`` (overdue flags as seen then), from the context's history."""
-        assert req.asOf is not None
-        moment = parse_as_of(req.asOf)
-        for past in History(self.store).past_graphs(req.context, req.asOf):
-            if chart_name(req.chartId) in past.state.entities:
-                return Viewer(ChartIndex(past.state.entities), past.context, moment).chart(req.chartId, req.depth)
-        where = f"context {req.context!r}" if req.context is not None else "any context"
-        raise NotFoundError(f"no chart {req.chartId!r} in {where} as of {req.asOf}")
-
-    def list_charts(self, request: Request = None, /, **fields: Any) -> ChartPage:
-        """Chart summaries across all contexts (or one), filtered and paginated."""
-        req = _parse(ListCharts, request, fields)
-        now = self.clock()
-        contexts = self.store.contexts() if req.context is None else [validate_context_name(req.context)]
-        found = [s for c in contexts for s in self._summaries(c, now) if _keep(s, req, now)]
-        pager = list_charts_pager(req)
-        offset = pager.offset(req.cursor, len(found))
-        end = min(len(found), offset + req.limit)
-        return ChartPage(charts=found[offset:end], total=len(found), nextCursor=pager.cursor(end, len(found)))
-
-    # ------------------------------------------------------------- internals
-
-    def _write(self, context: str, plan: Callable[[Tx], R], op_id: str | None = None) -> R:
-        result, op = self._write_op(context, plan, op_id)
-        if isinstance(result, Change):
-            result.operation_id = op
-        return result
-
-    def _write_op(self, context: str, plan: Callable[[Tx], R], op_id: str | None = None) -> tuple[R, str | None]:
-        graph = self.store.graph(context)
-        now = self.clock()
-
-        def build() -> tuple[list[Record], R]:
-            tx = Tx(graph.state, graph.context, now)
-            result = plan(tx)
-            if isinstance(result, Change):
-                result.changed = bool(tx.records())
-            return tx.records(), result
-
-        return graph.journal.write_op(build, op_id)
-
-    def _read(self, context: str, fn: Callable[[Viewer], R]) -> R:
-        now = self.clock()
-        graph = self.store.graph(context)
-        return graph.read(lambda state: fn(Viewer(ChartIndex(state.entities), graph.context, now)))
-
-    def _view(self, context: str, chart_id: str, depth: int | None) -> ChartView:
-        return self._read(context, lambda viewer: viewer.chart(chart_id, depth))
-
-    def _summaries(self, context: str, now: datetime) -> list[ChartSummary]:
-        def collect(viewer: Viewer) -> list[ChartSummary]:
-            summaries = [viewer.summary(c) for c in viewer.index.charts]
-            return sorted(summaries, key=lambda s: (s.dueDate is None, s.dueDate or "", s.chartId))
-
-        return self._read(context, collect)
-
     def _result(self, context: str, change: Change, warnings: list[str] | None = None) -> ChartResult:
+        """The reply to a write: the chart and the step it touched as they are now, and what changed."""
+
         def build(viewer: Viewer) -> ChartResult:
             step = viewer.index.entities.get(change.step or "")
             return ChartResult(
@@ -447,110 +328,8 @@ class Charts:
 
         return self._read(context, build)
 
-    def _entity_context(self, name: str, context: str | None) -> str:
-        """The context holding entity ``name``: ``context`` if given, else the first that has it."""
-        candidates = [validate_context_name(context)] if context is not None else self.store.contexts()
-        for candidate in candidates:
-            if self.store.graph(candidate).read(lambda state: name in state.entities):
-                return candidate
-        where = f"context {context!r}" if context is not None else "any context"
-        raise NotFoundError(
-            f"no entity named {name!r} in {where}; list_charts shows the charts and get_chart their steps"
-        )
-
-    def _entity_context_any(self, target: str, context: str | None) -> str:
-        """The context holding an action step or chart named ``target``."""
-        try:
-            return self._entity_context(target, context)
-        except NotFoundError:
-            try:
-                return self._chart_context(target, context)
-            except NotFoundError:
-                where = f"context {context!r}" if context is not None else "any context"
-                raise NotFoundError(
-                    f"no action step or chart {target!r} in {where}; list_charts shows the charts "
-                    "and get_chart their steps"
-                ) from None
-
-    def _chart_context(self, chart_id: str, context: str | None) -> str:
-        try:
-            return self._entity_context(chart_name(chart_id), context)
-        except NotFoundError:
-            where = f"context {context!r}" if context is not None else "any context"
-            raise NotFoundError(f"no chart {chart_id!r} in {where}; list_charts shows the charts") from None
-
-    def _move(self, chart_id: str, target: str, context: str | None, *, require_completed: bool) -> MoveResult:
-        source = self._move_source(chart_id, target, context)
-        if source is None:
-            entities, relations = self.store.graph(target).read(
-                lambda state: _tree_records(ChartIndex(state.entities), state, chart_id)
-            )
-            return MoveResult(
-                chartId=chart_id,
-                fromContext=None,
-                toContext=target,
-                entities=len(entities),
-                relations=len(relations),
-                moved=False,
-            )
-        op_id = new_op_id()  # both writes are one operation: history shows one move, undo reverts both
-        check_write(source)  # both ends before either is written: a token allowed only one changes nothing
-        check_write(target)
-        for _ in range(5):
-            entities, relations = self._copy_plan(source, chart_id, require_completed)
-            self._write(target, lambda tx: _put_all(tx, entities + relations), op_id)
-            if self._write(source, lambda tx: _delete_if_unchanged(tx, chart_id, entities), op_id):
-                return MoveResult(
-                    chartId=chart_id,
-                    fromContext=source,
-                    toContext=target,
-                    entities=len(entities),
-                    relations=len(relations),
-                    moved=True,
-                    operationId=op_id,
-                )
-        raise ConflictError(f"chart {chart_id!r} kept changing in context {source!r} while being moved; try again")
-
-    def _move_source(self, chart_id: str, target: str, context: str | None) -> str | None:
-        """Where the chart is moved from; ``None`` when it is already only in ``target``."""
-        if context is not None:
-            source = self._chart_context(chart_id, context)
-            return None if source == target else source
-        holders = [c for c in self.store.contexts() if self._has_chart(c, chart_id)]
-        if not holders:
-            raise NotFoundError(f"no chart {chart_id!r} in any context; list_charts shows the charts")
-        others = [c for c in holders if c != target]
-        return others[0] if others else None
-
-    def _has_chart(self, context: str, chart_id: str) -> bool:
-        return bool(self.store.graph(context).read(lambda state: chart_name(chart_id) in state.entities))
-
-    def _copy_plan(self, source: str, chart_id: str, require_completed: bool) -> tuple[list[Record], list[Record]]:
-        graph = self.store.graph(source)
-
-        def collect(state: GraphState) -> tuple[list[Record], list[Record]]:
-            index = ChartIndex(state.entities)
-            chart = index.chart(chart_id, source)
-            if meta(chart).get("parentChart"):
-                raise ConflictError(
-                    f"chart {chart_id!r} is a sub-chart of {meta(chart)['parentChart']!r}; move its top-level chart"
-                )
-            if require_completed and meta(chart).get("completionStatus") is not True:
-                raise ConflictError(
-                    f"chart {chart_id!r} is not completed; complete it first "
-                    f'(complete {{"target": "{chart_id}"}}), then move it to {ARCHIVE_CONTEXT!r}'
-                )
-            return _tree_records(index, state, chart_id)
-
-        return graph.read(collect)
-
 
 # ----------------------------------------------------------------- helpers
-
-
-def list_charts_pager(req: ListCharts) -> Pager:
-    """The cursors of :meth:`Charts.list_charts` with these arguments (for a caller that cuts its pages shorter)."""
-    return Pager("list_charts", req.model_dump(exclude={"limit", "cursor"}))
 
 
 def _halfway(tx: Tx, chart_id: str) -> str:
@@ -590,50 +369,3 @@ def _check_chart_due(tx: Tx, chart_id: str, chart: Record, due: str) -> None:
             f"chart {chart_id}'s latest action step {latest['name']} is due {latest_due}; choose {latest_due} or later, "  # type: ignore[index]
             "or move that step first (update_action_step)"
         )
-
-
-def _keep(summary: ChartSummary, req: ListCharts, now: datetime) -> bool:
-    if req.status != "all" and summary.completed != (req.status == "completed"):
-        return False
-    if not req.includeSubCharts and summary.parentChart:
-        return False
-    if req.overdue and not is_overdue(summary.dueDate, summary.completed, now):
-        return False
-    if req.owner is not None and req.owner.casefold() not in {o.casefold() for o in summary.owners}:
-        return False
-    return req.dueWithinDays is None or within_days(summary.dueDate, req.dueWithinDays, now)
-
-
-def _strip(record: Record) -> Record:
-    return {k: v for k, v in record.items() if k not in RECORD_META_KEYS}
-
-
-def _tree_records(index: ChartIndex, state: GraphState, chart_id: str) -> tuple[list[Record], list[Record]]:
-    """The entities of a chart's subtree and the relations between them, as they would be written."""
-    names = set(index.entity_names(chart_id))
-    entities = [_strip(state.entities[n]) for n in index.entity_names(chart_id)]
-    keys = dict.fromkeys(k for n in names for k in state.links.get(n, ()) if k[0] in names and k[2] in names)
-    return entities, [_strip(state.relations[k]) for k in keys]
-
-
-def _put_all(tx: Tx, records: list[Record]) -> None:
-    """Write records the target lacks or holds differently (a re-run after a crash writes nothing twice)."""
-    for record in records:
-        if record.get("type") == "relation":
-            stored = tx.state.relations.get(relation_key(record))
-        else:
-            stored = tx.state.entities.get(record["name"])
-        if stored is None or _strip(stored) != record:
-            tx.put_copy(record)
-
-
-def _delete_if_unchanged(tx: Tx, chart_id: str, copied: list[Record]) -> bool:
-    """Delete the chart's subtree from the source if it is still exactly what was copied."""
-    if not tx.state.entities.get(chart_name(chart_id)):
-        return True
-    names = tx.index.entity_names(chart_id)
-    if [_strip(tx.state.entities[n]) for n in names] != copied:
-        return False
-    for name in names:
-        tx.delete(name)
-    return True

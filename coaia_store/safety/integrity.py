@@ -49,7 +49,8 @@ from pydantic import BaseModel, Field, computed_field
 from ..charts.rules import deadline
 from ..charts.tree import ChartIndex, is_completed, meta
 from ..errors import CoaiaError, os_errors_reported
-from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState, RelKey, relation_key
+from ..graph.context_graph import Graph
+from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, GraphState, RelKey, relation_key
 from ..models import Conflict, DamagedLine
 from ..storage.journal import HISTORY_DIR, Damage
 from ..storage.lines import Record, decode_legacy_line

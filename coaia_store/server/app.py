@@ -33,8 +33,8 @@ from pydantic import BaseModel, Field, StrictBool, ValidationError
 
 from .. import __version__
 from ..charts import Charts
-from ..charts.api import list_charts_pager
 from ..charts.models import ListCharts, StepInput
+from ..charts.reads import list_charts_pager
 from ..errors import CoaiaError, InvalidInputError
 from ..graph.config import describe_validation_error
 from ..graph.metrics import CallMetrics
