@@ -20,7 +20,9 @@ import anyio
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server.app import PROFILES, build_server, tools_list_bytes
+from coaia_store.server.app import build_server
+from coaia_store.server.profiles import PROFILES
+from coaia_store.server.schemas import tools_list_bytes
 
 FIXTURE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "official-memory-replies.json"
 OFFICIAL_MEMORY_BYTES: int = json.loads(FIXTURE.read_text(encoding="utf-8"))["toolsListBytes"]

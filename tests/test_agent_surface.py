@@ -14,7 +14,9 @@ import pytest
 from mcp import Client
 
 from coaia_store import Store
-from coaia_store.server.app import INSTRUCTIONS, PROFILE_TOOLS, build_server, tools_list_bytes
+from coaia_store.server.app import INSTRUCTIONS, build_server
+from coaia_store.server.profiles import PROFILE_TOOLS
+from coaia_store.server.schemas import tools_list_bytes
 
 pytestmark = pytest.mark.anyio
 

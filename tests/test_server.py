@@ -12,7 +12,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from coaia_store import Store
-from coaia_store.server.app import MAX_REPLY_CHARS, build_server
+from coaia_store.server.app import build_server
+from coaia_store.server.replies import MAX_REPLY_CHARS
 
 pytestmark = pytest.mark.anyio
 

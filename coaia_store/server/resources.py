@@ -29,14 +29,17 @@ def _fitting(items: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
     return items
 
 
-def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
-    @server.resource(
-        "coaia://contexts",
-        name="contexts",
-        mime_type="application/json",
-        description="Every context with entity and relation counts, size, last change and health.",
-    )
-    def contexts() -> str:
+JSON, MARKDOWN = "application/json", "text/markdown"
+
+
+class Resources:
+    """What each resource reads, over one store, and the completion of their (and the prompts') arguments."""
+
+    def __init__(self, store: Store, charts: Charts) -> None:
+        self.store = store
+        self.charts = charts
+
+    def contexts(self) -> str:
         rows = [
             {
                 "name": c.name,
@@ -46,7 +49,7 @@ def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
                 "lastModified": c.lastModified,
                 "degraded": c.degraded,
             }
-            for c in store.list_contexts()
+            for c in self.store.list_contexts()
         ]
         shown = _fitting(rows, RESOURCE_BUDGET)
         data: dict[str, Any] = {"contexts": shown, "total": len(rows)}
@@ -56,37 +59,18 @@ def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
             )
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
-    @server.resource(
-        "coaia://brief",
-        name="brief",
-        mime_type="text/markdown",
-        description="What to know at the start of a session, under 2,000 tokens: overdue steps, steps due "
-        "within 7 days, active top-level charts per context with progress and next step.",
-    )
-    def brief() -> str:
-        return build_brief(store).text()
+    def brief(self) -> str:
+        return build_brief(self.store).text()
 
-    @server.resource(
-        "coaia://chart/{chartId}",
-        name="chart",
-        mime_type="text/markdown",
-        description="One chart and its sub-charts as Markdown: outcome, current reality, steps, progress.",
-    )
-    def chart(chartId: str) -> str:  # noqa: N803 - the URI template names it
+    def chart(self, chartId: str) -> str:  # noqa: N803 - the URI template names it
         try:
-            return chart_markdown(charts.get_chart(chartId=chartId))
+            return chart_markdown(self.charts.get_chart(chartId=chartId))
         except CoaiaError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
 
-    @server.resource(
-        "coaia://charts/{context}",
-        name="active-charts",
-        mime_type="text/markdown",
-        description="The active charts of one context, with progress and due dates, as Markdown.",
-    )
-    def active_charts(context: str) -> str:
+    def active_charts(self, context: str) -> str:
         try:
-            page = charts.list_charts(context=context, status="active", limit=500)
+            page = self.charts.list_charts(context=context, status="active", limit=500)
         except CoaiaError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         lines = [f"# Active charts in `{context}` ({page.total})", ""]
@@ -97,15 +81,9 @@ def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
         ]
         return "\n".join(lines) + "\n"
 
-    @server.resource(
-        "coaia://graph/{context}",
-        name="graph",
-        mime_type="application/json",
-        description="The whole knowledge graph of one context (entities and relations) as JSON.",
-    )
-    def graph(context: str) -> str:
+    def graph(self, context: str) -> str:
         try:
-            page = store.read_graph(context=context)
+            page = self.store.read_graph(context=context)
         except CoaiaError as exc:
             raise ResourceNotFoundError(str(exc)) from exc
         entities = _fitting(
@@ -125,15 +103,58 @@ def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
             )
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
-    @server.completion()
-    async def complete(ref: Any, argument: CompletionArgument, context: Any) -> Completion | None:
+    async def complete(self, ref: Any, argument: CompletionArgument, context: Any) -> Completion | None:
         if not isinstance(ref, ResourceTemplateReference | PromptReference):
             return None
         if argument.name == "chartId":
-            found = [c.chartId for c in charts.list_charts(status="all", limit=500).charts]
+            found = [c.chartId for c in self.charts.list_charts(status="all", limit=500).charts]
         elif argument.name in ("context", "toContext"):
-            found = store.contexts()
+            found = self.store.contexts()
         else:
             return None
         matches = [value for value in found if value.startswith(argument.value)]
         return Completion(values=matches[:MAX_COMPLETIONS], total=len(matches), has_more=len(matches) > MAX_COMPLETIONS)
+
+
+def register_resources(server: MCPServer, store: Store, charts: Charts) -> None:
+    resources = Resources(store, charts)
+    for uri, name, mime_type, description, read in (
+        (
+            "coaia://contexts",
+            "contexts",
+            JSON,
+            "Every context with entity and relation counts, size, last change and health.",
+            resources.contexts,
+        ),
+        (
+            "coaia://brief",
+            "brief",
+            MARKDOWN,
+            "What to know at the start of a session, under 2,000 tokens: overdue steps, steps due "
+            "within 7 days, active top-level charts per context with progress and next step.",
+            resources.brief,
+        ),
+        (
+            "coaia://chart/{chartId}",
+            "chart",
+            MARKDOWN,
+            "One chart and its sub-charts as Markdown: outcome, current reality, steps, progress.",
+            resources.chart,
+        ),
+        (
+            "coaia://charts/{context}",
+            "active-charts",
+            MARKDOWN,
+            "The active charts of one context, with progress and due dates, as Markdown.",
+            resources.active_charts,
+        ),
+        (
+            "coaia://graph/{context}",
+            "graph",
+            JSON,
+            "The whole knowledge graph of one context (entities and relations) as JSON.",
+            resources.graph,
+        ),
+    ):
+        server.resource(uri, name=name, mime_type=mime_type, description=description)(read)
+    server.completion()(resources.complete)
