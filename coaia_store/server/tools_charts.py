@@ -9,8 +9,8 @@ from mcp.types import CallToolResult
 from pydantic import Field, StrictBool
 
 from ..charts import Charts
-from ..charts.reads import list_charts_pager
 from ..charts.models import ListCharts, StepInput
+from ..charts.reads import list_charts_pager
 from ..graph.paging import REPLY_BUDGET
 from .arguments import ChartContext, ChartId, ContextArg, Cursor, DueDate, Limit, StepName, WriteContext
 from .hints import ADD, CHANGE, NEW, OVERWRITE, READ, Tool
