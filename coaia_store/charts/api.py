@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph.config import describe_validation_error
 from ..graph.contexts import ARCHIVE_CONTEXT, DEFAULT_CONTEXT, validate_context_name
+from ..graph.graphstore import GraphStore
 from ..graph.paging import Pager
 from ..graph.state import RECORD_META_KEYS, GraphState, relation_key
 from ..safety.history import History, parse_as_of
@@ -24,7 +25,6 @@ from ..storage.caller import check_write
 from ..storage.clock import Clock
 from ..storage.journal import new_op_id
 from ..storage.lines import Record
-from ..store import Store
 from .models import (
     ActionStepRef,
     AddActionStep,
@@ -105,7 +105,7 @@ class Charts:
     ``charts.create_chart(desiredOutcome=..., currentReality=..., dueDate="2026-06-30")``.
     """
 
-    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+    def __init__(self, store: GraphStore, *, clock: Clock | None = None) -> None:
         self.store = store
         self.clock: Clock = clock or store.clock
 

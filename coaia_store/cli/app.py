@@ -288,7 +288,7 @@ def validate(
 
     Exits 3 when a problem remains. Example: coaia-store validate --fix
     """
-    from ..safety.integrity import validate_integrity
+    from ..store import validate_integrity
 
     with _busy("repairing…" if fix else "checking…"):
         report = validate_integrity(_store(directory), context=context, repair=fix)
@@ -321,7 +321,7 @@ def doctor(
     Check first, fix second: run it without --fix to see, then with --fix to repair. Exits 3 while a
     problem remains. Example: coaia-store doctor --fix
     """
-    from ..safety.integrity import validate_integrity
+    from ..store import validate_integrity
 
     store = _store(directory)
     with _busy("repairing…" if fix else "checking…"):

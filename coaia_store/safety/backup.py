@@ -55,7 +55,7 @@ from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
 from ..storage.locking import LockTimeout, WriteLock
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..graph.graphstore import GraphStore
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class _Manifest(BaseModel):
 class Backups:
     """The backups of one store directory (``store.backups``)."""
 
-    def __init__(self, store: Store, *, background: bool = False) -> None:
+    def __init__(self, store: GraphStore, *, background: bool = False) -> None:
         self._store = store
         self.root = store.local_dir / BACKUP_DIR
         self._checked: dict[str, tuple[str, ...]] = {}  # context -> period labels already seen to

@@ -42,9 +42,9 @@ from ..graph.paging import REPLY_BUDGET, Pager
 from ..models import Entity, EntityInput, ObservationDeletion, ObservationsInput, Relation, RelationInput
 from ..reports.advancement import advancement_report as build_advancement_report
 from ..safety.history import History
-from ..safety.integrity import validate_integrity as check_integrity
 from ..search.index import MAX_LIMIT, SearchIndex
 from ..store import Store
+from ..store import validate_integrity as check_integrity
 from . import stdio
 from .prompts import register_prompts
 from .resources import register_resources
