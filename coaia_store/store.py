@@ -21,7 +21,8 @@ from .graph.metrics import CallMetrics
 from .graph.paging import Pager
 from .graph.state import Graph, GraphState, entity_view, relation_view
 from .models import ContextInfo, GraphPage, LastBackups, StoreStatus
-from .safety.backup import BackupInfo, Backups
+from .safety.backup import Backups
+from .safety.backupfiles import BackupInfo
 from .safety.history import History, PastGraph
 from .safety.integrity import (
     IntegrityReport,

@@ -24,9 +24,11 @@ from ..errors import CoaiaError, os_errors_reported
 from ..graph.state import ENTITY_TYPES, Graph, GraphState, relation_key
 from ..models import Conflict, DamagedLine
 from ..storage.lines import decode_legacy_line
-from .backup import DAILY, WEEKLY, BackupInfo, Backups
+from .backup import Backups
+from .backupfiles import BackupInfo
 from .dangling import dangling, describe_relation, waiting
 from .repair import repair_context
+from .retention import DAILY, WEEKLY
 
 if TYPE_CHECKING:
     from ..graph.graphstore import GraphStore

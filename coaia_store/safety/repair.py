@@ -33,7 +33,8 @@ from typing import TYPE_CHECKING
 
 from ..graph.state import RECORD_META_KEYS, Graph, GraphState, relation_key
 from ..storage.lines import Record
-from .backup import BackupError, Backups
+from .backup import Backups
+from .backupfiles import BackupError
 from .dangling import dangling, describe_relation, removable, waiting
 from .generations import newest_verified_segment, replay
 from .timeline import Key, removals
