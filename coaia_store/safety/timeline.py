@@ -25,6 +25,8 @@ Key = tuple[str, ...]  # ("e", name) or ("r", from, relationType, to)
 
 @dataclass
 class Event:
+    """One operation in one context: what it changed (each key's value before and after), when and by whom."""
+
     id: str
     time: datetime | None
     kind: OpKind
@@ -156,6 +158,7 @@ def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 
 def show_time(moment: datetime | None) -> str | None:
+    """A moment as the history replies show it (ISO, UTC)."""
     return None if moment is None else iso_timestamp(moment)
 
 
