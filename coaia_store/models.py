@@ -13,9 +13,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from .graph.capacity import Capacity
-from .graph.metrics import ToolCalls
-
 MAX_NAME_LENGTH = 1000
 MAX_METADATA_DEPTH = 32
 
@@ -300,6 +297,30 @@ class GitSetup(_Output):
     localDir: str = Field(description="Where this clone keeps its backups and quarantine (.backup/, .recovery/).")
     autoCompaction: str = Field(description="Whether files are compacted automatically, and why not once shared.")
     advice: list[str] = Field(default_factory=list, description="What to set up (coaia-store init --git).")
+
+
+class ToolCalls(BaseModel):
+    tool: str
+    calls: int = Field(description="Calls since the server started.")
+    errors: int = Field(description="Calls that failed (a refused call counts).")
+    p50Ms: float = Field(description="Median latency, milliseconds (over the latest calls).")
+    p99Ms: float = Field(description="99th-percentile latency, milliseconds (over the latest calls).")
+
+
+class ContextGrowth(BaseModel):
+    context: str
+    bytes: int = Field(description="Size of the context's file now.")
+    last7Days: int = Field(description="Bytes of the file's lines written in the last 7 days.")
+    last30Days: int = Field(description="Bytes of the file's lines written in the last 30 days.")
+
+
+class Capacity(BaseModel):
+    contexts: list[ContextGrowth]
+    diskFreeBytes: int = Field(description="Free space of the disk holding the directory.")
+    diskTotalBytes: int
+    bytesPerDay: float = Field(description="Growth of all contexts per day: the faster of the 7- and 30-day rates.")
+    daysLeft: float | None = Field(description="Days until the disk is full at that rate (None: not growing).")
+    warnings: list[str] = Field(description="Low free space or few days left, with what to do.")
 
 
 class StoreStatus(_Output):

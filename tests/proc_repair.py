@@ -49,7 +49,7 @@ def run_cli(directory: str, command: str) -> None:
 
 def run_library(directory: str) -> None:
     from coaia_store import Store
-    from coaia_store.safety.integrity import validate_integrity
+    from coaia_store.store import validate_integrity
 
     with Store(directory) as store:
         validate_integrity(store, repair=True)

@@ -19,7 +19,7 @@ from faults import SCALE, FaultyIO, data_file, entity, history_copies, recovery_
 
 from coaia_store import Store, StoreConfig
 from coaia_store.graph.config import BackupConfig, CompactionConfig
-from coaia_store.safety.backup import BACKUP_DIR, BackupError, BackupInfo
+from coaia_store.safety.backupfiles import BACKUP_DIR, BackupError, BackupInfo
 from coaia_store.storage.fileio import FileIO
 
 OpenStore = Callable[..., Store]

@@ -16,7 +16,7 @@ import pytest
 from faults import SCALE, FaultyIO, entity
 
 from coaia_store import Store
-from coaia_store.safety.integrity import validate_integrity
+from coaia_store.store import validate_integrity
 
 MANIFEST = Path(".backup") / "MANIFEST.json"
 

@@ -9,7 +9,7 @@ from test_charts import FakeClock, chain, make_chart, step_names, telescope
 
 from coaia_store import ConflictError, InvalidInputError, Store
 from coaia_store.charts import ChartResult, Charts
-from coaia_store.safety.integrity import validate_integrity
+from coaia_store.store import validate_integrity
 
 
 @pytest.fixture

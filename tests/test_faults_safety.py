@@ -41,8 +41,8 @@ from faults import (
 from coaia_store import Store
 from coaia_store.errors import CoaiaError
 from coaia_store.graph.config import StoreConfig
-from coaia_store.safety.integrity import validate_integrity
 from coaia_store.storage.lines import decode_line
+from coaia_store.store import validate_integrity
 
 CHECK = StoreConfig(lockTimeoutSeconds=2)  # a lock left held shows up as StoreBusyError, not a hang
 MAX_FAULT_POINTS = 200

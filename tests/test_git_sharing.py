@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from coaia_store import Store
 from coaia_store.errors import ConflictError
 from coaia_store.history import History
-from coaia_store.safety.integrity import validate_integrity
 from coaia_store.storage.clock import utc_now
+from coaia_store.store import validate_integrity
 
 pytestmark = pytest.mark.skipif(GIT is None, reason="git is not installed: sharing through git cannot be tested")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from coaia_store import Store
 from coaia_store.charts import Charts
-from coaia_store.safety.integrity import validate_integrity
+from coaia_store.store import validate_integrity
 
 
 def _legacy(store_dir: Path, *lines: str) -> None:

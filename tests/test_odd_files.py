@@ -21,8 +21,8 @@ from faults import SCALE, data_file, entity
 from mcp import Client
 
 from coaia_store import Store, UnreadableFileError
-from coaia_store.safety.integrity import validate_integrity
 from coaia_store.server.app import build_server
+from coaia_store.store import validate_integrity
 
 ODD = "x"  # the context whose file is odd
 Plant = Callable[[Path, Path], None]  # (store_dir, a folder outside it)

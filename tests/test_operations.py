@@ -19,7 +19,7 @@ from chartsteps import step
 from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
 from coaia_store.charts import Charts
 from coaia_store.history import History
-from coaia_store.safety.operations import _undo_in
+from coaia_store.safety.undo import _undo_in
 from coaia_store.storage.journal import new_op_id
 
 FAST = StoreConfig(fsync="never")  # durability is not under test here

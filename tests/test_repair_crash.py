@@ -24,7 +24,7 @@ import pytest
 from faults import SCALE, Snapshot, damage_line, entity, load_state, relation
 
 from coaia_store import Store
-from coaia_store.safety.integrity import validate_integrity
+from coaia_store.store import validate_integrity
 
 pytestmark = pytest.mark.slow
 

@@ -1,8 +1,7 @@
 """Charts layer: structural tension charts (Robert Fritz) kept as entities of a context's graph.
 
-``Charts(store)`` is the entry point. May import ``graph``, ``safety``, ``storage``, ``models`` and
-``errors``, never store.py's ``Store`` at run time (``charts/access.py`` still does, pending a
-narrower graph-layer type).
+``Charts(store)`` is the entry point; it works on any graph-layer ``GraphStore`` (a ``Store`` is one).
+May import ``safety``, ``graph``, ``storage``, ``models`` and ``errors``; never ``store.py`` or above.
 """
 
 from .api import Charts

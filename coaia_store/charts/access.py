@@ -15,9 +15,9 @@ from pydantic import BaseModel, ValidationError
 from ..errors import InvalidInputError, NotFoundError
 from ..graph.config import describe_validation_error
 from ..graph.contexts import validate_context_name
+from ..graph.graphstore import GraphStore
 from ..storage.clock import Clock
 from ..storage.lines import Record
-from ..store import Store
 from .models import ChartView
 from .tree import ChartIndex, Viewer, chart_name
 from .writes import Change, Tx
@@ -41,7 +41,7 @@ def parse_request(model: type[M], request: Request, fields: dict[str, Any]) -> M
 class ChartAccess:
     """The store and clock of a :class:`~coaia_store.charts.Charts`, and the reads and writes its operations share."""
 
-    def __init__(self, store: Store, *, clock: Clock | None = None) -> None:
+    def __init__(self, store: GraphStore, *, clock: Clock | None = None) -> None:
         self.store = store
         self.clock: Clock = clock or store.clock
 

@@ -100,7 +100,7 @@ def validate(
 
     Exits 3 when a problem remains. Example: coaia-store validate --fix
     """
-    from ..safety.integrity import validate_integrity
+    from ..store import validate_integrity
 
     with busy("repairing…" if fix else "checking…"):
         report = validate_integrity(open_store(directory), context=context, repair=fix)
@@ -132,7 +132,7 @@ def doctor(
     Check first, fix second: run it without --fix to see, then with --fix to repair. Exits 3 while a
     problem remains. Example: coaia-store doctor --fix
     """
-    from ..safety.integrity import validate_integrity
+    from ..store import validate_integrity
 
     store = open_store(directory)
     with busy("repairing…" if fix else "checking…"):

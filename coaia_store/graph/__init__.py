@@ -1,5 +1,5 @@
-"""Graph layer: one context's entities and relations, folded from its journal; the store's contexts,
-configuration, location, paging and call metrics.
+"""Graph layer: one context's entities and relations, folded from its journal; the store's contexts and their
+graph API (``GraphStore``), configuration, location, paging, capacity and call metrics.
 
 May import ``storage`` (and ``errors``/``models``), nothing above.
 """

@@ -15,32 +15,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from ..models import Capacity, ContextGrowth
+from .contexts import context_file
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from .graphstore import GraphStore
 
 _TS = re.compile(rb'"_ts":"([0-9T:.\-]+Z)"')
 _MIB = 1 << 20
 
 
-class ContextGrowth(BaseModel):
-    context: str
-    bytes: int = Field(description="Size of the context's file now.")
-    last7Days: int = Field(description="Bytes of the file's lines written in the last 7 days.")
-    last30Days: int = Field(description="Bytes of the file's lines written in the last 30 days.")
-
-
-class Capacity(BaseModel):
-    contexts: list[ContextGrowth]
-    diskFreeBytes: int = Field(description="Free space of the disk holding the directory.")
-    diskTotalBytes: int
-    bytesPerDay: float = Field(description="Growth of all contexts per day: the faster of the 7- and 30-day rates.")
-    daysLeft: float | None = Field(description="Days until the disk is full at that rate (None: not growing).")
-    warnings: list[str] = Field(description="Low free space or few days left, with what to do.")
-
-
-def capacity(store: Store) -> Capacity:
+def capacity(store: GraphStore) -> Capacity:
     now = store.clock()
     growth = [_growth(store.path, name, now) for name in store.contexts()]
     total, free = store.io.disk_usage(_existing(store.path))
@@ -56,7 +41,7 @@ def capacity(store: Store) -> Capacity:
     )
 
 
-def _warnings(store: Store, free: int, days_left: float | None) -> list[str]:
+def _warnings(store: GraphStore, free: int, days_left: float | None) -> list[str]:
     limits = store.config.monitoring
     found = []
     if free < limits.freeSpaceWarningMiB * _MIB:
@@ -73,8 +58,6 @@ def _warnings(store: Store, free: int, days_left: float | None) -> list[str]:
 
 
 def _growth(directory: Path, context: str, now: datetime) -> ContextGrowth:
-    from .contexts import context_file
-
     path = context_file(directory, context)
     week, month = now - timedelta(days=7), now - timedelta(days=30)
     size = last7 = last30 = 0

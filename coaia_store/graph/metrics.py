@@ -15,17 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from pydantic import BaseModel, Field
+from ..models import ToolCalls
 
 WINDOW = 1000
-
-
-class ToolCalls(BaseModel):
-    tool: str
-    calls: int = Field(description="Calls since the server started.")
-    errors: int = Field(description="Calls that failed (a refused call counts).")
-    p50Ms: float = Field(description="Median latency, milliseconds (over the latest calls).")
-    p99Ms: float = Field(description="99th-percentile latency, milliseconds (over the latest calls).")
 
 
 @dataclass

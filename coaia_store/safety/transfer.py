@@ -34,11 +34,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import InvalidInputError, RecordTooLargeError
+from ..graph.graphstore import GraphStore
 from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, GraphState, RelKey, relation_key
 from ..models import EntityInput, RelationInput, json_leaves, lone_surrogate
 from ..storage.journal import InvalidRecord
 from ..storage.lines import Record, decode_legacy_line, dumps, is_header, json_document_values
-from ..store import Store
 
 OnConflict = Literal["skip", "merge", "replace"]
 ON_CONFLICT: tuple[str, ...] = ("skip", "merge", "replace")
@@ -265,7 +265,7 @@ class ImportReport(BaseModel):
 
 
 def import_file(
-    store: Store,
+    store: GraphStore,
     path: str | Path,
     *,
     context: str = "default",
@@ -301,7 +301,7 @@ def relation_label(key: RelKey) -> str:
 
 class _Importer:
     def __init__(
-        self, store: Store, context: str, rule: OnConflict, report: ImportReport, progress: Progress | None
+        self, store: GraphStore, context: str, rule: OnConflict, report: ImportReport, progress: Progress | None
     ) -> None:
         self.graph = store.graph(context)
         self.limit = store.config.maxRecordBytes - _BATCH_OVERHEAD
@@ -404,7 +404,7 @@ def _label(record: Record) -> str:
 # ----------------------------------------------------------------- exporting
 
 
-def export_records(store: Store, context: str) -> tuple[list[Record], list[Record]]:
+def export_records(store: GraphStore, context: str) -> tuple[list[Record], list[Record]]:
     """A context's live entities and relations as clean memory-server records (``type`` first)."""
 
     def collect(state: GraphState) -> tuple[list[Record], list[Record]]:

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field, StrictBool
 from ..errors import InvalidInputError
 from ..graph.paging import Pager
 from ..safety.history import History
-from ..safety.integrity import validate_integrity as check_integrity
 from ..store import Store
+from ..store import validate_integrity as check_integrity
 from .arguments import ContextArg, Cursor, Limit
 from .hints import ADD, OVERWRITE, READ, Tool
 from .replies import as_data, bounded, page, reply
