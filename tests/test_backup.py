@@ -1,4 +1,4 @@
-"""Backups (coaia_store/backup.py): automatic daily/weekly, pre-compaction, verify, retention, restore.
+"""Backups (coaia_store/safety/backup.py): automatic daily/weekly, pre-compaction, verify, retention, restore.
 
 The clock is injected, so "a day later" is one assignment; 2026-11-16 is the Monday of ISO week 47.
 """
