@@ -55,7 +55,8 @@ from .storage.caller import check_write
 from .storage.clock import Clock, iso_timestamp, utc_now
 from .storage.fileio import FileIO
 from .storage.hlc import HybridClock
-from .storage.journal import Damage, Journal, JournalHooks, JournalInfo
+from .storage.journal import Journal, JournalHooks, JournalInfo
+from .storage.journal_reader import Damage
 from .storage.lines import FORMAT_VERSION, Record
 from .storage.recovery import Recovery
 

@@ -22,7 +22,7 @@ from ..graph.state import RECORD_META_KEYS, GraphState, relation_key
 from ..safety.history import History, parse_as_of
 from ..storage.caller import check_write
 from ..storage.clock import Clock
-from ..storage.journal import new_op_id
+from ..storage.envelope import new_op_id
 from ..storage.lines import Record
 from ..store import Store
 from .models import (

@@ -33,8 +33,10 @@ from ..models import (
     UpdateEntityResult,
     WriteResult,
 )
-from ..storage.journal import ENVELOPE_KEYS, InvalidRecord, Journal
+from ..storage.envelope import ENVELOPE_KEYS
+from ..storage.journal import Journal
 from ..storage.lines import HEADER_TYPE, Record
+from ..storage.sink import InvalidRecord
 from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
 from .versions import Loader, Versions
 

@@ -49,10 +49,12 @@ from ..graph.config import BackupConfig
 from ..graph.contexts import DEFAULT_CONTEXT, context_file, context_of_file
 from ..storage.caller import check_write
 from ..storage.clock import iso_timestamp
+from ..storage.compaction import gzip_chunks
+from ..storage.envelope import BATCH_TYPE
 from ..storage.fileio import FileIO
-from ..storage.journal import BATCH_TYPE, LOCK_DIR, Prefix, _gzip_chunks
 from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
-from ..storage.locking import LockTimeout, WriteLock
+from ..storage.locking import LOCK_DIR, LockTimeout, WriteLock
+from ..storage.prefix import Prefix
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -415,7 +417,7 @@ class Backups:
         io.ensure_dir(target.parent)
         digest = hashlib.sha256()
         try:
-            io.write_file_atomic(target, _hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
+            io.write_file_atomic(target, _hashed(gzip_chunks(io, prefix.fd, prefix.size), digest))
             with self._opened(target) as fd:
                 scan = _scan(_read_all(io, fd), prefix.strict)
             problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)

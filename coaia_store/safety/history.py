@@ -29,8 +29,10 @@ from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
 from ..graph.state import RECORD_META_KEYS, GraphState, checked_kind, entity_view, relation_key
 from ..models import Conflict, Entity, check_date_range
 from ..storage.clock import iso_timestamp, parse_timestamp
-from ..storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
+from ..storage.compaction import HISTORY_DIR
+from ..storage.envelope import BATCH_TYPE, ENVELOPE_KEYS
 from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
+from ..storage.sink import InvalidRecord
 
 if TYPE_CHECKING:
     from ..store import Store

@@ -51,7 +51,8 @@ from ..charts.tree import ChartIndex, is_completed, meta
 from ..errors import CoaiaError, os_errors_reported
 from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, Graph, GraphState, RelKey, relation_key
 from ..models import Conflict, DamagedLine
-from ..storage.journal import HISTORY_DIR, Damage
+from ..storage.compaction import HISTORY_DIR
+from ..storage.journal_reader import Damage
 from ..storage.lines import Record, decode_legacy_line
 from ..store import Store
 from .backup import DAILY, WEEKLY, BackupError, BackupInfo

@@ -19,7 +19,7 @@ from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph.contexts import ARCHIVE_CONTEXT, validate_context_name
 from ..graph.paging import PAGE_BUDGET, Pager, bounded_page
 from ..graph.state import GraphState
-from ..storage.journal import new_op_id
+from ..storage.envelope import new_op_id
 from ..storage.lines import Record
 from .history import (
     MAX_PAGE,

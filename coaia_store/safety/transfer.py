@@ -36,8 +36,8 @@ from pydantic import BaseModel, Field, ValidationError
 from ..errors import InvalidInputError, RecordTooLargeError
 from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, GraphState, RelKey, relation_key
 from ..models import EntityInput, RelationInput, json_leaves, lone_surrogate
-from ..storage.journal import InvalidRecord
 from ..storage.lines import Record, decode_legacy_line, dumps, is_header, json_document_values
+from ..storage.sink import InvalidRecord
 from ..store import Store
 
 OnConflict = Literal["skip", "merge", "replace"]
