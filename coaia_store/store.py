@@ -34,8 +34,8 @@ from .safety.integrity import (
 )
 from .storage.clock import Clock
 from .storage.fileio import FileIO
-from .storage.journal import Prefix
 from .storage.lines import FORMAT_VERSION, Record
+from .storage.prefix import Prefix
 
 _SHOWN_CONFLICTS = 20
 

@@ -20,7 +20,7 @@ from coaia_store import ConflictError, NotFoundError, Store, StoreConfig
 from coaia_store.charts import Charts
 from coaia_store.history import History
 from coaia_store.safety.undo import _undo_in
-from coaia_store.storage.journal import new_op_id
+from coaia_store.storage.envelope import new_op_id
 
 FAST = StoreConfig(fsync="never")  # durability is not under test here
 

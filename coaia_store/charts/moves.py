@@ -12,7 +12,7 @@ from ..errors import ConflictError, NotFoundError
 from ..graph.contexts import ARCHIVE_CONTEXT, validate_context_name
 from ..graph.state import RECORD_META_KEYS, GraphState, relation_key
 from ..storage.caller import check_write
-from ..storage.journal import new_op_id
+from ..storage.envelope import new_op_id
 from ..storage.lines import Record
 from .access import ChartAccess, Request, parse_request
 from .models import ChartRef, MoveChart, MoveResult

@@ -45,8 +45,10 @@ from ..storage.caller import check_write
 from ..storage.clock import Clock, iso_timestamp, utc_now
 from ..storage.fileio import FileIO
 from ..storage.hlc import HybridClock
-from ..storage.journal import Damage, Journal, JournalHooks, JournalInfo, Prefix
+from ..storage.journal import Journal, JournalHooks, JournalInfo
+from ..storage.journal_reader import Damage
 from ..storage.lines import Record
+from ..storage.prefix import Prefix
 from ..storage.recovery import Recovery
 from .config import StoreConfig, describe_validation_error, load_config
 from .context_graph import Graph, IfExists

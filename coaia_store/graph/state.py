@@ -16,8 +16,9 @@ from collections.abc import Callable, Hashable, Iterator
 from typing import Any, TypeVar
 
 from ..models import Entity, Relation
-from ..storage.journal import ENVELOPE_KEYS, InvalidRecord
+from ..storage.envelope import ENVELOPE_KEYS
 from ..storage.lines import HEADER_TYPE, Record
+from ..storage.sink import InvalidRecord
 from .merge import DROPS, PREV, Conflict, is_tombstone, prev_of
 from .versions import Loader, Versions
 

@@ -36,7 +36,8 @@ from ..errors import CoaiaError, os_errors_reported
 from ..graph.contexts import DEFAULT_CONTEXT, context_file
 from ..storage.caller import check_write
 from ..storage.clock import iso_timestamp
-from ..storage.journal import Prefix, _gzip_chunks
+from ..storage.compaction import gzip_chunks
+from ..storage.prefix import Prefix
 from .backupfiles import BackupError, BackupFolder, BackupInfo, gunzip, hashed, header_of, moment, read_all, scan_file
 from .backuplocks import SWEEP_LOCK, BackupLocks
 from .manifest import Manifest
@@ -301,7 +302,7 @@ class Backups:
         io.ensure_dir(target.parent)
         digest = hashlib.sha256()
         try:
-            io.write_file_atomic(target, hashed(_gzip_chunks(io, prefix.fd, prefix.size), digest))
+            io.write_file_atomic(target, hashed(gzip_chunks(io, prefix.fd, prefix.size), digest))
             with self._folder.opened(target) as fd:
                 scan = scan_file(read_all(io, fd), prefix.strict)
             problems = scan.problems + scan.mismatches(sha256=digest.hexdigest(), source_size=prefix.size)

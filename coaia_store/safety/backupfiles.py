@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..errors import CoaiaError
+from ..storage.envelope import BATCH_TYPE
 from ..storage.fileio import FileIO
-from ..storage.journal import BATCH_TYPE
 from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
 
 BACKUP_DIR = ".backup"

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ..storage.journal import LOCK_DIR
-from ..storage.locking import LockTimeout, WriteLock
+from ..storage.locking import LOCK_DIR, LockTimeout, WriteLock
 from .backupfiles import BackupError
 
 SWEEP_LOCK, MANIFEST_LOCK = "backup-sweep.lock", "backup-manifest.lock"

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 
 from ..graph.context_graph import Graph
 from ..graph.state import GraphState, RelKey, relation_key
-from ..storage.journal import HISTORY_DIR, Damage
+from ..storage.compaction import HISTORY_DIR
+from ..storage.journal_reader import Damage
 from ..storage.lines import Record
 from .generations import replay
 from .timeline import Key, removals

@@ -22,8 +22,10 @@ from ..errors import UnreadableFileError, os_errors_reported
 from ..graph.contexts import context_file
 from ..graph.state import GraphState, checked_kind
 from ..storage.clock import parse_timestamp
-from ..storage.journal import BATCH_TYPE, ENVELOPE_KEYS, HISTORY_DIR, InvalidRecord
+from ..storage.compaction import HISTORY_DIR
+from ..storage.envelope import BATCH_TYPE, ENVELOPE_KEYS
 from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
+from ..storage.sink import InvalidRecord
 
 if TYPE_CHECKING:
     from ..graph.graphstore import GraphStore

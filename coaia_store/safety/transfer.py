@@ -37,8 +37,8 @@ from ..errors import InvalidInputError, RecordTooLargeError
 from ..graph.graphstore import GraphStore
 from ..graph.state import ENTITY_TYPES, RECORD_META_KEYS, GraphState, RelKey, relation_key
 from ..models import EntityInput, RelationInput, json_leaves, lone_surrogate
-from ..storage.journal import InvalidRecord
 from ..storage.lines import Record, decode_legacy_line, dumps, is_header, json_document_values
+from ..storage.sink import InvalidRecord
 
 OnConflict = Literal["skip", "merge", "replace"]
 ON_CONFLICT: tuple[str, ...] = ("skip", "merge", "replace")

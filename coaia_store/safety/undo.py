@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 from ..errors import ConflictError, InvalidInputError, NotFoundError
 from ..graph.contexts import validate_context_name
 from ..graph.state import GraphState
-from ..storage.journal import new_op_id
+from ..storage.envelope import new_op_id
 from ..storage.lines import Record
 from .generations import HistoryFiles
 from .operations import Op, Operation, describe, store_operations

@@ -1,4 +1,4 @@
-"""What a data file's name points at, and what a person should do when it is not a plain file.
+"""What a data file's name points at, what a person should do when it is not a plain file, and opening it safely.
 
 A context file is read and written only as a regular file opened without following links
 (``O_NOFOLLOW``) and without blocking (``O_NONBLOCK``): a symbolic link could alias another
@@ -9,12 +9,16 @@ reported with what to do, skipped by every scan, and every other context keeps w
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
 
+from ..errors import UnreadableFileError
+from .fileio import FileIO
+
 # Open flags for a data file: never follow a link, never block on a pipe or device.
-SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_SAFE_OPEN = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
 _KINDS = {
     stat.S_IFDIR: ("a directory", "move it out of .coaia/ (nothing in it is read)"),
@@ -34,6 +38,30 @@ def kind_problem(path: Path, st: os.stat_result) -> str | None:
         return _link_problem(path)
     what, fix = _KINDS.get(stat.S_IFMT(st.st_mode), ("not a regular file", "remove it (rm {path})"))
     return f"{path.name} is {what}, not a file of records; coaia-store skips it. What to do: {fix.format(path=path)}"
+
+
+def open_regular(io: FileIO, path: Path, flags: int) -> int:
+    """Open ``path`` without following a link or blocking, and only if it is a regular file."""
+    try:
+        fd = io.open(path, flags | _SAFE_OPEN)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # O_NOFOLLOW met a link made since it was checked
+            raise UnreadableFileError(kind_problem(path, os.lstat(path)) or str(exc)) from exc
+        raise
+    problem = kind_problem(path, io.fstat(fd))
+    if problem is not None:
+        io.close(fd)
+        raise UnreadableFileError(problem)
+    return fd
+
+
+def regular_file_exists(io: FileIO, path: Path) -> bool:
+    """Whether ``path`` is there as a regular file (anything else is never opened)."""
+    try:
+        st = io.lstat(path)
+    except FileNotFoundError:
+        return False
+    return kind_problem(path, st) is None
 
 
 def _link_problem(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The cross-process write lock of one data file, in ``.coaia/.locks/``.
+"""The write locks of one data file: an in-process mutex, and the cross-process lock in ``.coaia/.locks/``.
 
 On POSIX this is ``flock`` on a lock file whose descriptor stays open between writes, so
 taking the lock is one system call (about 2 us). ``filelock.FileLock`` does the same ``flock``
@@ -10,17 +10,24 @@ up to a finite timeout.
 
 from __future__ import annotations
 
+import errno
 import os
+import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 import filelock
+
+from ..errors import ReadOnlyError, StorageError, StoreBusyError
+from .fileio import FileIO
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+LOCK_DIR = ".locks"
 _FIRST_WAIT, _MAX_WAIT = 0.001, 0.05
 
 
@@ -83,3 +90,61 @@ class WriteLock:
             return os.fstat(fd).st_ino == os.stat(self.path).st_ino
         except FileNotFoundError:
             return False
+
+
+class JournalLock:
+    """A journal file's write locks, taken as one: its in-process mutex, then its cross-process file lock.
+
+    Failing to take the file lock is an error a person can act on (busy, read-only, or why not).
+    """
+
+    def __init__(self, path: Path, io: FileIO, timeout: float) -> None:
+        self.path = path
+        self.file = path.parent / LOCK_DIR / (path.name + ".lock")
+        self.mutex = threading.RLock()  # alone, it serialises this process's readers and writers
+        self._io = io
+        self._timeout = timeout
+        self._flock: WriteLock | None = None
+
+    def __enter__(self) -> None:
+        self.mutex.acquire()
+        try:
+            self._acquire_file_lock()
+        except BaseException:
+            self.mutex.release()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if self._flock is not None:
+                self._flock.release()
+        finally:
+            self.mutex.release()
+
+    def close(self) -> None:
+        """Close the lock file (call it holding :attr:`mutex`)."""
+        if self._flock is not None:
+            self._flock.close()
+            self._flock = None
+
+    def _acquire_file_lock(self) -> None:
+        try:
+            if self._flock is None:
+                # The store directory is made (durably: its parent is fsynced) before the lock file
+                # creates it as a side effect, or a power cut could lose it with every acked record.
+                self._io.ensure_dir(self.path.parent)
+                self._flock = WriteLock(self.file, self._timeout)
+            self._flock.acquire()
+        except LockTimeout as exc:
+            raise StoreBusyError(
+                f"another process has held the write lock of {self.path.name} for over {self._timeout:g} s; "
+                "retry shortly, and if it persists look for a hung coaia-store process (lockTimeoutSeconds in config.json)"
+            ) from exc
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise ReadOnlyError(
+                    f"{self.path.parent} is not writable ({exc.strerror}); only reads are possible"
+                ) from exc
+            raise StorageError(f"cannot take the write lock of {self.path.name}: {exc.strerror}") from exc
