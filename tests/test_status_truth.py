@@ -109,6 +109,23 @@ def test_a_file_cut_at_a_line_boundary_is_flagged(store_dir: Path, backed_up: st
     assert "was cut to" in problem and f"coaia-store restore {backed_up}" in problem
 
 
+def test_a_newer_generation_that_got_the_backed_up_file_s_inode_number_is_not_a_cut(
+    store_dir: Path, backed_up: str, tmp_path: Path
+) -> None:
+    with Store(tmp_path / "elsewhere" / ".coaia") as other:  # a compaction writes a file with a header of its own
+        other.create_entities([entity("a")])
+        other.compact(force=True)
+        newer = data_file(other.path).read_bytes()
+    path = data_file(store_dir)
+    inode, size = path.stat().st_ino, path.stat().st_size
+    with path.open("r+b") as file:  # what a new file given the freed inode number looks like to stat
+        file.truncate(0)
+        file.write(newer)
+
+    assert path.stat().st_ino == inode and len(newer) < size
+    assert lost_problem(store_dir) == []
+
+
 def test_a_file_emptied_then_written_again_is_flagged_as_created_afresh(store_dir: Path, backed_up: str) -> None:
     data_file(store_dir).write_bytes(b"")
     with Store(store_dir) as store:

@@ -37,8 +37,20 @@ from ..graph.contexts import DEFAULT_CONTEXT, context_file
 from ..storage.caller import check_write
 from ..storage.clock import iso_timestamp
 from ..storage.compaction import gzip_chunks
+from ..storage.lines import decode_line
 from ..storage.prefix import Prefix
-from .backupfiles import BackupError, BackupFolder, BackupInfo, gunzip, hashed, header_of, moment, read_all, scan_file
+from .backupfiles import (
+    BackupError,
+    BackupFolder,
+    BackupInfo,
+    first_line,
+    gunzip,
+    hashed,
+    header_of,
+    moment,
+    read_all,
+    scan_file,
+)
 from .backuplocks import SWEEP_LOCK, BackupLocks
 from .manifest import Manifest
 from .retention import DAILY, MANUAL, WEEKLY, periods, unique_label
@@ -177,6 +189,7 @@ class Backups:
         names the history file it saved; a restore brings back an older header). So a file that is empty,
         is shorter than the same file was when backed up, or was created afresh after that backup, lost
         data (in a git work tree only the first two: git replaces files on every checkout, merge and pull).
+        "The same file" is the same inode with the same header: a new file may get a freed inode number.
         ``taken``: the context's backups, oldest first (read from the manifest when omitted); ``path``:
         its file, if known. Files of other tools (no header) rewrite themselves and are not judged."""
         taken = self.list_backups(context) if taken is None else taken
@@ -190,7 +203,7 @@ class Backups:
             return None
         if st.st_size == 0:
             what = "is empty"
-        elif st.st_ino == newest.sourceStamp[0]:
+        elif st.st_ino == newest.sourceStamp[0] and not self._another_generation(path, newest):
             what = f"was cut to {st.st_size} bytes" if st.st_size < newest.sourceSize else ""
         elif self._store.git_tree is not None:  # git replaces files on checkout, merge and pull: no sign of a loss
             what = ""
@@ -208,6 +221,19 @@ class Backups:
             if what
             else None
         )
+
+    def _another_generation(self, path: Path, backup: BackupInfo) -> bool:
+        """Whether the file starts with another coaia-store header than the file backed up: a compaction or a
+        git checkout wrote a new file since, which got the freed inode number of the old one (not a cut)."""
+        header = header_of(self._store.io, path)
+        if header is None:
+            return False
+        try:
+            with self._folder.opened(self._store.local_dir / backup.file) as fd:
+                backed_up, _ = decode_line(first_line(gunzip(read_all(self._store.io, fd))), strict=True)
+        except (BackupError, OSError):  # the backup cannot tell: judge by the inode, as before
+            return False
+        return backed_up != header
 
     def repair_manifest(self) -> str | None:
         """Rebuild an unreadable manifest, or list the verified backup files it lacks (see :meth:`Manifest.repair`)."""

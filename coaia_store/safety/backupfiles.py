@@ -185,6 +185,16 @@ def header_of(io: FileIO, path: Path) -> Record | None:
     return record if record is not None and is_header(record) else None
 
 
+def first_line(chunks: Iterable[bytes]) -> bytes:
+    """The first line (without its newline) of the content ``chunks`` yield, reading no further than it."""
+    head = b""
+    for chunk in chunks:
+        head += chunk
+        if b"\n" in head:
+            break
+    return head.split(b"\n", 1)[0]
+
+
 def moment(stamp: object) -> datetime | None:
     try:
         moment = datetime.fromisoformat(str(stamp))
