@@ -91,7 +91,7 @@ def parse_as_of(text: str) -> datetime:
 
 
 class PastGraph:
-    """A context's state at a past moment, shaped like a :class:`~coaia_store.graph.Graph` for reading."""
+    """A context's state at a past moment, shaped like a :class:`~coaia_store.graph.context_graph.Graph` for reading."""
 
     def __init__(self, context: str, state: GraphState) -> None:
         self.context = context
