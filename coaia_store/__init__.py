@@ -1,4 +1,9 @@
-"""coaia-store: durable, multi-process storage for structural tension charts and their knowledge graph."""
+"""coaia-store: durable, multi-process storage for structural tension charts and their knowledge graph.
+
+The layers import one way (CONTRIBUTING.md): ``storage`` → ``graph`` → ``safety`` → ``charts`` → ``store``
+(the :class:`Store` facade) → ``search`` | ``reports`` → ``server`` → ``cli``. ``errors`` and ``models`` are
+shared by all of them; ``history`` and ``brief`` keep those public import paths.
+"""
 
 from .errors import (
     CoaiaError,
