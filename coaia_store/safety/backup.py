@@ -203,7 +203,9 @@ class Backups:
             return None
         if st.st_size == 0:
             what = "is empty"
-        elif st.st_ino == newest.sourceStamp[0] and not self._another_generation(path, newest):
+        elif st.st_ino == newest.sourceStamp[0] and (
+            st.st_size >= newest.sourceSize or not self._another_generation(path, newest)
+        ):
             what = f"was cut to {st.st_size} bytes" if st.st_size < newest.sourceSize else ""
         elif self._store.git_tree is not None:  # git replaces files on checkout, merge and pull: no sign of a loss
             what = ""
