@@ -402,8 +402,10 @@ def random_op(rng: random.Random, model: Model, c: Clone) -> None:
         model.wrote(c, ("outcome", chart.chartId), f"Outcome {n}")
     elif kind == "due" and chart.level == 0:
         due = f"2032-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-        charts.update_desired_outcome(chartId=chart.chartId, dueDate=due)
-        model.wrote(c, ("due", chart.chartId), due)
+        if charts.update_desired_outcome(chartId=chart.chartId, dueDate=due).changed:
+            model.wrote(c, ("due", chart.chartId), due)
+        else:  # the date it already had: nothing is written, so there is nothing to conflict with
+            model.did(c)
     elif (
         kind == "telescope"
         and step is not None
