@@ -23,7 +23,7 @@ from ..graph.contexts import context_file
 from ..graph.state import GraphState, checked_kind
 from ..storage.clock import parse_timestamp
 from ..storage.compaction import HISTORY_DIR
-from ..storage.envelope import BATCH_TYPE, ENVELOPE_KEYS
+from ..storage.envelope import unwrap
 from ..storage.lines import Record, decode_legacy_line, decode_line, is_header
 from ..storage.sink import InvalidRecord
 
@@ -116,8 +116,8 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[Line]]:
         record, problem = decode_line(data, strict=True) if strict else decode_legacy_line(data)
         if record is None or problem is not None:
             continue
-        members = _unwrap(record)
-        if members is None or not _valid(members):
+        members = unwrap(record)
+        if not _valid(members):  # a batch without a list of records fails here, as on replay
             continue
         op, by = record.get("_op"), record.get("_by")
         lines.append(
@@ -129,16 +129,6 @@ def _decode_file(chunks: Iterable[bytes]) -> tuple[Record | None, list[Line]]:
             )
         )
     return header, lines
-
-
-def _unwrap(record: Record) -> list[Record] | None:
-    if record.get("type") != BATCH_TYPE:
-        return [record]
-    members = record.get("records")
-    if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
-        return None
-    stamp = {k: record[k] for k in ENVELOPE_KEYS if k in record}
-    return [{**m, **stamp} for m in members]
 
 
 def _valid(members: list[Record]) -> bool:
