@@ -15,7 +15,8 @@ from .clock import iso_timestamp
 from .lines import Record
 
 BATCH_TYPE = "batch"
-ENVELOPE_KEYS = frozenset({"_op", "_ts", "_by"})  # which call wrote a record, when, and who made it (if known)
+ENVELOPE_ORDER = ("_op", "_ts", "_by")  # which call wrote a record, when, and who made it (if known)
+ENVELOPE_KEYS = frozenset(ENVELOPE_ORDER)
 
 
 def new_op_id() -> str:
@@ -42,5 +43,5 @@ def unwrap(record: Record) -> list[Record]:
     members = record.get("records")
     if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
         return [record]  # the sink rejects an unknown shape as it would any bad record
-    stamp = {k: record[k] for k in ENVELOPE_KEYS if k in record}
+    stamp = {k: record[k] for k in ENVELOPE_ORDER if k in record}  # a fixed order: the same bytes in every process
     return [{**m, **stamp} for m in members]
